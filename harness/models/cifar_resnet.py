@@ -1,0 +1,110 @@
+"""CIFAR ResNets of He et al. (2016), section 4.2, with the option-A shortcut.
+
+Widths 16/32/64 in three stages of n BasicBlocks (depth 6n+2). The shortcut subsamples
+spatially and zero-pads channels, so it has no parameters: ResNet-56 is exactly the
+853,018-parameter / 125.5M-MAC network that PFEC and the paper prune.
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from harness.models.registry import register_model
+
+STAGE_WIDTHS = (16, 32, 64)
+
+
+class ZeroPadShortcut(nn.Module):
+    """Option A: ``x[:, :, ::2, ::2]`` and zero channels appended, parameter-free."""
+
+    def __init__(self, out_channels: int):
+        super().__init__()
+        self.out_channels = out_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        subsampled = x[:, :, ::2, ::2]
+        return F.pad(subsampled, (0, 0, 0, 0, 0, self.out_channels - subsampled.shape[1]))
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        downsamples = stride != 1 or in_channels != out_channels
+        self.shortcut = ZeroPadShortcut(out_channels) if downsamples else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + self.shortcut(x))
+
+
+class CifarResNet(nn.Module):
+    def __init__(self, depth: int, num_classes: int):
+        super().__init__()
+        if (depth - 2) % 6 != 0:
+            raise ValueError(f"CIFAR ResNet depth must be 6n+2, got {depth}")
+        blocks_per_stage = (depth - 2) // 6
+        self.conv1 = nn.Conv2d(3, STAGE_WIDTHS[0], 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(STAGE_WIDTHS[0])
+        in_channels = STAGE_WIDTHS[0]
+        stages = []
+        for stage_index, width in enumerate(STAGE_WIDTHS):
+            first_stride = 1 if stage_index == 0 else 2
+            blocks = []
+            for block_index in range(blocks_per_stage):
+                blocks.append(BasicBlock(in_channels, width, first_stride if block_index == 0 else 1))
+                in_channels = width
+            stages.append(nn.Sequential(*blocks))
+        self.layer1, self.layer2, self.layer3 = stages
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(in_channels, num_classes)
+        _initialise_like_pfec(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.bn1(self.conv1(x)))
+        x = self.layer3(self.layer2(self.layer1(x)))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+def _initialise_like_pfec(model: nn.Module) -> None:
+    """He-normal convs (fan-out) and unit BN, as in the PFEC reference code the paper builds on."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            fan_out = module.kernel_size[0] * module.kernel_size[1] * module.out_channels
+            nn.init.normal_(module.weight, 0.0, math.sqrt(2.0 / fan_out))
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+
+
+def block_first_convs(model: nn.Module) -> list[str]:
+    """Only block-internal channels: the zero-padding shortcut ties every other conv's outputs to the residual."""
+    return [
+        f"{name}.conv1" for name, module in model.named_modules() if isinstance(module, BasicBlock)
+    ]
+
+
+@register_model("cifar-resnet20", prunable_layers=block_first_convs)
+def cifar_resnet20(num_classes: int) -> CifarResNet:
+    return CifarResNet(20, num_classes)
+
+
+@register_model("cifar-resnet32", prunable_layers=block_first_convs)
+def cifar_resnet32(num_classes: int) -> CifarResNet:
+    return CifarResNet(32, num_classes)
+
+
+@register_model("cifar-resnet56", prunable_layers=block_first_convs)
+def cifar_resnet56(num_classes: int) -> CifarResNet:
+    return CifarResNet(56, num_classes)
+
+
+@register_model("cifar-resnet110", prunable_layers=block_first_convs)
+def cifar_resnet110(num_classes: int) -> CifarResNet:
+    return CifarResNet(110, num_classes)
