@@ -1,0 +1,91 @@
+"""Dense baselines: original training per the track's recipe, once per dense seed, cached by hash.
+
+The cache key covers everything that determines the trained weights (data, split, model,
+recipe, seed), so a changed recipe trains a new baseline and an unchanged one is never retrained.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from pydantic import BaseModel, ConfigDict
+
+from harness.errors import BenchError
+from harness.identity import config_hash
+from harness.models import create_model
+from harness.recipe import Recipe
+from harness.records import write_json_atomic
+from harness.schedules import original_step_values
+from harness.seeding import generator, seeded_init
+from harness.tracks import DataSection, ModelSection, Track
+from harness.train import evaluate, steps_per_epoch, train
+
+
+class DenseConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    data: DataSection
+    model: ModelSection
+    recipe: Recipe
+    seed: int
+
+
+@dataclass(frozen=True)
+class DenseBaseline:
+    hash: str
+    seed: int
+    state_dict: dict
+    test_acc: float
+    val_acc: float
+    status: str
+
+
+def dense_config(track: Track, seed: int) -> DenseConfig:
+    return DenseConfig(data=track.data, model=track.model, recipe=track.recipe, seed=seed)
+
+
+def dense_hash(track: Track, seed: int) -> str:
+    return config_hash(dense_config(track, seed))
+
+
+def dense_dir(results_dir: str | Path, track: Track) -> Path:
+    return Path(results_dir) / track.name / "dense"
+
+
+def new_model(track: Track, seed: int) -> torch.nn.Module:
+    with seeded_init(seed):
+        return create_model(track.model.name, track.model.num_classes)
+
+
+def load_or_train_dense(track: Track, seed: int, splits, results_dir: str | Path, device: str) -> DenseBaseline:
+    """The cached baseline for ``seed``, training (and caching) it first if needed."""
+    key = dense_hash(track, seed)
+    folder = dense_dir(results_dir, track)
+    weights, meta = folder / f"{key}.pt", folder / f"{key}.json"
+    if weights.exists() and meta.exists():
+        info = json.loads(meta.read_text())
+        state = torch.load(weights, map_location=device, weights_only=True)
+        return DenseBaseline(key, seed, state, info["test_acc"], info["val_acc"], info["status"])
+    model = new_model(track, seed).to(device)
+    values = original_step_values(track.recipe, steps_per_epoch(len(splits.train), track.recipe.batch_size))
+    result = train(model, splits.train, splits.val, track.recipe, values, generator(seed, "dense-data", device))
+    if result.status != "ok":
+        raise BenchError(f"dense training of track '{track.name}' (seed {seed}) diverged; lower the recipe's lr")
+    test_acc = evaluate(model, splits.open_test())
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = weights.with_suffix(".pt.tmp")
+    tmp.write_bytes(buffer.getvalue())
+    tmp.replace(weights)
+    write_json_atomic(meta, {
+        "hash": key, "seed": seed, "status": result.status, "test_acc": test_acc,
+        "val_acc": result.val_acc[-1] if result.val_acc else None,
+        "config": dense_config(track, seed).model_dump(mode="json"),
+        "curves": {"train_loss": result.train_loss, "val_acc": result.val_acc, "lr": result.lr},
+    })
+    return DenseBaseline(key, seed, model.state_dict(), test_acc, result.val_acc[-1], result.status)

@@ -1,0 +1,80 @@
+"""Executors run a list of run configurations; the driver here writes their records.
+
+The driver skips every run whose record is already on disk and writes each new record
+atomically as soon as it arrives, so a killed grid loses at most the runs in flight and a
+rerun continues where it stopped. Executors only compute: a distributed engine plugs in by
+yielding records for configurations, without needing the results directory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Protocol, Sequence
+
+from harness.records import RunConfig, RunRecord, read_record, record_path, write_record
+from harness.runner import Workspace, execute
+from harness.tracks import Track
+
+
+class Executor(Protocol):
+    def map(self, track: Track, configs: Sequence[RunConfig]) -> Iterator[RunRecord]: ...
+
+
+@dataclass
+class LocalExecutor:
+    """Runs configurations one after another in this process, sharing one workspace per track."""
+
+    results_dir: Path
+    device: str = "cpu"
+
+    def map(self, track: Track, configs: Sequence[RunConfig]) -> Iterator[RunRecord]:
+        workspace = Workspace(track, self.results_dir, self.device)
+        for config in configs:
+            yield execute(workspace, config)
+
+
+@dataclass
+class GridOutcome:
+    planned: int
+    skipped: int
+    written: list[RunRecord] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[RunRecord]:
+        return [r for r in self.written if r.status == "failed"]
+
+    @property
+    def diverged(self) -> list[RunRecord]:
+        return [r for r in self.written if r.status == "diverged"]
+
+
+def pending(configs: Sequence[RunConfig], results_dir: Path, retry_failed: bool = False) -> list[RunConfig]:
+    """Configurations without a record; with ``retry_failed`` also those whose record says ``failed``."""
+    todo = []
+    for config in configs:
+        path = record_path(results_dir, config)
+        if not path.exists():
+            todo.append(config)
+        elif retry_failed and read_record(path).status == "failed":
+            todo.append(config)
+    return todo
+
+
+def run_grid(
+    track: Track,
+    configs: Sequence[RunConfig],
+    results_dir: str | Path,
+    executor: Executor,
+    on_record: Callable[[RunRecord], None] | None = None,
+    retry_failed: bool = False,
+) -> GridOutcome:
+    results_dir = Path(results_dir)
+    todo = pending(configs, results_dir, retry_failed)
+    outcome = GridOutcome(planned=len(configs), skipped=len(configs) - len(todo))
+    for record in executor.map(track, todo):
+        write_record(results_dir, record)
+        outcome.written.append(record)
+        if on_record is not None:
+            on_record(record)
+    return outcome

@@ -1,0 +1,170 @@
+"""Run records: one JSON file per run, named by the hash of the run's configuration.
+
+Records are the leaderboard's ground truth, so they are written atomically (a crash
+never leaves half a file), validated on load, and a record whose content no longer
+matches its name is reported rather than used.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from harness.identity import config_hash
+
+SCHEMA_VERSION = 1
+
+
+class RunConfig(BaseModel):
+    """Everything that determines a run's outcome; its hash is the run's identity."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    track: str
+    dense_hash: str
+    dense_seed: int = 0
+    method: str
+    method_params: dict[str, Any] = Field(default_factory=dict)
+    twin: bool = False
+    target: str
+    target_spec: dict[str, Any] = Field(default_factory=dict)
+    schedule: str
+    schedule_params: dict[str, float] = Field(default_factory=dict)
+    budget_epochs: int = Field(ge=0)
+    seed: int
+    harness_version: str
+
+    @property
+    def run_id(self) -> str:
+        return config_hash(self, set(RunConfig.model_fields))
+
+    @property
+    def label(self) -> str:
+        method = f"{self.method}+twin" if self.twin else self.method
+        return f"{self.track}/{method}/{self.target}/{self.schedule}@{self.budget_epochs}/seed{self.seed}"
+
+
+class Curves(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    train_loss: list[float | None] = Field(default_factory=list)
+    val_acc: list[float] = Field(default_factory=list)
+    lr: list[float] = Field(default_factory=list)
+
+
+class Protocol(BaseModel):
+    """What the audit compares for schedule fairness (R2), stored so reported records can carry it too."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    optimizer: str
+    momentum: float
+    nesterov: bool
+    weight_decay: float
+    batch_size: int
+    crop_padding: int
+    horizontal_flip: bool
+    peak_lr: float | None = None
+    warmup_epochs: int | None = None
+
+
+class RunRecord(RunConfig):
+    """A run's configuration plus what it measured."""
+
+    schema_version: int = SCHEMA_VERSION
+    id: str
+    source: Literal["reproduced", "reported"] = "reproduced"
+    status: Literal["ok", "diverged", "failed"]
+    error: str | None = None
+    test_acc: float | None = None
+    val_acc: float | None = None
+    dense_test_acc: float | None = None
+    dense_val_acc: float | None = None
+    params_before: int | None = None
+    params_after: int | None = None
+    macs_before: int | None = None
+    macs_after: int | None = None
+    macs_total_before: int | None = None
+    macs_total_after: int | None = None
+    kept: dict[str, int] = Field(default_factory=dict)
+    steps_per_epoch: int | None = None
+    retrain_steps: int | None = None
+    protocol: Protocol | None = None
+    curves: Curves = Curves()
+    synthetic_data: bool = False
+    wall_seconds: float | None = None
+    env: dict[str, Any] = Field(default_factory=dict)
+
+    def config(self) -> RunConfig:
+        return RunConfig.model_validate(self.model_dump(include=set(RunConfig.model_fields)))
+
+
+def record_path(results_dir: str | Path, config: RunConfig) -> Path:
+    return Path(results_dir) / config.track / f"{config.run_id}.json"
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    """Write to a temporary file in the same directory, fsync, then rename over the target."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(payload, handle, indent=1, sort_keys=True, allow_nan=True)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_record(results_dir: str | Path, record: RunRecord) -> Path:
+    path = record_path(results_dir, record)
+    write_json_atomic(path, record.model_dump(mode="json"))
+    return path
+
+
+@dataclass(frozen=True)
+class RecordProblem:
+    path: Path
+    reason: str
+
+
+def read_record(path: Path) -> RunRecord:
+    """Parse and check one record; raises ValueError naming what is wrong."""
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"not readable JSON ({exc})") from None
+    try:
+        record = RunRecord.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        raise ValueError(f"fails the record schema at '{key}': {first['msg']}") from None
+    if record.id != record.run_id:
+        raise ValueError(f"content does not match its id (id {record.id}, content hashes to {record.run_id})")
+    if path.stem != record.id:
+        raise ValueError(f"file name does not match the record id {record.id}")
+    return record
+
+
+def load_records(results_dir: str | Path, track: str | None = None) -> tuple[list[RunRecord], list[RecordProblem]]:
+    """Every valid record under ``results_dir`` (one folder per track), plus the files that were refused."""
+    root = Path(results_dir)
+    folders = [root / track] if track else sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    records, problems = [], []
+    for folder in folders:
+        for path in sorted(folder.glob("*.json")):
+            try:
+                records.append(read_record(path))
+            except ValueError as exc:
+                problems.append(RecordProblem(path, str(exc)))
+    return records, problems
