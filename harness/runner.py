@@ -12,7 +12,9 @@ import math
 import platform
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -25,11 +27,11 @@ from harness.methods import PruningContext, get_method
 from harness.models import prunable_layers
 from harness.plans import ChannelPlan, keep_counts, random_twin, validate_plan
 from harness.records import Curves, Protocol, RunConfig, RunRecord
-from harness.schedules import get_schedule, step_values
+from harness.schedules import StepValues, get_schedule, step_values
 from harness.seeding import generator
 from harness.surgery import prune_channels
 from harness.tracks import Track
-from harness.train import evaluate, steps_per_epoch, train
+from harness.train import TrainResult, evaluate, steps_per_epoch, train
 
 METHOD_BATCHES = 8
 
@@ -141,6 +143,44 @@ def protocol(track: Track, config: RunConfig, epochs: int) -> Protocol:
     )
 
 
+@dataclass(frozen=True)
+class PrunedModel:
+    """A dense checkpoint after a validated plan was applied: ready to retrain."""
+
+    model: torch.nn.Module
+    plan: ChannelPlan
+    before: Counts
+    after: Counts
+
+
+def prune(workspace: Workspace, config: RunConfig) -> PrunedModel:
+    """Dense model -> method plan (or its twin) -> validation -> surgery -> counts."""
+    model = workspace.dense_model(config.dense_seed)
+    before = workspace.counts(model)
+    plan = workspace.plan(config, model)
+    prune_channels(model, plan, workspace.example_input())
+    return PrunedModel(model, plan, before, workspace.counts(model))
+
+
+def retraining_steps(workspace: Workspace, config: RunConfig) -> StepValues:
+    track = workspace.track
+    per_epoch = steps_per_epoch(len(workspace.splits.train), track.recipe.batch_size)
+    return step_values(get_schedule(config.schedule), track.recipe, config.budget_epochs, per_epoch,
+                       config.schedule_params)
+
+
+def retrain(
+    workspace: Workspace, config: RunConfig, pruned: PrunedModel,
+    on_epoch: Callable[[int, float, float], None] | None = None,
+) -> tuple[TrainResult, StepValues]:
+    """Retrain ``pruned.model`` in place under the run's schedule and budget (validation split only)."""
+    values = retraining_steps(workspace, config)
+    splits = workspace.splits
+    result = train(pruned.model, splits.train, splits.val, workspace.track.recipe, values,
+                   generator(config.seed, "retrain-data", workspace.device), on_epoch=on_epoch)
+    return result, values
+
+
 def execute(workspace: Workspace, config: RunConfig) -> RunRecord:
     """Run one configuration; a method's own failure becomes a ``failed`` record, not a crash."""
     started = time.perf_counter()
@@ -149,30 +189,23 @@ def execute(workspace: Workspace, config: RunConfig) -> RunRecord:
     base = dict(config.model_dump(), id=config.run_id, dense_test_acc=dense.test_acc,
                 dense_val_acc=dense.val_acc, env=environment(workspace.device),
                 synthetic_data=workspace.splits.synthetic)
-    model = workspace.dense_model(config.dense_seed)
-    before = workspace.counts(model)
     try:
-        plan = workspace.plan(config, model)
+        pruned = prune(workspace, config)
     except Exception as exc:  # the method's code, or its plan, is at fault: record it and go on
         message = str(exc) if isinstance(exc, BenchError) else traceback.format_exc(limit=-3)
+        before = workspace.counts(workspace.dense_model(config.dense_seed))
         return RunRecord(**base, status="failed", error=message, **_counts_fields(before, None),
                          wall_seconds=time.perf_counter() - started)
-    prune_channels(model, plan, workspace.example_input())
-    after = workspace.counts(model)
-    splits = workspace.splits
-    per_epoch = steps_per_epoch(len(splits.train), track.recipe.batch_size)
-    values = step_values(get_schedule(config.schedule), track.recipe, config.budget_epochs, per_epoch,
-                         config.schedule_params)
-    result = train(model, splits.train, splits.val, track.recipe, values,
-                   generator(config.seed, "retrain-data", workspace.device))
+    model, splits = pruned.model, workspace.splits
+    result, values = retrain(workspace, config, pruned)
     ok = result.status == "ok"
     return RunRecord(
         **base,
         status=result.status,
         test_acc=evaluate(model, splits.open_test()) if ok else None,
         val_acc=evaluate(model, splits.val) if ok else None,
-        **_counts_fields(before, after),
-        kept=plan.counts(), steps_per_epoch=per_epoch, retrain_steps=result.steps,
+        **_counts_fields(pruned.before, pruned.after),
+        kept=pruned.plan.counts(), steps_per_epoch=values.steps_per_epoch, retrain_steps=result.steps,
         protocol=protocol(track, config, config.budget_epochs),
         curves=Curves(train_loss=_finite_or_none(result.train_loss), val_acc=result.val_acc, lr=result.lr),
         wall_seconds=time.perf_counter() - started,

@@ -1,0 +1,20 @@
+"""The ``bench`` command: a thin Typer + rich layer over the library.
+
+Each module here holds the commands of one concept as plain functions; this file is the
+table of contents that registers them. Every command is a call into ``harness`` that tests
+can make directly; a user-fixable problem is one line on stderr and a non-zero exit.
+"""
+
+import typer
+
+from harness.cli import catalog, run
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="prune-bench: fair, audited benchmarks of neural-network pruning methods.")
+app.command("run")(run.run)
+app.command("tracks")(catalog.tracks)
+
+schedules_app = typer.Typer(help="Retraining schedules.")
+schedules_app.callback(invoke_without_command=True)(catalog.schedules)
+schedules_app.command("show")(catalog.schedules_show)
+app.add_typer(schedules_app, name="schedules")

@@ -1,0 +1,112 @@
+"""Catalog commands: what tracks and schedules exist, and what a schedule does over a budget."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from harness.cli.common import out, print_json, user_errors
+from harness.data import training_examples
+from harness.errors import BenchError
+from harness.runner import data_spec
+from harness.schedules import SCHEDULES, get_schedule, resolve_params, step_values
+from harness.tracks import DEFAULT_TRACK, list_tracks, load_track
+from harness.train import steps_per_epoch
+
+
+@user_errors
+def tracks(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    tracks_dir: Optional[Path] = typer.Option(None, help="Folder of track files (default: ./bench/tracks)."),
+) -> None:
+    """List the benchmark tracks."""
+    found = list_tracks(tracks_dir)
+    rows = [{
+        "name": t.name, "dataset": t.data.dataset, "model": t.model.name,
+        "recipe": f"lr {t.recipe.lr}, {t.recipe.epochs} ep, batch {t.recipe.batch_size}",
+        "budgets": list(t.retraining.budgets), "schedules": list(t.retraining.schedules),
+        "methods": list(t.pruning.methods), "targets": [x.name for x in t.pruning.targets],
+        "dense_seeds": list(t.seeds.dense), "run_seeds": list(t.seeds.runs),
+        "description": t.description, "default": t.name == DEFAULT_TRACK,
+    } for t in found]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title="Tracks")
+    for column in ("name", "dataset", "model", "recipe", "budgets", "targets", "seeds"):
+        table.add_column(column)
+    for row in rows:
+        name = row["name"] + (" (default)" if row["default"] else "")
+        table.add_row(name, row["dataset"], row["model"], row["recipe"], ", ".join(map(str, row["budgets"])),
+                      ", ".join(row["targets"]), str(len(row["run_seeds"])))
+    out.print(table)
+
+
+@user_errors
+def schedules(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    track: str = typer.Option(DEFAULT_TRACK, help="Track whose recipe gives the defaults."),
+) -> None:
+    """List the retraining schedules and their tunable hyperparameters."""
+    if ctx.invoked_subcommand is not None:
+        return
+    recipe = load_track(track).recipe
+    rows = [{
+        "name": s.name, "title": s.title, "summary": s.summary, "stepped": s.stepped,
+        "tunables": [{"name": t.name, "low": t.low, "high": t.high, "log": t.log, "default": t.default,
+                      "help": t.help} for t in s.tunables(recipe)],
+    } for s in SCHEDULES.values()]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title=f"Schedules (defaults from the {track} recipe)")
+    for column in ("name", "schedule", "stepped per", "tunable (default, range)"):
+        table.add_column(column)
+    for row in rows:
+        tunables = "\n".join(f"{t['name']} = {t['default']:g} [{t['low']:g}, {t['high']:g}]{' log' if t['log'] else ''}"
+                             for t in row["tunables"]) or "-"
+        table.add_row(row["name"], f"{row['title']}: {row['summary']}", row["stepped"], tunables)
+    out.print(table)
+
+
+@user_errors
+def schedules_show(
+    name: str = typer.Argument(..., help="Schedule name."),
+    track: str = typer.Option(DEFAULT_TRACK, help="Track whose recipe the schedule derives from."),
+    epochs: int = typer.Option(..., help="Retraining budget in epochs."),
+    per_step: bool = typer.Option(False, "--per-step", help="Every iteration's rate, not each epoch's first."),
+    param: list[str] = typer.Option([], "--param", help="Override a tunable hyperparameter, NAME=VALUE."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Show the learning rate a schedule applies during each epoch (or step) of a budget."""
+    loaded = load_track(track)
+    schedule = get_schedule(name)
+    overrides = {}
+    for item in param:
+        key, sep, value = item.partition("=")
+        try:
+            overrides[key] = float(value) if sep else float("nan")
+        except ValueError:
+            raise BenchError(f"--param {item!r}: expected NAME=NUMBER") from None
+    per_epoch = steps_per_epoch(training_examples(data_spec(loaded)), loaded.recipe.batch_size)
+    values = step_values(schedule, loaded.recipe, 0 if name == "none" else epochs, per_epoch, overrides)
+    lrs = list(values.lr) if per_step else values.per_epoch()
+    payload = {"schedule": name, "epochs": 0 if name == "none" else epochs, "lr": lrs}
+    if per_step:
+        payload["steps_per_epoch"] = per_epoch
+        if values.momentum is not None:
+            payload["momentum"] = list(values.momentum)
+    payload["params"] = resolve_params(schedule, loaded.recipe, overrides) if name != "none" else {}
+    if as_json:
+        print_json(payload)
+        return
+    table = Table(title=f"{name} on {track} for {payload['epochs']} epochs")
+    table.add_column("step" if per_step else "epoch", justify="right")
+    table.add_column("lr", justify="right")
+    for index, lr in enumerate(lrs):
+        table.add_row(str(index), f"{lr:.6g}")
+    out.print(table)

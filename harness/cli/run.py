@@ -1,0 +1,111 @@
+"""``bench run``: the grid, with a progress bar, ending in a table of test accuracy per cell."""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+from typing import Optional
+
+import torch
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from harness.cells import group_cells
+from harness.cli.common import DEFAULT_RESULTS, err, out, print_json, split_list, user_errors
+from harness.errors import BenchError
+from harness.executors import LocalExecutor, pending, run_grid
+from harness.grid import expand, select
+from harness.records import RunRecord, load_records
+from harness.tracks import DEFAULT_TRACK, load_track
+
+
+def summary_rows(records: list[RunRecord]) -> list[dict]:
+    rows = []
+    for key, cell in group_cells(records).items():
+        accs = [r.test_acc for r in cell if r.status == "ok" and r.test_acc is not None]
+        first = cell[0]
+        rows.append({
+            "method": key.entry, "target": key.target, "schedule": key.schedule, "budget": key.budget_epochs,
+            "n": len(accs), "failed": sum(r.status != "ok" for r in cell),
+            "test_acc_mean": statistics.fmean(accs) if accs else None,
+            "test_acc_std": statistics.stdev(accs) if len(accs) > 1 else 0.0 if accs else None,
+            "macs_kept": first.macs_after / first.macs_before if first.macs_after and first.macs_before else None,
+            "dense_test_acc": first.dense_test_acc,
+        })
+    return rows
+
+
+def summary_table(rows: list[dict], title: str) -> Table:
+    table = Table(title=title)
+    for column in ("method", "target", "schedule", "budget", "n", "test acc (mean ± std)", "MACs kept"):
+        table.add_column(column, justify="right" if column in ("budget", "n") else "left")
+    for row in rows:
+        acc = "-" if row["test_acc_mean"] is None else f"{100 * row['test_acc_mean']:.2f} ± {100 * row['test_acc_std']:.2f}"
+        if row["failed"]:
+            acc += f" ({row['failed']} failed/diverged)"
+        kept = "-" if row["macs_kept"] is None else f"{100 * row['macs_kept']:.1f}%"
+        table.add_row(row["method"], row["target"], row["schedule"], str(row["budget"]), str(row["n"]), acc, kept)
+    return table
+
+
+@user_errors
+def run(
+    track: str = typer.Option(DEFAULT_TRACK, help="Track to run."),
+    methods: Optional[str] = typer.Option(None, help="Comma-separated methods (default: the track's)."),
+    targets: Optional[str] = typer.Option(None, help="Comma-separated target names."),
+    schedules: Optional[str] = typer.Option(None, help="Comma-separated schedules."),
+    budgets: Optional[str] = typer.Option(None, help="Comma-separated retraining budgets in epochs."),
+    seeds: Optional[str] = typer.Option(None, help="Comma-separated run seeds."),
+    full: bool = typer.Option(False, "--full", help="The track's full grid instead of its quick grid."),
+    no_twins: bool = typer.Option(False, "--no-twins", help="Skip the random-twin controls (not for leaderboard runs)."),
+    device: str = typer.Option("cpu", help="cpu or cuda[:N]."),
+    results: Path = typer.Option(DEFAULT_RESULTS, help="Results directory (one folder per track)."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Rerun runs recorded as failed."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Run methods x twins x schedules x budgets x seeds; finished runs are skipped, so a rerun resumes."""
+    loaded = load_track(track)
+    _check_device(device)
+    selection = select(loaded, full=full, methods=split_list(methods), targets=split_list(targets),
+                       schedules=split_list(schedules), budgets=split_list(budgets, int), seeds=split_list(seeds, int),
+                       twins=not no_twins)
+    configs = expand(loaded, selection)
+    executor = LocalExecutor(results, device)
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[last]}"),
+                        console=err, transient=as_json, disable=not err.is_terminal and as_json)
+    with progress:
+        task = progress.add_task(f"{track}", total=len(configs), last="")
+        outcome = None
+
+        def advance(record: RunRecord) -> None:
+            acc = f"{100 * record.test_acc:.2f}%" if record.test_acc is not None else record.status
+            progress.update(task, advance=1, last=f"{record.config().label} {acc}")
+
+        progress.update(task, completed=len(configs) - len(pending(configs, results, retry_failed)))
+        try:
+            outcome = run_grid(loaded, configs, results, executor, on_record=advance, retry_failed=retry_failed)
+        except KeyboardInterrupt:
+            err.print("interrupted: every finished run is saved; rerun the same command to resume", highlight=False)
+            raise typer.Exit(130) from None
+    wanted = {c.run_id for c in configs}
+    records = [r for r in load_records(results, loaded.name)[0] if r.id in wanted]
+    rows = summary_rows(records)
+    if as_json:
+        print_json({"track": loaded.name, "planned": outcome.planned, "skipped": outcome.skipped,
+                    "written": len(outcome.written), "cells": rows})
+        return
+    out.print(summary_table(rows, f"{loaded.name}: test accuracy per cell "
+                                  f"({outcome.planned} runs, {outcome.skipped} already done, "
+                                  f"{len(outcome.written)} new, results in {results / loaded.name})"))
+    for record in outcome.failed + outcome.diverged:
+        err.print(f"{record.status}: {record.config().label}: {(record.error or '').splitlines()[-1:] or ''}",
+                  highlight=False)
+
+
+def _check_device(device: str) -> None:
+    if device != "cpu" and not device.startswith("cuda"):
+        raise BenchError(f"unknown device {device!r}; use cpu or cuda[:N]")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise BenchError("--device cuda asked for, but torch sees no CUDA device; use --device cpu")
