@@ -60,7 +60,7 @@ def load_cifar_splits(spec: DataSpec, device: torch.device) -> Splits:
     folder = spec.data_root() / layout.directory
     how_to_fix = (
         f"download it once with torchvision ({layout.torchvision_class}(root, download=True)) on a machine "
-        f"with internet and pass --data-root DIR or set {DATA_ROOT_ENV}"
+        f"with internet, then set {DATA_ROOT_ENV}=DIR (or data.root in the track file)"
     )
     if not folder.is_dir():
         raise BenchError(f"{layout.title} not found at {folder}; {how_to_fix}")

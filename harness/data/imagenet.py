@@ -132,7 +132,7 @@ def load_imagenet_splits(spec: DataSpec, device: torch.device, loader_workers: i
             raise BenchError(
                 f"ImageNet not found at {folder / part}; put the ImageFolder tree there "
                 f"(imagenet/train/<wnid>/*.JPEG and imagenet/val/<wnid>/*.JPEG) "
-                f"and pass --data-root DIR or set {DATA_ROOT_ENV}"
+                f"and set {DATA_ROOT_ENV}=DIR (or data.root in the track file)"
             )
     train_folder, test_folder = _read_folder(folder / "train"), _read_folder(folder / "val")
     if test_folder.classes != train_folder.classes:
