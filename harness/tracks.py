@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer, model_validator
 
 from harness.errors import BenchError
 from harness.recipe import Recipe
@@ -40,12 +40,53 @@ class ModelSection(_Strict):
     input_shape: tuple[int, int, int]
 
 
+TargetKind = Literal["ratio", "layers", "fixed", "macs", "params"]
+_TARGET_FIELDS: dict[str, tuple[str, ...]] = {
+    "ratio": ("ratio",),
+    "layers": ("ratios",),
+    "fixed": ("config",),
+    "macs": ("reduction", "tolerance"),
+    "params": ("reduction", "tolerance"),
+}
+_REQUIRED_FIELDS = {"ratio": "ratio", "layers": "ratios", "fixed": "config", "macs": "reduction", "params": "reduction"}
+
+
 class Target(_Strict):
-    """How much to prune. ``ratio``: the fraction of channels removed in every prunable layer."""
+    """How much to prune; ``harness.targets`` turns it into per-layer counts for one model.
+
+    ``ratio``: the fraction removed from every prunable layer. ``layers``: a fraction per named
+    layer (others untouched). ``fixed``: a named published configuration such as ``pfec-a``.
+    ``macs`` / ``params``: a global reduction the harness reaches by choosing per-layer counts,
+    achieved within ``tolerance`` (absolute, as a fraction of the dense count).
+    Fields a kind does not use are left out of the dump, so a ratio target hashes as it always did.
+    """
 
     name: str
-    kind: Literal["ratio"] = "ratio"
-    ratio: float = Field(gt=0, lt=1)
+    kind: TargetKind = "ratio"
+    ratio: float | None = Field(None, gt=0, lt=1)
+    ratios: dict[str, float] | None = None
+    config: str | None = None
+    reduction: float | None = Field(None, gt=0, lt=1)
+    tolerance: float | None = Field(None, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _fields_match_kind(self) -> "Target":
+        required = _REQUIRED_FIELDS[self.kind]
+        if getattr(self, required) is None:
+            raise ValueError(f"a target of kind '{self.kind}' needs '{required}'")
+        allowed = set(_TARGET_FIELDS[self.kind])
+        stray = [f for f in ("ratio", "ratios", "config", "reduction", "tolerance")
+                 if f not in allowed and getattr(self, f) is not None]
+        if stray:
+            raise ValueError(f"a target of kind '{self.kind}' takes no '{stray[0]}'")
+        bad = [layer for layer, value in (self.ratios or {}).items() if not 0 <= value < 1]
+        if bad:
+            raise ValueError(f"ratio of layer '{bad[0]}' must be in [0, 1)")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _drop_unused(self, handler):
+        return {key: value for key, value in handler(self).items() if value is not None}
 
 
 class RetrainingSection(_Strict):

@@ -2,10 +2,9 @@
 ConvNets" (PFEC), ICLR 2017 -- keep the filters with the largest sum of absolute weights."""
 
 from harness.methods.registry import PruningContext, register_method
-from harness.plans import ChannelPlan, keep_top
+from harness.plans import ChannelPlan
 
 
 @register_method("l1-norm", kind="structured", citation="Li et al., Pruning Filters for Efficient ConvNets, ICLR 2017")
 def l1_norm(ctx: PruningContext) -> ChannelPlan:
-    scores = {name: conv.weight.detach().abs().flatten(1).sum(1) for name, conv in ctx.modules().items()}
-    return keep_top(scores, ctx.keep)
+    return ctx.keep_top({name: conv.weight.detach().abs().flatten(1).sum(1) for name, conv in ctx.modules().items()})

@@ -1,8 +1,11 @@
 """The method registry (timm-style ``register_method``) and the context a method is given.
 
-A method sees a copy of the dense model, the prunable layers with the number of channels to
-keep in each, a seeded generator, and a bounded number of training-split batches. It never
-sees validation or test data, the optimizer, or a way to train.
+A method sees a copy of the dense model, the prunable layers with the number of units
+(channels, or weights for unstructured methods) to keep in each, a seeded generator, and a
+bounded number of training-split batches. It never sees validation or test data, the
+optimizer, or a way to train. A method whose scores are comparable across layers registers
+with ``global_ranking=True``; under a global MACs or parameter target, ``PruningContext.keep_top``
+then lets its ranking choose the per-layer counts.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import torch
 from torch import nn
 
 from harness.errors import BenchError
-from harness.plans import ChannelPlan
+from harness.plans import ChannelPlan, MaskPlan, Plan, keep_top, keep_top_weights
 
 Kind = Literal["structured", "unstructured"]
 
@@ -27,6 +30,9 @@ class PruningContext:
     generator: torch.Generator
     max_batches: int = 0
     batch_source: Callable[[], Iterator[tuple[torch.Tensor, torch.Tensor]]] | None = field(default=None, repr=False)
+    kind: Kind = "structured"
+    example_input: torch.Tensor | None = field(default=None, repr=False)
+    allocate: Callable[[Mapping[str, torch.Tensor]], dict[str, int]] | None = field(default=None, repr=False)
 
     def modules(self) -> dict[str, nn.Module]:
         """The prunable layers by name."""
@@ -42,6 +48,44 @@ class PruningContext:
                 return
             yield batch
 
+    def keep_top(self, scores: Mapping[str, torch.Tensor]) -> Plan:
+        """Keep the highest-scoring units: channels (one score each) or weights (scores shaped like the weight).
+        Counts are the target's, or -- for a globally ranking method under a global target -- the ranking's."""
+        keep = self.allocate(scores) if self.allocate is not None else self.keep
+        return keep_top_weights(scores, keep) if self.kind == "unstructured" else keep_top(scores, keep)
+
+    def batchnorms(self, required: bool = True) -> dict[str, nn.BatchNorm2d]:
+        """The batch norm fed directly by each prunable layer's output, found by tracing ``example_input``;
+        with ``required`` a layer that feeds none is an error, otherwise it is left out."""
+        if self.example_input is None:
+            raise BenchError("this context has no example input to trace the model with")
+        layers = self.modules()
+        outputs: dict[int, tuple[str, torch.Tensor]] = {}  # the tensors stay referenced, so ids stay unique
+        consumers: dict[str, nn.BatchNorm2d] = {}
+
+        def produced(name: str, output: torch.Tensor) -> None:
+            outputs[id(output)] = (name, output)
+
+        def consumed(batchnorm: nn.BatchNorm2d, inputs: tuple[torch.Tensor, ...]) -> None:
+            producer = outputs.get(id(inputs[0]))
+            if producer is not None:
+                consumers.setdefault(producer[0], batchnorm)
+
+        hooks = [module.register_forward_hook(lambda _m, _i, output, name=name: produced(name, output))
+                 for name, module in layers.items()]
+        hooks += [module.register_forward_pre_hook(consumed)
+                  for module in self.model.modules() if isinstance(module, nn.BatchNorm2d)]
+        try:
+            with torch.no_grad():
+                self.model.eval()(self.example_input)
+        finally:
+            for hook in hooks:
+                hook.remove()
+        missing = [name for name in layers if name not in consumers]
+        if missing and required:
+            raise BenchError(f"layer '{missing[0]}' does not feed a batch norm directly; this method needs one")
+        return {name: consumers[name] for name in layers if name in consumers}
+
 
 @dataclass(frozen=True)
 class Method:
@@ -49,19 +93,21 @@ class Method:
     kind: Kind
     needs_data: bool
     citation: str
-    select: Callable[[PruningContext], ChannelPlan]
+    select: Callable[[PruningContext], ChannelPlan | MaskPlan]
+    global_ranking: bool = False
 
 
 _METHODS: dict[str, Method] = {}
 
 
-def register_method(name: str, *, kind: Kind = "structured", needs_data: bool = False, citation: str = ""):
+def register_method(name: str, *, kind: Kind = "structured", needs_data: bool = False, citation: str = "",
+                    global_ranking: bool = False):
     """Register ``fn(context) -> plan`` under ``name``."""
 
-    def decorate(fn: Callable[[PruningContext], ChannelPlan]) -> Callable[[PruningContext], ChannelPlan]:
+    def decorate(fn: Callable[[PruningContext], Plan]) -> Callable[[PruningContext], Plan]:
         if name in _METHODS and _METHODS[name].select is not fn:
             raise BenchError(f"method name '{name}' is already registered; pick another name")
-        _METHODS[name] = Method(name, kind, needs_data, citation or (fn.__doc__ or "").strip(), fn)
+        _METHODS[name] = Method(name, kind, needs_data, citation or (fn.__doc__ or "").strip(), fn, global_ranking)
         return fn
 
     return decorate
