@@ -7,7 +7,7 @@ whose hashes name their records, so a rerun skips whatever is already on disk.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from harness import __version__
 from harness.dense import dense_hash
@@ -73,8 +73,21 @@ def dense_seed_for(track: Track, seed: int) -> int:
     return dense[seed % len(dense)]
 
 
-def expand(track: Track, selection: Selection, schedule_params: dict[str, dict[str, float]] | None = None) -> list[RunConfig]:
-    """All run configurations of the selection; ``none`` runs once per cell at budget 0."""
+CellParamsKey = tuple[str, bool, str, str, int]
+"""(method, twin, target, schedule, budget_epochs): the cell a set of tuned hyperparameters belongs to."""
+
+
+def expand(
+    track: Track,
+    selection: Selection,
+    schedule_params: Mapping[str, Mapping[str, float]] | None = None,
+    cell_params: Mapping[CellParamsKey, Mapping[str, float]] | None = None,
+) -> list[RunConfig]:
+    """All run configurations of the selection; ``none`` runs once per cell at budget 0.
+
+    ``schedule_params`` overrides a schedule's defaults everywhere; ``cell_params`` (a tuner's
+    per-cell choices) overrides them again for one cell.
+    """
     configs = []
     for seed in selection.seeds:
         dense_seed = dense_seed_for(track, seed)
@@ -82,9 +95,11 @@ def expand(track: Track, selection: Selection, schedule_params: dict[str, dict[s
             for target in selection.targets:
                 for twin in (False, True) if selection.twins else (False,):
                     for schedule in selection.schedules:
-                        params = resolve_params(get_schedule(schedule), track.recipe,
-                                                (schedule_params or {}).get(schedule))
                         for budget in (0,) if schedule == "none" else selection.budgets:
+                            params = resolve_params(get_schedule(schedule), track.recipe, {
+                                **(schedule_params or {}).get(schedule, {}),
+                                **(cell_params or {}).get((method, twin, target, schedule, budget), {}),
+                            })
                             configs.append(RunConfig(
                                 track=track.name, dense_hash=dense_hash(track, dense_seed), dense_seed=dense_seed,
                                 method=method, twin=twin, target=target,

@@ -100,6 +100,7 @@ class RunRecord(RunConfig):
     synthetic_data: bool = False
     wall_seconds: float | None = None
     env: dict[str, Any] = Field(default_factory=dict)
+    tuning: dict[str, Any] | None = None
 
     def config(self) -> RunConfig:
         return RunConfig.model_validate(self.model_dump(include=set(RunConfig.model_fields)))

@@ -18,6 +18,7 @@ from harness.executors import LocalExecutor, pending, run_grid
 from harness.grid import expand, select
 from harness.records import RunRecord, load_records
 from harness.tracks import DEFAULT_TRACK, load_track
+from harness.tune import TunedExecutor, load_tuning, tuned_params
 
 
 def summary_rows(records: list[RunRecord]) -> list[dict]:
@@ -63,6 +64,8 @@ def run(
     results: Path = typer.Option(DEFAULT_RESULTS, help="Results directory (one folder per track)."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Rerun runs recorded as failed."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    tuned: bool = typer.Option(False, "--tuned", help="Each cell's best hyperparameters from `bench tune`."),
+    study_prefix: Optional[str] = typer.Option(None, help="With --tuned: the prefix the studies were tuned under."),
 ) -> None:
     """Run methods x twins x schedules x budgets x seeds; finished runs are skipped, so a rerun resumes."""
     loaded = load_track(track)
@@ -70,8 +73,11 @@ def run(
     selection = select(loaded, full=full, methods=split_list(methods), targets=split_list(targets),
                        schedules=split_list(schedules), budgets=split_list(budgets, int), seeds=split_list(seeds, int),
                        twins=not no_twins)
-    configs = expand(loaded, selection)
-    executor = LocalExecutor(results, device)
+    if study_prefix and not tuned:
+        raise BenchError("--study-prefix only applies with --tuned")
+    histories = load_tuning(results, loaded, selection, study_prefix) if tuned else {}
+    configs = expand(loaded, selection, cell_params=tuned_params(histories))
+    executor = TunedExecutor(LocalExecutor(results, device), histories) if tuned else LocalExecutor(results, device)
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[last]}"),
                         console=err, transient=as_json, disable=not err.is_terminal and as_json)

@@ -1,0 +1,134 @@
+"""``bench tune``: one Optuna study per cell over the schedule's tunables, the same trial budget for every method."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import torch
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from harness.cli.common import DEFAULT_RESULTS, err, out, print_json, split_list, user_errors
+from harness.cli.run import _check_device
+from harness.errors import BenchError
+from harness.grid import select
+from harness.runner import Workspace
+from harness.tracks import DEFAULT_TRACK, load_track
+from harness.tune import (
+    PRUNERS,
+    SAMPLERS,
+    StudyHistory,
+    TuneOptions,
+    TuneProgress,
+    check_cells,
+    default_storage,
+    history_path,
+    open_storage,
+    tune_cells,
+    tuning_cells,
+)
+
+
+def summary_row(history: StudyHistory, results: Path) -> dict:
+    return {
+        "study": history.study, "method": history.cell.entry, "target": history.target,
+        "schedule": history.schedule, "budget": history.budget_epochs, "n_trials": history.n_trials,
+        "trials_requested": history.trials_requested, "n_complete": history.n_complete,
+        "n_pruned": history.n_pruned, "n_failed": history.n_failed, "n_running": history.n_running,
+        "best_val_acc": history.best_value, "best_params": history.best_params,
+        "history": str(history_path(results, history.track, history.study)),
+    }
+
+
+def summary_table(rows: list[dict], title: str) -> Table:
+    table = Table(title=title)
+    for column in ("method", "target", "schedule", "budget", "trials", "pruned", "best val acc", "best params"):
+        table.add_column(column, justify="right" if column in ("budget", "trials", "pruned") else "left")
+    for row in rows:
+        acc = "-" if row["best_val_acc"] is None else f"{100 * row['best_val_acc']:.2f}"
+        params = ", ".join(f"{k}={v:.4g}" for k, v in (row["best_params"] or {}).items()) or "-"
+        table.add_row(row["method"], row["target"], row["schedule"], str(row["budget"]),
+                      f"{row['n_trials']}/{row['trials_requested']}", str(row["n_pruned"]), acc, params)
+    return table
+
+
+@user_errors
+def tune(
+    trials: int = typer.Option(..., help="Trials per study; pruned trials count, failed (interrupted) ones are redone."),
+    track: str = typer.Option(DEFAULT_TRACK, help="Track to tune on."),
+    methods: Optional[str] = typer.Option(None, "--method", "--methods", help="Comma-separated methods to tune."),
+    all_methods: bool = typer.Option(False, "--all-methods", help="Every method of the track, same trials for each."),
+    targets: Optional[str] = typer.Option(None, "--target", "--targets", help="Comma-separated target names."),
+    schedules: Optional[str] = typer.Option(None, "--schedule", "--schedules", help="Comma-separated schedules."),
+    budgets: Optional[str] = typer.Option(None, "--budget", "--budgets", help="Comma-separated budgets in epochs."),
+    seeds: Optional[str] = typer.Option(None, help="Seeds the objective averages over (default: the track's first)."),
+    params: Optional[str] = typer.Option(None, help="Tune only these of the schedule's tunables (default: all)."),
+    sampler: str = typer.Option("tpe", help=f"Sampler: {', '.join(SAMPLERS)}."),
+    seed: int = typer.Option(0, help="Sampler seed: a sequential study is reproducible."),
+    pruner: str = typer.Option("median", help=f"Stops bad trials early: {', '.join(PRUNERS)}."),
+    storage: Optional[str] = typer.Option(None, help="SQLAlchemy URL (default: sqlite:///RESULTS/TRACK/optuna.db)."),
+    study: Optional[str] = typer.Option(None, help="Study name when tuning a single cell (default: from the cell)."),
+    study_prefix: Optional[str] = typer.Option(None, help="Prefix of derived study names; pass it to bench run --tuned."),
+    heartbeat: Optional[int] = typer.Option(None, help="Seconds between heartbeats; trials of dead workers are retried."),
+    no_twins: bool = typer.Option(False, "--no-twins", help="Skip the random twins (their runs then stay untuned)."),
+    full: bool = typer.Option(False, "--full", help="The track's full grid of targets and budgets, not its quick one."),
+    device: str = typer.Option("cpu", help="cpu or cuda[:N]."),
+    threads: int = typer.Option(1, help="Intra-op CPU threads; one is fastest for small networks on shared cores."),
+    results: Path = typer.Option(DEFAULT_RESULTS, help="Results directory; histories go to RESULTS/TRACK/tuning/."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Tune each cell's schedule hyperparameters on the validation split; rerun the same command to resume."""
+    loaded = load_track(track)
+    _check_device(device)
+    if all_methods == bool(methods):
+        raise BenchError("name the methods to tune with --method M[,M2] or tune them all with --all-methods")
+    selection = select(loaded, full=full, methods=loaded.pruning.methods if all_methods else split_list(methods),
+                       targets=split_list(targets), schedules=split_list(schedules),
+                       budgets=split_list(budgets, int), twins=not no_twins)
+    options = TuneOptions(trials=trials, seeds=tuple(split_list(seeds, int) or loaded.seeds.runs[:1]),
+                          sampler=sampler, seed=seed, pruner=pruner, params=tuple(split_list(params) or ()) or None,
+                          storage=storage, heartbeat=heartbeat, study_prefix=study_prefix)
+    cells, skipped = tuning_cells(loaded, selection)
+    if not cells:
+        raise BenchError(f"schedule(s) {', '.join(skipped)} declare no tunable hyperparameters, so there is nothing "
+                         "to tune; pick a schedule that does (bench schedules shows them)")
+    check_cells(loaded, cells, options, study)
+    storage_url = options.storage or default_storage(results, loaded.name)
+    storage_handle = open_storage(storage_url, options.heartbeat)
+    torch.set_num_threads(threads)
+    workspace = Workspace(loaded, results, device)
+    finished: dict[str, int] = {}
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[last]}"),
+                        console=err, transient=as_json, disable=not err.is_terminal and as_json)
+    with progress:
+        task = progress.add_task(f"tune {loaded.name}", total=len(cells) * trials, last="")
+
+        def show(event: TuneProgress) -> None:
+            finished[event.study] = event.finished
+            last = f"{event.study} trial {event.trial}" if event.trial is not None else event.study
+            if event.value is not None:
+                last += f" val {100 * event.value:.2f}%"
+            progress.update(task, completed=sum(min(n, trials) for n in finished.values()), last=last)
+
+        try:
+            histories = tune_cells(workspace, cells, options, study, storage_handle, on_progress=show)
+        except KeyboardInterrupt:
+            err.print("interrupted: finished trials are saved; rerun the same command to resume", highlight=False)
+            raise typer.Exit(130) from None
+    rows = [summary_row(h, results) for h in histories]
+    if as_json:
+        print_json({"track": loaded.name, "storage": storage_url,
+                    "trials": trials, "skipped_schedules": skipped, "studies": rows})
+        return
+    out.print(summary_table(rows, f"{loaded.name}: best validation accuracy per study ({trials} trials each, "
+                                  f"histories in {results / loaded.name / 'tuning'})"))
+    if skipped:
+        err.print(f"skipped {', '.join(skipped)}: no tunable hyperparameters", highlight=False)
+    for history in histories:
+        if history.n_running:
+            err.print(f"{history.study}: {history.n_running} trial(s) still running elsewhere or left by a killed "
+                      "worker; rerun after they finish, or use --heartbeat so dead workers' trials are retried",
+                      highlight=False)
