@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+import torch
 import typer
 from rich.console import Console
 
@@ -45,3 +46,10 @@ def split_list(values: Optional[str], cast: Callable = str) -> list | None:
         return [cast(v.strip()) for v in values.split(",") if v.strip()]
     except ValueError:
         raise BenchError(f"cannot read {values!r} as a comma-separated list of {cast.__name__} values") from None
+
+
+def check_device(device: str) -> None:
+    if device != "cpu" and not device.startswith("cuda"):
+        raise BenchError(f"unknown device {device!r}; use cpu or cuda[:N]")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise BenchError("--device cuda asked for, but torch sees no CUDA device; use --device cpu")

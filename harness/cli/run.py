@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from harness.cells import group_cells
-from harness.cli.common import DEFAULT_RESULTS, err, out, print_json, split_list, user_errors
+from harness.cli.common import DEFAULT_RESULTS, check_device, err, out, print_json, split_list, user_errors
 from harness.errors import BenchError
 from harness.executors import LocalExecutor, pending, run_grid
 from harness.grid import expand, select
@@ -63,13 +63,14 @@ def run(
     device: str = typer.Option("cpu", help="cpu or cuda[:N]."),
     results: Path = typer.Option(DEFAULT_RESULTS, help="Results directory (one folder per track)."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Rerun runs recorded as failed."),
+    threads: int = typer.Option(1, help="Intra-op CPU threads; one is fastest for small networks on shared cores."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     tuned: bool = typer.Option(False, "--tuned", help="Each cell's best hyperparameters from `bench tune`."),
     study_prefix: Optional[str] = typer.Option(None, help="With --tuned: the prefix the studies were tuned under."),
 ) -> None:
     """Run methods x twins x schedules x budgets x seeds; finished runs are skipped, so a rerun resumes."""
     loaded = load_track(track)
-    _check_device(device)
+    check_device(device)
     selection = select(loaded, full=full, methods=split_list(methods), targets=split_list(targets),
                        schedules=split_list(schedules), budgets=split_list(budgets, int), seeds=split_list(seeds, int),
                        twins=not no_twins)
@@ -77,7 +78,8 @@ def run(
         raise BenchError("--study-prefix only applies with --tuned")
     histories = load_tuning(results, loaded, selection, study_prefix) if tuned else {}
     configs = expand(loaded, selection, cell_params=tuned_params(histories))
-    executor = TunedExecutor(LocalExecutor(results, device), histories) if tuned else LocalExecutor(results, device)
+    local = LocalExecutor(results, device, threads)
+    executor = TunedExecutor(local, histories) if tuned else local
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[last]}"),
                         console=err, transient=as_json, disable=not err.is_terminal and as_json)
@@ -106,12 +108,5 @@ def run(
                                   f"({outcome.planned} runs, {outcome.skipped} already done, "
                                   f"{len(outcome.written)} new, results in {results / loaded.name})"))
     for record in outcome.failed + outcome.diverged:
-        err.print(f"{record.status}: {record.config().label}: {(record.error or '').splitlines()[-1:] or ''}",
-                  highlight=False)
-
-
-def _check_device(device: str) -> None:
-    if device != "cpu" and not device.startswith("cuda"):
-        raise BenchError(f"unknown device {device!r}; use cpu or cuda[:N]")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise BenchError("--device cuda asked for, but torch sees no CUDA device; use --device cpu")
+        reason = (record.error or "non-finite training loss").strip().splitlines()[-1]
+        err.print(f"{record.status}: {record.config().label}: {reason}", highlight=False)

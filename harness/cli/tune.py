@@ -10,8 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from harness.cli.common import DEFAULT_RESULTS, err, out, print_json, split_list, user_errors
-from harness.cli.run import _check_device
+from harness.cli.common import DEFAULT_RESULTS, check_device, err, out, print_json, split_list, user_errors
 from harness.errors import BenchError
 from harness.grid import select
 from harness.runner import Workspace
@@ -81,7 +80,7 @@ def tune(
 ) -> None:
     """Tune each cell's schedule hyperparameters on the validation split; rerun the same command to resume."""
     loaded = load_track(track)
-    _check_device(device)
+    check_device(device)
     if all_methods == bool(methods):
         raise BenchError("name the methods to tune with --method M[,M2] or tune them all with --all-methods")
     selection = select(loaded, full=full, methods=loaded.pruning.methods if all_methods else split_list(methods),
