@@ -74,6 +74,22 @@ class Protocol(BaseModel):
     warmup_epochs: int | None = None
 
 
+class Latency(BaseModel):
+    """Dense vs pruned inference latency of one run: medians and interquartile ranges over timed repeats."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    device: str
+    batch_size: int
+    warmup: int
+    repeats: int
+    dense_median_ms: float
+    dense_iqr_ms: float
+    pruned_median_ms: float
+    pruned_iqr_ms: float
+    speedup: float
+
+
 class RunRecord(RunConfig):
     """A run's configuration plus what it measured."""
 
@@ -100,6 +116,10 @@ class RunRecord(RunConfig):
     synthetic_data: bool = False
     wall_seconds: float | None = None
     env: dict[str, Any] = Field(default_factory=dict)
+    sparsity: float | None = None
+    nonzero_params_after: int | None = None
+    theoretical_macs_after: int | None = None
+    latency: Latency | None = None
     tuning: dict[str, Any] | None = None
 
     def config(self) -> RunConfig:

@@ -1,18 +1,21 @@
-"""One run, start to finish: dense checkpoint -> plan -> (twin) -> validate -> surgery -> count ->
-retrain under a schedule for a fixed budget -> final test evaluation -> a run record.
+"""One run, start to finish: dense checkpoint -> target allocation -> plan -> (twin) -> validate ->
+surgery or masking -> count -> retrain under a schedule for a fixed budget -> final test
+evaluation -> a run record.
 
 A ``Workspace`` holds what many runs of one track share (the loaded data, dense baselines,
-counts per architecture) so a grid pays for them once. It is an explicit object, never global.
+counts per architecture, resolved targets, the dense latency) so a grid pays for them once.
+It is an explicit object, never global.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import platform
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -22,14 +25,15 @@ from harness import __version__
 from harness.data import DataSpec, load_splits
 from harness.dense import DenseBaseline, load_or_train_dense, new_model
 from harness.errors import BenchError
-from harness.measure import Counts, count
+from harness.latency import LatencyMeasurement, LatencySettings, compare_latency, measure_latency
+from harness.measure import Counts, SparseCounts, count, count_sparse
 from harness.methods import PruningContext, get_method
-from harness.models import prunable_layers
-from harness.plans import ChannelPlan, keep_counts, random_twin, validate_plan
-from harness.records import Curves, Protocol, RunConfig, RunRecord
+from harness.plans import MaskPlan, Plan, random_twin, validate_plan
+from harness.records import Curves, Latency, Protocol, RunConfig, RunRecord
 from harness.schedules import StepValues, get_schedule, step_values
 from harness.seeding import generator
-from harness.surgery import prune_channels
+from harness.surgery import apply_masks, prune_channels
+from harness.targets import Allocation, resolve_target
 from harness.tracks import Track
 from harness.train import TrainResult, evaluate, steps_per_epoch, train
 
@@ -58,15 +62,22 @@ def environment(device: str) -> dict:
 
 
 class Workspace:
-    """Shared, lazily built state for the runs of one track on one device."""
+    """Shared, lazily built state for the runs of one track on one device.
 
-    def __init__(self, track: Track, results_dir: str | Path, device: str = "cpu"):
+    With ``latency`` settings, every run also times dense vs pruned inference on ``device``.
+    """
+
+    def __init__(self, track: Track, results_dir: str | Path, device: str = "cpu",
+                 latency: LatencySettings | None = None):
         self.track = track
         self.results_dir = Path(results_dir)
         self.device = device
+        self.latency = latency
         self._splits = None
         self._dense: dict[int, DenseBaseline] = {}
         self._counts: dict[tuple, Counts] = {}
+        self._allocations: dict[tuple[str, str], Allocation] = {}
+        self._dense_latency: LatencyMeasurement | None = None
 
     @property
     def splits(self):
@@ -85,7 +96,7 @@ class Workspace:
         return model
 
     def counts(self, model: torch.nn.Module) -> Counts:
-        """fvcore counts, cached per architecture (a plan and its twin share one)."""
+        """fvcore counts, cached per architecture (a plan and its twin share one); not for masked models."""
         key = tuple((name, tuple(p.shape)) for name, p in model.named_parameters())
         if key not in self._counts:
             self._counts[key] = count(model, self.track.model.input_shape)
@@ -94,25 +105,46 @@ class Workspace:
     def example_input(self) -> torch.Tensor:
         return torch.zeros((1, *self.track.model.input_shape), device=self.device)
 
-    def plan(self, config: RunConfig, model: torch.nn.Module) -> ChannelPlan:
-        """The method's validated plan, or its random twin, for this run."""
-        modules = dict(model.named_modules())
-        sizes = {name: modules[name].out_channels for name in prunable_layers(self.track.model.name, model)}
-        keep = keep_counts(sizes, self.track.target(config.target).ratio)
-        method = get_method(config.method)
-        splits = self.splits
+    def allocation(self, target: str, kind: str, model: torch.nn.Module) -> Allocation:
+        """The track's target resolved for this architecture and kind of method (weights do not matter)."""
+        if (target, kind) not in self._allocations:
+            self._allocations[(target, kind)] = resolve_target(
+                self.track.target(target), kind, self.track.model.name, model, self.track.model.input_shape)
+        return self._allocations[(target, kind)]
+
+    def make_plan(self, method_name: str, target: str, seed: int, model: torch.nn.Module, twin: bool = False) -> Plan:
+        """A method's validated plan on ``model`` (left untouched), or its random twin."""
+        method = get_method(method_name)
+        allocation = self.allocation(target, method.kind, model)
+        ranks_globally = method.global_ranking and allocation.goal is not None
+        splits = self.splits if method.needs_data else None
         context = PruningContext(
-            model=copy.deepcopy(model).eval(), sizes=sizes, keep=keep,
-            generator=generator(config.seed, "method"),
+            model=copy.deepcopy(model).eval(), sizes=allocation.sizes, keep=dict(allocation.keep),
+            generator=generator(seed, "method"),
             max_batches=METHOD_BATCHES if method.needs_data else 0,
             batch_source=(lambda: splits.train.batches(
-                self.track.recipe.batch_size, generator=generator(config.seed, "method-data", self.device),
+                self.track.recipe.batch_size, generator=generator(seed, "method-data", self.device),
                 shuffle=True, augment=False)) if method.needs_data else None,
+            kind=method.kind, example_input=self.example_input(),
+            allocate=allocation.rank_globally if ranks_globally else None,
         )
-        plan = validate_plan(method.name, method.select(context), sizes, keep)
-        if config.twin:
-            plan = random_twin(plan, sizes, generator(config.seed, "twin"))
+        plan = validate_plan(method.name, method.select(context), allocation.shapes,
+                             keep=None if ranks_globally else allocation.keep,
+                             goal_miss=allocation.miss if ranks_globally else None, kind=method.kind)
+        if twin:
+            plan = random_twin(plan, allocation.sizes, generator(seed, "twin"))
         return plan
+
+    def plan(self, config: RunConfig, model: torch.nn.Module) -> Plan:
+        """The method's validated plan, or its random twin, for this run."""
+        return self.make_plan(config.method, config.target, config.seed, model, config.twin)
+
+    def latency_comparison(self, dense_seed: int, pruned: torch.nn.Module) -> Latency:
+        """Dense (timed once per workspace: every dense seed shares the architecture) vs pruned latency."""
+        shape = self.track.model.input_shape
+        if self._dense_latency is None:
+            self._dense_latency = measure_latency(self.dense_model(dense_seed), shape, self.device, self.latency)
+        return compare_latency(self._dense_latency, pruned, shape, self.device, self.latency).to_record()
 
 
 def _counts_fields(before: Counts, after: Counts | None) -> dict[str, int | None]:
@@ -145,19 +177,30 @@ def protocol(track: Track, config: RunConfig, epochs: int) -> Protocol:
 
 @dataclass(frozen=True)
 class PrunedModel:
-    """A dense checkpoint after a validated plan was applied: ready to retrain."""
+    """A dense checkpoint after a validated plan was applied: ready to retrain.
+
+    For a mask plan, ``masks`` holds the 0/1 tensor of each masked layer (by name, so a deep copy
+    of ``model`` can be retrained with them) and ``sparse`` what the zeros amount to.
+    """
 
     model: torch.nn.Module
-    plan: ChannelPlan
+    plan: Plan
     before: Counts
     after: Counts
+    masks: dict[str, torch.Tensor] = field(default_factory=dict)
+    sparse: SparseCounts | None = None
 
 
 def prune(workspace: Workspace, config: RunConfig) -> PrunedModel:
-    """Dense model -> method plan (or its twin) -> validation -> surgery -> counts."""
+    """Dense model -> method plan (or its twin) -> validation -> surgery or masking -> counts."""
     model = workspace.dense_model(config.dense_seed)
     before = workspace.counts(model)
     plan = workspace.plan(config, model)
+    if isinstance(plan, MaskPlan):
+        masks = apply_masks(model, plan, workspace.example_input())
+        sparse = count_sparse(model, plan.masks, workspace.track.model.input_shape)
+        after = dataclasses.replace(before, nonzero_params=sparse.nonzero_params)
+        return PrunedModel(model, plan, before, after, masks, sparse)
     prune_channels(model, plan, workspace.example_input())
     return PrunedModel(model, plan, before, workspace.counts(model))
 
@@ -176,8 +219,10 @@ def retrain(
     """Retrain ``pruned.model`` in place under the run's schedule and budget (validation split only)."""
     values = retraining_steps(workspace, config)
     splits = workspace.splits
+    modules = dict(pruned.model.named_modules())
+    masks = [(modules[layer].weight, mask) for layer, mask in pruned.masks.items()]
     result = train(pruned.model, splits.train, splits.val, workspace.track.recipe, values,
-                   generator(config.seed, "retrain-data", workspace.device), on_epoch=on_epoch)
+                   generator(config.seed, "retrain-data", workspace.device), on_epoch=on_epoch, masks=masks)
     return result, values
 
 
@@ -197,6 +242,7 @@ def execute(workspace: Workspace, config: RunConfig) -> RunRecord:
         return RunRecord(**base, status="failed", error=message, **_counts_fields(before, None),
                          wall_seconds=time.perf_counter() - started)
     model, splits = pruned.model, workspace.splits
+    latency = workspace.latency_comparison(config.dense_seed, model) if workspace.latency is not None else None
     result, values = retrain(workspace, config, pruned)
     ok = result.status == "ok"
     return RunRecord(
@@ -206,6 +252,8 @@ def execute(workspace: Workspace, config: RunConfig) -> RunRecord:
         val_acc=evaluate(model, splits.val) if ok else None,
         **_counts_fields(pruned.before, pruned.after),
         kept=pruned.plan.counts(), steps_per_epoch=values.steps_per_epoch, retrain_steps=result.steps,
+        sparsity=pruned.sparse.sparsity if pruned.sparse else None, nonzero_params_after=pruned.after.nonzero_params,
+        theoretical_macs_after=pruned.sparse.theoretical_macs_conv_linear if pruned.sparse else None, latency=latency,
         protocol=protocol(track, config, config.budget_epochs),
         curves=Curves(train_loss=_finite_or_none(result.train_loss), val_acc=result.val_acc, lr=result.lr),
         wall_seconds=time.perf_counter() - started,

@@ -1,14 +1,16 @@
 """The harness's own training loop, used for dense training and every retraining run.
 
 It applies precomputed per-step learning rates (and momenta) from ``harness.schedules``,
-records per-epoch curves, and stops with status ``diverged`` on a non-finite loss.
+records per-epoch curves, and stops with status ``diverged`` on a non-finite loss. Masked
+(unstructured) runs pass their masks: they are multiplied back in after every optimizer step,
+so pruned weights stay zero through retraining, at the cost of one fused multiply per step.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Callable, Literal, Sequence
 
 import torch
 from torch import nn
@@ -58,9 +60,12 @@ def train(
     values: StepValues,
     generator: torch.Generator,
     on_epoch: Callable[[int, float, float], None] | None = None,
+    masks: Sequence[tuple[torch.Tensor, torch.Tensor]] = (),
 ) -> TrainResult:
-    """Train for ``len(values.lr)`` steps: one epoch is one shuffled, augmented pass over ``train_split``."""
+    """Train for ``len(values.lr)`` steps: one epoch is one shuffled, augmented pass over ``train_split``.
+    ``masks`` pairs weights with same-shaped 0/1 tensors that are re-applied after each step."""
     optimizer = make_optimizer(model, recipe)
+    masked_weights, weight_masks = [w for w, _ in masks], [m for _, m in masks]  # one fused multiply per step
     group = optimizer.param_groups[0]
     loss_fn = nn.CrossEntropyLoss()
     epochs = len(values.lr) // values.steps_per_epoch if values.lr else 0
@@ -79,6 +84,9 @@ def train(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if masks:
+                with torch.no_grad():
+                    torch._foreach_mul_(masked_weights, weight_masks)
             loss_sum += loss.detach()
             batches += 1
             step += 1
