@@ -1,0 +1,175 @@
+"""Method commands: what methods exist, and what a plan does to a track's model -- counts and latency.
+
+``bench flops`` and ``bench latency`` prune one model the way a run would: with the cached dense
+checkpoint when ``--results`` holds one, else the seeded initialisation (per-layer counts are the
+same for every method that follows the target's counts; globally ranking methods' can differ).
+``--plan NAME`` applies a named fixed configuration (e.g. ``pfec-b``) without a method.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import torch
+import typer
+from rich.table import Table
+
+from harness.cli.common import DEFAULT_RESULTS, check_device, out, print_json, user_errors
+from harness.dense import dense_dir, dense_hash, new_model
+from harness.errors import BenchError
+from harness.latency import LatencySettings, compare_latency
+from harness.measure import count, count_sparse
+from harness.methods import list_methods
+from harness.plans import ChannelPlan, MaskPlan, Plan
+from harness.runner import Workspace
+from harness.surgery import apply_masks, prune_channels
+from harness.targets import resolve_target
+from harness.tracks import DEFAULT_TRACK, Target, Track, load_track
+
+
+@user_errors
+def methods(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
+    """List the registered pruning methods."""
+    rows = [{"name": m.name, "kind": m.kind, "needs_data": m.needs_data, "global_ranking": m.global_ranking,
+             "citation": m.citation} for m in list_methods()]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title="Pruning methods")
+    for column in ("name", "kind", "needs data", "global ranking", "citation"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["name"], row["kind"], "yes" if row["needs_data"] else "no",
+                      "yes" if row["global_ranking"] else "no", row["citation"])
+    out.print(table)
+
+
+@dataclass(frozen=True)
+class Pruned:
+    dense: torch.nn.Module
+    model: torch.nn.Module | None
+    plan: Plan | None
+    label: str | None
+    weights: str
+
+
+def pruned_for_inspection(track: Track, plan_name: str | None, method: str | None, target: str | None,
+                          seed: int, results: Path, device: str) -> Pruned:
+    """The track's model before and after ``--plan`` or ``--method/--target``, without retraining."""
+    if plan_name and (method or target):
+        raise BenchError("give either --plan NAME or --method M --target X, not both")
+    if bool(method) != bool(target):
+        raise BenchError("--method and --target go together; give both")
+    workspace = Workspace(track, results, device)
+    cached = (dense_dir(results, track) / f"{dense_hash(track, seed)}.pt").exists()
+    dense = workspace.dense_model(seed) if cached else new_model(track, seed).to(device)
+    weights = "dense checkpoint" if cached else "seeded initialisation"
+    if not (plan_name or method):
+        return Pruned(dense, None, None, None, weights)
+    model = copy.deepcopy(dense)
+    if plan_name:
+        fixed = Target(name=plan_name, kind="fixed", config=plan_name)
+        keep = resolve_target(fixed, "structured", track.model.name, model, track.model.input_shape).keep
+        plan: Plan = ChannelPlan({layer: tuple(range(count)) for layer, count in keep.items()})
+        label = plan_name
+    else:
+        plan = workspace.make_plan(method, target, seed, model)
+        label = f"{method} @ {target}"
+    if isinstance(plan, MaskPlan):
+        apply_masks(model, plan, workspace.example_input())
+    else:
+        prune_channels(model, plan, workspace.example_input())
+    return Pruned(dense, model, plan, label, weights)
+
+
+def _counts_row(model: torch.nn.Module, plan: Plan | None, input_shape: tuple[int, int, int]) -> dict:
+    counts = count(model, input_shape)
+    row = {"params": counts.params, "macs": counts.macs_conv_linear, "macs_total": counts.macs,
+           "nonzero_params": counts.nonzero_params}
+    if isinstance(plan, MaskPlan):
+        sparse = count_sparse(model, plan.masks, input_shape)
+        row.update(sparsity=sparse.sparsity, theoretical_macs=sparse.theoretical_macs_conv_linear)
+    return row
+
+
+_TRACK = typer.Option(DEFAULT_TRACK, help="Track whose model is pruned.")
+_PLAN = typer.Option(None, "--plan", help="A named fixed configuration, e.g. pfec-a.")
+_METHOD = typer.Option(None, "--method", help="Method to plan with (with --target).")
+_TARGET = typer.Option(None, "--target", help="One of the track's targets (with --method).")
+_SEED = typer.Option(0, "--seed", help="Dense seed (and the method's seed).")
+_RESULTS = typer.Option(DEFAULT_RESULTS, help="Results directory holding cached dense checkpoints.")
+
+
+@user_errors
+def flops(
+    track: str = _TRACK, plan: Optional[str] = _PLAN, method: Optional[str] = _METHOD, target: Optional[str] = _TARGET,
+    seed: int = _SEED, results: Path = _RESULTS,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Parameters and MACs (conv+linear, batch 1, fvcore) of a track's model before and after pruning."""
+    loaded = load_track(track)
+    shape = loaded.model.input_shape
+    pruned = pruned_for_inspection(loaded, plan, method, target, seed, results, "cpu")
+    dense_row = _counts_row(pruned.dense, None, shape)
+    pruned_row = _counts_row(pruned.model, pruned.plan, shape) if pruned.model is not None else None
+    payload = {"track": loaded.name, "model": loaded.model.name, "plan": pruned.label, "weights": pruned.weights,
+               "dense": dense_row, "pruned": pruned_row}
+    if pruned_row is not None:
+        effective = pruned_row.get("theoretical_macs", pruned_row["macs"])
+        payload["reduction"] = {"params": 1 - pruned_row["params"] / dense_row["params"],
+                                "nonzero_params": 1 - pruned_row["nonzero_params"] / dense_row["nonzero_params"],
+                                "macs": 1 - effective / dense_row["macs"]}
+    if as_json:
+        print_json(payload)
+        return
+    table = Table(title=f"{loaded.name} ({loaded.model.name}): {pruned.label or 'dense'}, weights: {pruned.weights}")
+    for column in ("", "params", "non-zero params", "MACs (conv+linear)", "MACs (fvcore total)"):
+        table.add_column(column, justify="right")
+    for name, row in (("dense", dense_row), ("pruned", pruned_row)):
+        if row is not None:
+            macs = f"{row['macs']:,}" + (f" ({row['theoretical_macs']:,} theoretical)" if "theoretical_macs" in row else "")
+            table.add_row(name, f"{row['params']:,}", f"{row['nonzero_params']:,}", macs, f"{row['macs_total']:,}")
+    out.print(table)
+
+
+@user_errors
+def latency(
+    track: str = _TRACK, plan: Optional[str] = _PLAN, method: Optional[str] = _METHOD, target: Optional[str] = _TARGET,
+    seed: int = _SEED, results: Path = _RESULTS,
+    device: str = typer.Option("cpu", help="cpu or cuda[:N]."),
+    batch_size: int = typer.Option(1, help="Inputs per timed call."),
+    warmup: int = typer.Option(10, help="Untimed calls first."),
+    repeats: int = typer.Option(50, help="Timed calls."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Inference latency of a track's model before and after pruning: median and IQR over repeated calls."""
+    check_device(device)
+    loaded = load_track(track)
+    settings = LatencySettings(batch_size=batch_size, warmup=warmup, repeats=repeats)
+    pruned = pruned_for_inspection(loaded, plan, method, target, seed, results, device)
+    if pruned.model is None:
+        raise BenchError("give --plan NAME or --method M --target X to compare against the dense model")
+    shape = loaded.model.input_shape
+    comparison = compare_latency(pruned.dense, pruned.model, shape, device, settings)
+    dense_macs, pruned_macs = count(pruned.dense, shape).macs_conv_linear, count(pruned.model, shape).macs_conv_linear
+    payload = {
+        "track": loaded.name, "plan": pruned.label, "device": device, "batch_size": batch_size, "warmup": warmup,
+        "repeats": repeats, "threads": comparison.dense.threads,
+        "dense": {"median_ms": comparison.dense.median_ms, "iqr_ms": comparison.dense.iqr_ms, "macs": dense_macs},
+        "pruned": {"median_ms": comparison.pruned.median_ms, "iqr_ms": comparison.pruned.iqr_ms, "macs": pruned_macs},
+        "speedup": comparison.speedup, "macs_ratio": dense_macs / pruned_macs,
+    }
+    if as_json:
+        print_json(payload)
+        return
+    table = Table(title=f"{loaded.name}: {pruned.label} on {device}, batch {batch_size}, {repeats} timed calls")
+    for column in ("", "median ms", "IQR ms", "MACs (conv+linear)"):
+        table.add_column(column, justify="right")
+    for name in ("dense", "pruned"):
+        row = payload[name]
+        table.add_row(name, f"{row['median_ms']:.3f}", f"{row['iqr_ms']:.3f}", f"{row['macs']:,}")
+    out.print(table)
+    out.print(f"measured speed-up {comparison.speedup:.2f}x for a {payload['macs_ratio']:.2f}x MACs reduction")

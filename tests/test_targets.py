@@ -1,0 +1,202 @@
+"""Targets: ratio, per-layer, PFEC's published configurations (exact counts), and global goals.
+
+PFEC's counts are checked after real surgery with fvcore, and cross-checked with PyTorch's own
+FlopCounterMode (2 FLOPs per MAC); the cost models that search global goals are held to fvcore.
+"""
+
+import json
+import math
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from harness.cli import app
+from harness.errors import BenchError
+from harness.measure import Estimate, count, count_flop_counter_mode, count_sparse
+from harness.models import create_model
+from harness.plans import ChannelPlan, keep_top_weights
+from harness.surgery import apply_masks, prune_channels
+from harness.targets import fixed_configuration, maskable_layers, resolve_target
+from harness.tracks import Target
+
+CIFAR = (3, 32, 32)
+DIGITS = (1, 8, 8)
+
+
+def fixed(name: str) -> Target:
+    return Target(name=name, kind="fixed", config=name)
+
+
+def first_channels(keep: dict[str, int]) -> ChannelPlan:
+    return ChannelPlan({layer: tuple(range(count)) for layer, count in keep.items()})
+
+
+def pruned_counts(model_name: str, config: str):
+    model = create_model(model_name, 10)
+    allocation = resolve_target(fixed(config), "structured", model_name, model, CIFAR)
+    prune_channels(model, first_channels(allocation.keep), torch.zeros(1, *CIFAR))
+    return model, allocation, count(model, CIFAR)
+
+
+@pytest.mark.parametrize("model_name, config, params, macs, published_macs", [
+    ("cifar-resnet56", "pfec-b", 735_712, 90_907_264, 90.9e6),
+    ("cifar-resnet110", "pfec-b", 1_168_424, 155_124_352, 155.1e6),
+    ("cifar-vgg16", "pfec-a", 5_397_034, 206_279_680, 206.3e6),
+])
+def test_pfec_configurations_reproduce_the_published_counts(model_name, config, params, macs, published_macs):
+    model, allocation, counts = pruned_counts(model_name, config)
+    assert counts.params == params
+    assert counts.macs_conv_linear == macs
+    assert abs(counts.macs_conv_linear - published_macs) < 0.05e6
+    assert allocation.estimate(allocation.keep) == Estimate(counts.params, counts.macs_conv_linear)
+    assert 2 * counts.macs_conv_linear == count_flop_counter_mode(model, CIFAR)
+
+
+@pytest.mark.parametrize("model_name, config, params, macs, published_params, published_macs", [
+    ("cifar-resnet56", "pfec-a", 773_336, 112_435_840, 0.77e6, 1.12e8),
+    ("cifar-resnet110", "pfec-a", 1_688_522, 212_779_648, 1.68e6, 2.13e8),
+])
+def test_pfec_a_resnets_match_the_papers_rounded_figures(model_name, config, params, macs, published_params,
+                                                         published_macs):
+    allocation = resolve_target(fixed(config), "structured", model_name, create_model(model_name, 10), CIFAR)
+    estimate = allocation.estimate(allocation.keep)
+    assert (estimate.params, estimate.macs) == (params, macs)
+    assert abs(estimate.params - published_params) < 0.01e6  # Table 1 truncates to three digits
+    assert abs(estimate.macs - published_macs) < 0.01e8
+
+
+def test_pfec_b_on_resnet56_skips_the_sensitive_blocks_and_prunes_each_stage_by_its_ratio():
+    model = create_model("cifar-resnet56", 10)
+    keep = resolve_target(fixed("pfec-b"), "structured", "cifar-resnet56", model, CIFAR).keep
+    skipped = {"layer1.7.conv1", "layer1.8.conv1", "layer2.0.conv1", "layer2.7.conv1", "layer3.0.conv1",
+               "layer3.8.conv1"}
+    expected = {}
+    for stage, (width, kept) in enumerate([(16, 6), (32, 22), (64, 57)], start=1):
+        for block in range(9):
+            layer = f"layer{stage}.{block}.conv1"
+            expected[layer] = width if layer in skipped else kept
+    assert keep == expected
+
+
+def test_fixed_configuration_errors_name_the_fix():
+    with pytest.raises(BenchError, match="no fixed configuration 'pfec-b' for model cifar-vgg16; known: pfec-a"):
+        fixed_configuration("pfec-b", "cifar-vgg16", {})
+    with pytest.raises(BenchError, match="fixed channel configuration; an unstructured method cannot use it"):
+        resolve_target(fixed("pfec-a"), "unstructured", "cifar-vgg16", create_model("cifar-vgg16", 10), CIFAR)
+
+
+def test_ratio_and_per_layer_targets():
+    model = create_model("digits-cnn", 10)
+    uniform = resolve_target(Target(name="u", ratio=0.5), "structured", "digits-cnn", model, DIGITS)
+    assert uniform.keep == {"features.0": 8, "features.4": 16, "features.8": 32}
+    assert uniform.goal is None
+    layers = Target(name="l", kind="layers", ratios={"features.4": 0.25})
+    assert resolve_target(layers, "structured", "digits-cnn", model, DIGITS).keep == {
+        "features.0": 16, "features.4": 24, "features.8": 64}
+    masked = resolve_target(Target(name="u", ratio=0.5), "unstructured", "digits-cnn", model, DIGITS)
+    assert masked.shapes == {"features.0": (16, 1, 3, 3), "features.4": (32, 16, 3, 3), "features.8": (64, 32, 3, 3),
+                             "classifier": (10, 64)}
+    assert masked.keep == {"features.0": 72, "features.4": 2304, "features.8": 9216, "classifier": 320}
+    with pytest.raises(BenchError, match="target 'bad': layer 'classifier' is not a prunable layer for structured"):
+        resolve_target(Target(name="bad", kind="layers", ratios={"classifier": 0.5}), "structured", "digits-cnn",
+                       model, DIGITS)
+
+
+@pytest.mark.parametrize("metric", ["macs", "params"])
+@pytest.mark.parametrize("model_name, shape", [("digits-cnn", DIGITS), ("cifar-resnet56", CIFAR)])
+def test_global_goals_are_reached_with_near_uniform_counts(metric, model_name, shape):
+    model = create_model(model_name, 10)
+    allocation = resolve_target(Target(name="g", kind=metric, reduction=0.4), "structured", model_name, model, shape)
+    dense = count(model, shape)
+    prune_channels(model, first_channels(allocation.keep), torch.zeros(1, *shape))
+    after = count(model, shape)
+    before_value, after_value = (dense.macs_conv_linear, after.macs_conv_linear) if metric == "macs" else (
+        dense.params, after.params)
+    assert 0.4 <= 1 - after_value / before_value <= 0.41
+    ratios = [1 - allocation.keep[layer] / size for layer, size in allocation.sizes.items()]
+    assert max(ratios) - min(ratios) <= 2 / min(allocation.sizes.values())  # within about one channel
+
+
+def test_an_unreachable_goal_is_a_one_line_error():
+    target = Target(name="huge", kind="params", reduction=0.999, tolerance=0.0001)
+    with pytest.raises(BenchError, match=r"target 'huge': the plan removes .* of params, outside 99\.90% \+/- 0\.01%"):
+        resolve_target(target, "structured", "digits-cnn", create_model("digits-cnn", 10), DIGITS)
+
+
+def test_global_ranking_of_channels_removes_the_lowest_scores_first_and_stops_at_the_goal():
+    model = create_model("digits-cnn", 10)
+    allocation = resolve_target(Target(name="g", kind="params", reduction=0.2), "structured", "digits-cnn", model,
+                                DIGITS)
+    scores = {"features.0": torch.full((16,), 100.0), "features.4": torch.full((32,), 100.0),
+              "features.8": torch.arange(64.0)}
+    keep = allocation.rank_globally(scores)
+    assert keep["features.0"] == 16 and keep["features.4"] == 32
+    assert allocation.miss(keep) is None
+    assert allocation.miss({**keep, "features.8": keep["features.8"] + 8}) is not None
+
+
+def test_global_ranking_of_weights_is_one_threshold_across_layers():
+    model = create_model("digits-cnn", 10)
+    allocation = resolve_target(Target(name="g", kind="params", reduction=0.5), "unstructured", "digits-cnn", model,
+                                DIGITS)
+    modules = dict(model.named_modules())
+    scores = {layer: modules[layer].weight.detach().abs() for layer in maskable_layers(model)}
+    plan = keep_top_weights(scores, allocation.rank_globally(scores))
+    kept = torch.cat([scores[layer][plan.masks[layer]] for layer in scores])
+    removed = torch.cat([scores[layer][~plan.masks[layer]] for layer in scores])
+    assert removed.max() <= kept.min()
+    assert len(removed) == math.ceil(0.5 * allocation.costs.dense.params)
+
+
+def test_theoretical_macs_of_masks_match_the_weight_cost_model_and_fvcore_per_layer():
+    model = create_model("cifar-resnet20", 10)
+    allocation = resolve_target(Target(name="u", ratio=0.7), "unstructured", "cifar-resnet20", model, CIFAR)
+    modules = dict(model.named_modules())
+    plan = keep_top_weights({layer: modules[layer].weight.abs() for layer in allocation.shapes}, allocation.keep)
+    apply_masks(model, plan, torch.zeros(1, *CIFAR))
+    sparse = count_sparse(model, plan.masks, CIFAR)
+    estimate = allocation.estimate(allocation.keep)
+    assert sparse.theoretical_macs_conv_linear == estimate.macs
+    assert sparse.sparsity == pytest.approx(plan.sparsity())
+    assert count(model, CIFAR).macs_conv_linear == allocation.costs.dense.macs
+
+
+def test_a_ratio_target_dumps_exactly_as_before_so_run_hashes_stay():
+    assert Target(name="uniform-50", kind="ratio", ratio=0.5).model_dump(mode="json") == {
+        "name": "uniform-50", "kind": "ratio", "ratio": 0.5}
+    assert Target(name="m", kind="macs", reduction=0.5).model_dump(mode="json") == {
+        "name": "m", "kind": "macs", "reduction": 0.5}
+
+
+@pytest.mark.parametrize("fields, message", [
+    (dict(kind="macs"), "a target of kind 'macs' needs 'reduction'"),
+    (dict(ratio=0.5, config="pfec-a"), "a target of kind 'ratio' takes no 'config'"),
+    (dict(kind="layers", ratios={"a": 1.0}), r"ratio of layer 'a' must be in \[0, 1\)"),
+    (dict(kind="fixed"), "a target of kind 'fixed' needs 'config'"),
+])
+def test_malformed_targets_are_rejected(fields, message):
+    with pytest.raises(ValueError, match=message):
+        Target(name="t", **fields)
+
+
+def test_bench_flops_prints_dense_and_pruned_counts_for_a_fixed_plan():
+    result = CliRunner().invoke(app, ["flops", "--track", "cifar10-resnet56", "--plan", "pfec-b", "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["dense"]["params"] == 853_018 and payload["dense"]["macs"] == 125_485_696
+    assert payload["pruned"]["params"] == 735_712 and payload["pruned"]["macs"] == 90_907_264
+
+
+def test_bench_flops_reports_theoretical_macs_for_masks_and_rejects_mixed_options():
+    runner = CliRunner()
+    result = runner.invoke(app, ["flops", "--method", "magnitude-layerwise", "--target", "uniform-50", "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["pruned"]["params"] == payload["dense"]["params"]
+    assert payload["pruned"]["macs"] == payload["dense"]["macs"]
+    assert payload["pruned"]["theoretical_macs"] == payload["dense"]["macs"] // 2
+    assert payload["pruned"]["sparsity"] == pytest.approx(0.5, abs=1e-3)
+    mixed = runner.invoke(app, ["flops", "--plan", "pfec-a", "--method", "l1-norm", "--target", "uniform-50"])
+    assert mixed.exit_code == 2
+    assert "give either --plan NAME or --method M --target X, not both" in mixed.output
