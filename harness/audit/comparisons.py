@@ -1,0 +1,292 @@
+"""Cells and the comparisons between them, with verdicts a reviewer can read.
+
+A cell is every run of one entry (a method or its random twin) at one track, target, schedule
+and budget, from one source. Two cells are compared with Welch's t test -- or the paired t test
+when their runs share dense checkpoint and seed, as a method and its twin do -- and an exact
+permutation test as a check, an equivalence test (TOST), effect sizes and the minimum detectable
+difference at the seeds at hand. Table comparisons are corrected with Benjamini-Hochberg per
+track, headline claims with Holm. A verdict is ``better``/``worse`` only when the corrected test
+is significant *and* the gap is at least the detectable difference; ``equivalent`` when TOST
+shows the gap inside the margin; otherwise ``tie``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, replace
+from typing import Iterable, Literal, Sequence
+
+import numpy as np
+from scipy import special
+
+from harness import stats
+from harness.audit import power, vectorized
+from harness.audit.config import AuditConfig
+from harness.audit.reported import citation
+from harness.cells import CellKey, cell_key
+from harness.records import RunRecord
+from harness.schedules import SCHEDULES
+from harness.seeding import derive_seed
+
+Verdict = Literal["better", "tie", "worse", "equivalent"]
+Correction = Literal["none", "holm", "benjamini-hochberg"]
+REPRODUCED = "reproduced"
+
+
+def audit_key(record: RunRecord) -> CellKey:
+    """A record's cell; reported records are kept apart per citation, never pooled across papers."""
+    key = cell_key(record)
+    return replace(key, source=f"reported: {citation(record)}") if record.source == "reported" else key
+
+
+def label(key: CellKey) -> str:
+    entry = f"{key.method}+twin" if key.twin else key.method
+    text = f"{key.track}/{entry}/{key.target}/{key.schedule}@{key.budget_epochs}"
+    return text if key.source == REPRODUCED else f"{text} [{key.source}]"
+
+
+def schedule_order(name: str) -> tuple[int, str]:
+    """Schedules in the order of the design (none, ft, lrw, slr, clr), unknown ones after."""
+    names = list(SCHEDULES)
+    return (names.index(name), name) if name in names else (len(names), name)
+
+
+def display_order(key: CellKey) -> tuple:
+    return (key.track, key.target, key.budget_epochs, schedule_order(key.schedule), key.method, key.twin, key.source)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """The runs of one cell; ``values`` are the test accuracies of its successful runs, ordered by
+    ``pairing`` (dense checkpoint, dense seed, seed), so cells with equal pairings align run by run."""
+
+    key: CellKey
+    label: str
+    records: tuple[RunRecord, ...]
+    ok: tuple[RunRecord, ...]
+    values: tuple[float, ...]
+    pairing: tuple[tuple[str, int, int], ...]
+    summary: stats.Summary | None
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    @property
+    def n_failed(self) -> int:
+        return len(self.records) - len(self.ok)
+
+    @property
+    def reproduced(self) -> bool:
+        return self.key.source == REPRODUCED
+
+    @property
+    def mean(self) -> float:
+        return self.summary.mean if self.summary else math.nan
+
+    def mean_of(self, field: str) -> float | None:
+        """Mean of a numeric record field over successful runs (all runs when none succeeded);
+        None when no run has it. Tolerates fields a record type does not define yet."""
+        pool = self.ok or self.records
+        found = [float(v) for v in (getattr(r, field, None) for r in pool) if v is not None]
+        return sum(found) / len(found) if found else None
+
+    def dense_values(self) -> tuple[float, ...] | None:
+        """Each successful run's dense accuracy (aligned with ``values``), None if any is missing."""
+        dense = [r.dense_test_acc for r in self.ok]
+        return tuple(float(v) for v in dense if v is not None) if all(v is not None for v in dense) else None
+
+
+def best_by_validation(cells: Sequence[Cell]) -> Cell | None:
+    """The schedule an entry does best with, chosen on validation accuracy, never on test; ties
+    go to the schedule listed first in the design."""
+    scored = [(cell.mean_of("val_acc"), cell) for cell in cells if cell.n]
+    scored = [(score, cell) for score, cell in scored if score is not None]
+    if not scored:
+        return None
+    return max(scored, key=lambda item: (item[0], -schedule_order(item[1].key.schedule)[0]))[1]
+
+
+def _successful(record: RunRecord) -> bool:
+    return record.status == "ok" and record.test_acc is not None and math.isfinite(record.test_acc)
+
+
+def make_cell(key: CellKey, records: Sequence[RunRecord], config: AuditConfig, seed: int) -> Cell:
+    ok = sorted((r for r in records if _successful(r)), key=lambda r: (r.dense_hash, r.dense_seed, r.seed))
+    values = tuple(float(r.test_acc) for r in ok)
+    text = label(key)
+    summary = (stats.summarize(values, config.confidence, seed=derive_seed(seed, text), n_resamples=config.n_resamples)
+               if values else None)
+    return Cell(key, text, tuple(records), tuple(ok), values,
+                tuple((r.dense_hash, r.dense_seed, r.seed) for r in ok), summary)
+
+
+def build_cells(records: Iterable[RunRecord], config: AuditConfig, seed: int) -> list[Cell]:
+    """Every cell, in display order."""
+    grouped: dict[CellKey, list[RunRecord]] = defaultdict(list)
+    for record in records:
+        grouped[audit_key(record)].append(record)
+    return [make_cell(key, grouped[key], config, seed) for key in sorted(grouped, key=display_order)]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Cell ``a`` against cell ``b``: ``difference`` is mean(a) - mean(b) in accuracy (fraction)."""
+
+    track: str
+    a: str
+    b: str
+    kind: str
+    n_a: int
+    n_b: int
+    mean_a: float
+    mean_b: float
+    difference: float
+    ci_low: float
+    ci_high: float
+    paired: bool
+    test: str
+    statistic: float
+    df: float
+    pvalue: float
+    pvalue_adjusted: float
+    correction: Correction
+    permutation_pvalue: float
+    permutation_exact: bool
+    n_permutations: int
+    equivalence_margin: float
+    equivalence_pvalue: float
+    noise_std: float
+    minimum_detectable_difference: float
+    hedges_g: float
+    cliffs_delta: float
+    probability_of_improvement: float
+    verdict: Verdict
+
+    def permutation_can_confirm(self, alpha: float) -> bool:
+        """Whether the permutation test could reach ``alpha`` at all: with few seeds its
+        smallest attainable p-value (two of all splits or sign flips) is above it."""
+        return self.n_permutations > 0 and 2 / self.n_permutations < alpha
+
+
+def paired_cells(a: Cell, b: Cell) -> bool:
+    """Runs pair up when both cells are reproduced and share every (dense checkpoint, seed)."""
+    return a.reproduced and b.reproduced and a.n >= 2 and a.pairing == b.pairing
+
+
+def verdict(difference: float, pvalue_adjusted: float, detectable: float, equivalence_pvalue: float,
+            alpha: float) -> Verdict:
+    if pvalue_adjusted < alpha and abs(difference) >= detectable:
+        return "better" if difference > 0 else "worse"
+    if equivalence_pvalue < alpha:
+        return "equivalent"
+    return "tie"
+
+
+def _noise_std(x: np.ndarray, y: np.ndarray, paired: bool) -> np.ndarray:
+    """The sd the detectable difference scales with: of the differences (paired) or pooled."""
+    if paired:
+        return (x - y).std(axis=1, ddof=1) if x.shape[1] >= 2 else np.full(len(x), math.nan)
+    df = x.shape[1] + y.shape[1] - 2
+    if x.shape[1] < 2 or y.shape[1] < 2:
+        return np.full(len(x), math.nan)
+    sum_of_squares = (x.shape[1] - 1) * x.var(axis=1, ddof=1) + (y.shape[1] - 1) * y.var(axis=1, ddof=1)
+    return np.sqrt(sum_of_squares / df)
+
+
+def _interval(difference: float, std_error: float, df: float, confidence: float) -> tuple[float, float]:
+    if std_error == 0:
+        return difference, difference
+    if not (math.isfinite(std_error) and math.isfinite(df)):
+        return math.nan, math.nan
+    half = float(special.stdtrit(df, (1 + confidence) / 2)) * std_error
+    return difference - half, difference + half
+
+
+def compare_pairs(pairs: Sequence[tuple[Cell, Cell, str]], config: AuditConfig, seed: int) -> list[Comparison]:
+    """Compare each ``(a, b, kind)``; uncorrected (``pvalue_adjusted`` is the raw p-value)."""
+    shapes: dict[tuple[bool, int, int], list[int]] = defaultdict(list)
+    for index, (a, b, _) in enumerate(pairs):
+        if a.n == 0 or b.n == 0:
+            raise ValueError(f"cannot compare {a.label} with {b.label}: a cell without successful runs")
+        shapes[(paired_cells(a, b), a.n, b.n)].append(index)
+    results: list[Comparison | None] = [None] * len(pairs)
+    for (paired, n_a, n_b), indices in shapes.items():
+        x = np.array([pairs[i][0].values for i in indices])
+        y = np.array([pairs[i][1].values for i in indices])
+        seeds = [derive_seed(seed, f"{pairs[i][0].label}|{pairs[i][1].label}") for i in indices]
+        test = vectorized.paired if paired else vectorized.independent
+        batch = test(x, y, margin=config.equivalence_margin, alpha=config.alpha, seeds=seeds,
+                     n_resamples=config.n_resamples)
+        noise = _noise_std(x, y, paired)
+        n = n_a if paired else min(n_a, n_b)
+        for row, index in enumerate(indices):
+            a, b, kind = pairs[index]
+            difference = float(batch.difference[row])
+            detectable = power.minimum_detectable_difference(float(noise[row]), n, paired, config.alpha, config.power)
+            low, high = _interval(difference, float(batch.std_error[row]), float(batch.df[row]), config.confidence)
+            pvalue = float(batch.pvalue[row])
+            equivalence = float(batch.equivalence_pvalue[row])
+            results[index] = Comparison(
+                track=a.key.track, a=a.label, b=b.label, kind=kind, n_a=a.n, n_b=b.n, mean_a=a.mean, mean_b=b.mean,
+                difference=difference, ci_low=low, ci_high=high, paired=paired, test=batch.test,
+                statistic=float(batch.statistic[row]), df=float(batch.df[row]), pvalue=pvalue,
+                pvalue_adjusted=pvalue, correction="none",
+                permutation_pvalue=float(batch.permutation_pvalue[row]),
+                permutation_exact=bool(batch.permutation_exact[row]),
+                n_permutations=int(batch.n_permutations[row]),
+                equivalence_margin=config.equivalence_margin, equivalence_pvalue=equivalence,
+                noise_std=float(noise[row]), minimum_detectable_difference=detectable,
+                hedges_g=float(batch.hedges_g[row]), cliffs_delta=float(batch.cliffs_delta[row]),
+                probability_of_improvement=float(batch.probability_of_improvement[row]),
+                verdict=verdict(difference, pvalue, detectable, equivalence, config.alpha),
+            )
+    return [c for c in results if c is not None]
+
+
+def adjust(comparisons: Sequence[Comparison], correction: Correction, alpha: float) -> list[Comparison]:
+    """Correct the family's p-values (undefined tests stay undefined) and redo the verdicts."""
+    defined = [i for i, c in enumerate(comparisons) if math.isfinite(c.pvalue)]
+    pvalues = np.array([comparisons[i].pvalue for i in defined])
+    corrected = {"holm": stats.holm, "benjamini-hochberg": stats.benjamini_hochberg}[correction](pvalues) \
+        if defined else np.array([])
+    adjusted = dict(zip(defined, corrected.tolist()))
+    out = []
+    for index, c in enumerate(comparisons):
+        p = adjusted.get(index, math.nan)
+        out.append(replace(c, pvalue_adjusted=p, correction=correction, verdict=verdict(
+            c.difference, p, c.minimum_detectable_difference, c.equivalence_pvalue, alpha)))
+    return out
+
+
+def context(key: CellKey) -> tuple[str, str, str, int]:
+    """Where entries are compared with each other: same track, target, schedule and budget."""
+    return key.track, key.target, key.schedule, key.budget_epochs
+
+
+def table_pairs(cells: Sequence[Cell]) -> list[tuple[Cell, Cell, str]]:
+    """Each method against its random twin, and each pair of methods, within every context of
+    reproduced cells with successful runs."""
+    contexts: dict[tuple, list[Cell]] = defaultdict(list)
+    for cell in cells:
+        if cell.reproduced and cell.n:
+            contexts[context(cell.key)].append(cell)
+    pairs = []
+    for members in contexts.values():
+        methods = sorted((c for c in members if not c.key.twin), key=lambda c: c.key.method)
+        twins = {c.key.method: c for c in members if c.key.twin}
+        for index, method in enumerate(methods):
+            if method.key.method in twins:
+                pairs.append((method, twins[method.key.method], "twin"))
+            pairs.extend((method, other, "methods") for other in methods[index + 1:])
+    return pairs
+
+
+def table_comparisons(cells: Sequence[Cell], config: AuditConfig, seed: int) -> list[Comparison]:
+    """The tables' comparisons, Benjamini-Hochberg corrected within each track."""
+    raw = compare_pairs(table_pairs(cells), config, seed)
+    by_track: dict[str, list[Comparison]] = defaultdict(list)
+    for comparison in raw:
+        by_track[comparison.track].append(comparison)
+    return [c for track in sorted(by_track) for c in adjust(by_track[track], "benjamini-hochberg", config.alpha)]

@@ -1,0 +1,66 @@
+"""The audit's thresholds, in one frozen place, with the defaults of the design brief.
+
+Changing a threshold changes what the audit flags, so the configuration in force is printed in
+every report and stored in ``audit.json``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from harness.errors import BenchError
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    """Thresholds of the rules R1-R13 and of the statistics behind them.
+
+    Accuracies are fractions (0.93, not 93), so margins and tolerances on accuracy are too:
+    ``0.005`` is half a percentage point.
+    """
+
+    alpha: float = 0.05
+    """Significance level of every test (two-sided) and of TOST's one-sided tests."""
+    power: float = 0.8
+    """Power at which the minimum detectable difference is computed."""
+    confidence: float = 0.95
+    """Coverage of the intervals printed for cells and differences."""
+    budget_tolerance: float = 0.05
+    """R1: retraining steps of compared entries may differ by this relative amount."""
+    macs_tolerance: float = 0.02
+    """R3: MACs after pruning may differ by this relative amount."""
+    sparsity_tolerance: float = 0.005
+    """R3: sparsity may differ by this much (0.005 = 0.5 percentage points)."""
+    dense_tolerance: float = 0.005
+    """R4: a reported dense accuracy may differ from the reproduced one by this much."""
+    min_seeds: int = 3
+    """R5: a cell with fewer successful seeds fails."""
+    recommended_seeds: int = 5
+    """R5: a cell with fewer successful seeds (but at least ``min_seeds``) warns."""
+    equivalence_margin: float = 0.005
+    """R8 and the ``equivalent`` verdict: TOST margin when a claim states none."""
+    reported_gap_tolerance: float = 0.01
+    """R11: a reported number may differ from the reproduced mean by this much."""
+    n_resamples: int = 9999
+    """Permutations (when not exhaustive) and bootstrap resamples."""
+    random_method_prefix: str = "random"
+    """Methods whose name starts with this are random pruning themselves: R9 does not apply."""
+
+    def __post_init__(self) -> None:
+        for name in ("alpha", "power", "confidence"):
+            if not 0 < getattr(self, name) < 1:
+                raise BenchError(f"audit setting {name} must lie strictly between 0 and 1 (got {getattr(self, name)})")
+        for name in ("budget_tolerance", "macs_tolerance", "sparsity_tolerance", "dense_tolerance",
+                     "equivalence_margin", "reported_gap_tolerance"):
+            if not getattr(self, name) > 0:
+                raise BenchError(f"audit setting {name} must be positive (got {getattr(self, name)})")
+        if not 1 <= self.min_seeds <= self.recommended_seeds:
+            raise BenchError(
+                f"audit settings need 1 <= min_seeds <= recommended_seeds (got {self.min_seeds}, "
+                f"{self.recommended_seeds})"
+            )
+        if self.n_resamples < 1:
+            raise BenchError(f"audit setting n_resamples must be a positive integer (got {self.n_resamples})")
+
+    def as_dict(self) -> dict[str, float | int | str]:
+        return asdict(self)

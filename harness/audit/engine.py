@@ -1,0 +1,115 @@
+"""One audit, start to finish: records -> cells -> comparisons -> claims -> rules -> verdicts.
+
+The result is a plain value: the same records, claims, tuning histories, configuration and seed
+always give an equal result (every random draw is seeded from ``seed`` and the cell or
+comparison it belongs to, never from the order of work), so reports built from it are
+byte-identical.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from harness import __version__
+from harness.audit.aggregate import MethodAggregate, PairAggregate, method_aggregates, pair_aggregates, task_entries
+from harness.audit.claims import Claim, ClaimVerdict, claim_records, judge, load_claims, prepare_claims
+from harness.audit.comparisons import Cell, Comparison, build_cells, table_comparisons
+from harness.audit.config import AuditConfig
+from harness.audit.findings import Finding, sort_key
+from harness.audit.rules import RULE_FUNCTIONS, AuditInput
+from harness.audit.tuning import TuningStudy, load_tuning
+from harness.errors import BenchError
+from harness.records import RecordProblem, RunRecord, load_records
+
+REPORT_FOLDER = "report"
+"""Where reports go by default: ``<results>/<track>/report`` or, for every track, ``<results>/report``."""
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    version: str
+    seed: int
+    config: AuditConfig
+    tracks: tuple[str, ...]
+    cells: tuple[Cell, ...]
+    comparisons: tuple[Comparison, ...]
+    findings: tuple[Finding, ...]
+    claims: tuple[ClaimVerdict, ...]
+    method_aggregates: tuple[MethodAggregate, ...]
+    pair_aggregates: tuple[PairAggregate, ...]
+    problems: tuple[RecordProblem, ...]
+    studies: tuple[TuningStudy, ...]
+
+    @property
+    def exit_code(self) -> int:
+        """0 when clean, 1 when any finding fails (CI gates on it)."""
+        return 1 if any(f.severity == "fail" for f in self.findings) else 0
+
+    def count(self, severity: str) -> int:
+        return sum(f.severity == severity for f in self.findings)
+
+
+def audit(
+    records: Iterable[RunRecord],
+    *,
+    config: AuditConfig = AuditConfig(),
+    claims: Sequence[Claim] = (),
+    studies: Sequence[TuningStudy] = (),
+    problems: Sequence[RecordProblem] = (),
+    seed: int = 0,
+) -> AuditResult:
+    """Audit records (reproduced and reported) and claims."""
+    cells = build_cells([*records, *claim_records(claims)], config, seed)
+    comparisons = table_comparisons(cells, config, seed)
+    tests = prepare_claims(claims, cells, config, seed)
+    audit_input = AuditInput(tuple(cells), tuple(comparisons), tuple(tests), tuple(studies))
+    findings = sorted((f for rule in RULE_FUNCTIONS for f in rule(audit_input, config)), key=sort_key)
+    tracks = tuple(sorted({c.key.track for c in cells if c.reproduced}))
+    entries = task_entries(cells) if len(tracks) > 1 else {}
+    return AuditResult(
+        version=__version__, seed=seed, config=config, tracks=tracks, cells=tuple(cells),
+        comparisons=tuple(comparisons), findings=tuple(findings),
+        claims=tuple(judge(test, findings, config) for test in tests),
+        method_aggregates=tuple(method_aggregates(entries, config, seed)),
+        pair_aggregates=tuple(pair_aggregates(entries, config, seed)),
+        problems=tuple(problems), studies=tuple(studies),
+    )
+
+
+def track_folders(results_dir: Path) -> list[str]:
+    """The track folders of a results directory; ``report`` holds the cross-track report, not records."""
+    return sorted(p.name for p in results_dir.iterdir() if p.is_dir() and p.name != REPORT_FOLDER)
+
+
+def audit_results(
+    results_dir: str | Path,
+    track: str | None = None,
+    claims_path: str | Path | None = None,
+    config: AuditConfig = AuditConfig(),
+    seed: int = 0,
+) -> AuditResult:
+    """Audit a results directory (one folder per track, tuning histories beside the records)."""
+    root = Path(results_dir)
+    if not root.is_dir():
+        raise BenchError(f"results directory {root} does not exist; run `bench run` first or pass --results DIR")
+    present = track_folders(root)
+    if track and track not in present:
+        raise BenchError(f"no results for track '{track}' in {root} (tracks there: {', '.join(present) or 'none'}); "
+                         "check --track")
+    records, problems, studies, study_problems = [], [], [], []
+    for name in [track] if track else present:
+        found, refused = load_records(root, name)
+        tuned, unreadable = load_tuning(root, name)
+        records += found
+        problems += refused
+        studies += tuned
+        study_problems += unreadable
+    if not records:
+        where = root / track if track else root
+        skipped = f" ({len(problems)} invalid record files skipped)" if problems else ""
+        raise BenchError(f"no valid run records in {where}{skipped}; run `bench run` first or point --results at them")
+    claims = load_claims(claims_path) if claims_path else []
+    return audit(records, config=config, claims=claims, studies=studies, problems=[*problems, *study_problems],
+                 seed=seed)
