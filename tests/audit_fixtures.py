@@ -69,12 +69,13 @@ def noisy(mean: float, n: int, seed: int, scale: float = 0.003) -> list[float]:
 
 
 def fair_records(track: str = TRACK, methods: Iterable[str] = ("alpha", "beta"),
-                 schedules: Iterable[str] = ("ft", "clr"), **kwargs: Any) -> list[RunRecord]:
+                 schedules: Iterable[str] = ("ft", "clr"), means: dict[tuple[str, bool], float] | None = None,
+                 **kwargs: Any) -> list[RunRecord]:
     records = []
-    for index, method in enumerate(methods):
+    for method in methods:
         for twin in (False, True):
             for schedule in schedules:
-                mean = MEANS.get((method, twin), 0.85) + SCHEDULE_SHIFT.get(schedule, 0.0)
+                mean = (means or MEANS).get((method, twin), 0.85) + SCHEDULE_SHIFT.get(schedule, 0.0)
                 values = noisy(mean, len(SEEDS), seed=hash_seed(track, method, twin, schedule))
                 records += cell(method, values, twin=twin, schedule=schedule, track=track, **kwargs)
     return records

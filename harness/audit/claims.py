@@ -469,9 +469,10 @@ class ClaimVerdict:
 
 
 def related_findings(test: ClaimTest, findings: Sequence[Finding]) -> list[Finding]:
-    """Warnings and failures that name the claim or touch one of its cells."""
+    """Warnings and failures that name the claim, or that name no claim and touch one of its cells."""
     cells = test.cells()
-    return [f for f in findings if f.severity != "info" and (f.claim == test.name or cells & set(f.cells))]
+    return [f for f in findings if f.severity != "info"
+            and (f.claim == test.name or (f.claim is None and cells & set(f.cells)))]
 
 
 def _claimed_difference(test: ClaimTest) -> float | None:
@@ -533,11 +534,12 @@ def _decide_beats(test: ClaimTest, stated_unfair: list[str], config: AuditConfig
     if shown:
         return "supported", (f"significant in every setting after Holm (p = {test.pvalue_adjusted:.3g}) "
                              "by at least the detectable difference")
-    contradicted = [c for c in test.comparisons if c.verdict in ("worse", "equivalent")]
+    compared = zip([s.label for s in test.settings if s.b is not None], test.comparisons)
+    contradicted = [(label, c) for label, c in compared if c.verdict in ("worse", "equivalent")]
     if contradicted:
-        worst = contradicted[0]
+        label, worst = contradicted[0]
         how = "equivalent within the margin" if worst.verdict == "equivalent" else "the baseline is better"
-        return "not supported", f"the records contradict it: {how} in {worst.a.split('/', 3)[3]}"
+        return "not supported", f"the records contradict it: {how} in {label}"
     if stated_unfair:
         return "not supported", (f"the stated comparison is unfair ({', '.join(stated_unfair)}) and the fair "
                                  "comparison does not show the claim")

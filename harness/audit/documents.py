@@ -38,5 +38,6 @@ def describe(path: str | Path, where: str, error: ValidationError) -> BenchError
     first = error.errors()[0]
     key = ".".join(str(part) for part in first["loc"]) or "(entry)"
     message = first["msg"].removeprefix("Value error, ")
-    got = "" if first["type"] == "missing" else f", got {first['input']!r}"
+    scalar = not isinstance(first["input"], (dict, list, tuple))
+    got = f", got {first['input']!r}" if scalar and first["type"] != "missing" else ""
     return BenchError(f"{path}: {where}: key '{key}': {message}{got}")
