@@ -14,6 +14,7 @@ from typing import Callable, Iterator, Protocol, Sequence
 
 import torch
 
+from harness.latency import LatencySettings
 from harness.records import RunConfig, RunRecord, read_record, record_path, write_record
 from harness.runner import Workspace, execute
 from harness.tracks import Track
@@ -34,10 +35,11 @@ class LocalExecutor:
     results_dir: Path
     device: str = "cpu"
     threads: int = 1
+    latency: LatencySettings | None = None
 
     def map(self, track: Track, configs: Sequence[RunConfig]) -> Iterator[RunRecord]:
         torch.set_num_threads(self.threads)
-        workspace = Workspace(track, self.results_dir, self.device)
+        workspace = Workspace(track, self.results_dir, self.device, latency=self.latency)
         for config in configs:
             yield execute(workspace, config)
 

@@ -16,6 +16,7 @@ from harness.cli.common import DEFAULT_RESULTS, check_device, err, out, print_js
 from harness.errors import BenchError
 from harness.executors import LocalExecutor, pending, run_grid
 from harness.grid import expand, select
+from harness.latency import LatencySettings
 from harness.records import RunRecord, load_records
 from harness.tracks import DEFAULT_TRACK, load_track
 from harness.tune import TunedExecutor, load_tuning, tuned_params
@@ -64,6 +65,7 @@ def run(
     results: Path = typer.Option(DEFAULT_RESULTS, help="Results directory (one folder per track)."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Rerun runs recorded as failed."),
     threads: int = typer.Option(1, help="Intra-op CPU threads; one is fastest for small networks on shared cores."),
+    latency: bool = typer.Option(False, "--latency", help="Also time dense vs pruned inference (batch 1) per run."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     tuned: bool = typer.Option(False, "--tuned", help="Each cell's best hyperparameters from `bench tune`."),
     study_prefix: Optional[str] = typer.Option(None, help="With --tuned: the prefix the studies were tuned under."),
@@ -78,7 +80,7 @@ def run(
         raise BenchError("--study-prefix only applies with --tuned")
     histories = load_tuning(results, loaded, selection, study_prefix) if tuned else {}
     configs = expand(loaded, selection, cell_params=tuned_params(histories))
-    local = LocalExecutor(results, device, threads)
+    local = LocalExecutor(results, device, threads, LatencySettings() if latency else None)
     executor = TunedExecutor(local, histories) if tuned else local
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[last]}"),
