@@ -7,7 +7,7 @@ can make directly; a user-fixable problem is one line on stderr and a non-zero e
 
 import typer
 
-from harness.cli import catalog, methods, run, tune
+from harness.cli import audit, catalog, methods, run, tune
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="prune-bench: fair, audited benchmarks of neural-network pruning methods.")
@@ -17,6 +17,9 @@ app.command("tracks")(catalog.tracks)
 app.command("methods")(methods.methods)
 app.command("flops")(methods.flops)
 app.command("latency")(methods.latency)
+app.command("audit")(audit.audit)
+app.command("leaderboard")(audit.leaderboard)
+app.command("import-reported")(audit.import_reported)
 
 schedules_app = typer.Typer(help="Retraining schedules.")
 schedules_app.callback(invoke_without_command=True)(catalog.schedules)

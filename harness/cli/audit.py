@@ -1,0 +1,117 @@
+"""``bench audit``, ``bench leaderboard`` and ``bench import-reported``: the audit, its ranking,
+and numbers quoted from papers."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from harness.audit import audit_results, import_reported as import_reported_file
+from harness.audit.engine import REPORT_FOLDER, AuditResult
+from harness.cli.common import DEFAULT_RESULTS, err, out, print_json, user_errors
+from harness.leaderboard import Leaderboard, build_leaderboard
+from harness.report import write_report
+from harness.report.markdown import interval, leaderboard_markdown, pct, pp
+from harness.report.payload import audit_payload, finite
+
+SEVERITY_STYLE = {"fail": "bold red", "warn": "yellow", "info": "dim"}
+VERDICT_STYLE = {"supported": "green", "not supported": "red", "inconclusive": "yellow"}
+
+
+def _skipped(result: AuditResult) -> None:
+    for problem in result.problems:
+        err.print(f"skipped {problem.path}: {problem.reason}", highlight=False, soft_wrap=True)
+
+
+@user_errors
+def audit(
+    results: Path = typer.Option(DEFAULT_RESULTS, help="Results directory (one folder per track)."),
+    track: Optional[str] = typer.Option(None, help="Audit one track (default: every track)."),
+    claims: Optional[Path] = typer.Option(None, help="Claims to judge (TOML or JSON)."),
+    seed: int = typer.Option(0, help="Seed of every bootstrap and sampled permutation."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Report folder (default: RESULTS/TRACK/report "
+                                                               "or RESULTS/report)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the audit as JSON."),
+) -> None:
+    """Audit the records: statistics, fairness rules R1-R13, claims; write REPORT.md, report.html,
+    audit.json and plots. Exit status 0 when clean, 1 when a finding fails, 2 for unusable input."""
+    result = audit_results(results, track, claims, seed=seed)
+    _skipped(result)
+    leaderboard = build_leaderboard(result)
+    folder = out_dir or (results / track / REPORT_FOLDER if track else results / REPORT_FOLDER)
+    write_report(result, leaderboard, folder)
+    if as_json:
+        print_json(audit_payload(result, leaderboard))
+    else:
+        _print_summary(result, folder)
+    raise typer.Exit(result.exit_code)
+
+
+def _print_summary(result: AuditResult, folder: Path) -> None:
+    out.print(f"[bold]audit[/] of {len(result.cells)} cells ({', '.join(result.tracks)}), seed {result.seed}, "
+              f"harness {result.version}: {result.count('fail')} fail, {result.count('warn')} warn, "
+              f"{result.count('info')} info", highlight=False)
+    for claim in result.claims:
+        out.print(f"  claim [bold]{claim.name}[/]: [{VERDICT_STYLE[claim.verdict]}]{claim.verdict}[/] - {claim.reason}"
+                  f"{' (breaks ' + ', '.join(claim.rules_broken) + ')' if claim.rules_broken else ''}", highlight=False)
+    for finding in result.findings:
+        if finding.severity != "info":
+            out.print(f"  [{SEVERITY_STYLE[finding.severity]}]{finding.severity}[/] {finding.rule}: {finding.message}",
+                      highlight=False, soft_wrap=True)
+    out.print(f"report: {folder / 'REPORT.md'} (also report.html, audit.json, plots)", highlight=False)
+
+
+@user_errors
+def leaderboard(
+    results: Path = typer.Option(DEFAULT_RESULTS, help="Results directory (one folder per track)."),
+    track: Optional[str] = typer.Option(None, help="One track (default: every track)."),
+    seed: int = typer.Option(0, help="Seed of every bootstrap and sampled permutation."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    markdown: bool = typer.Option(False, "--markdown", help="Print Markdown tables."),
+) -> None:
+    """Rank methods per track, target and budget under their best schedule (chosen on validation),
+    with intervals, the gap to their random twin and shared ranks where tests cannot separate them."""
+    result = audit_results(results, track, seed=seed)
+    _skipped(result)
+    board = build_leaderboard(result)
+    if as_json:
+        print_json(finite(board.as_dict()))
+    elif markdown:
+        sys.stdout.write("\n".join(leaderboard_markdown(board)).rstrip("\n") + "\n")
+    else:
+        _print_leaderboard(board)
+
+
+def _print_leaderboard(board: Leaderboard) -> None:
+    if not board.tables:
+        out.print("no reproduced entries to rank")
+    for table in board.tables:
+        budget = "no retraining" if table.budget == 0 else f"{table.budget} epochs"
+        view = Table(title=f"{table.track} · {table.target} · {budget}")
+        for column in ("rank", "method", "schedule", "n", "test acc %", "95% CI", "vs random twin (pp)", "marked"):
+            view.add_column(column, justify="right" if column in ("n", "test acc %") else "left")
+        for e in table.entries:
+            twin = f"{pp(e.twin_gap)} {e.twin_verdict}" if e.twin_gap is not None else "no twin"
+            view.add_row(f"{e.rank}=" if e.tied else str(e.rank), e.method, e.schedule, str(e.n), pct(e.mean),
+                         interval(e.ci_low, e.ci_high), twin, f"fail: {', '.join(e.flags)}" if e.flags else "")
+        out.print(view)
+
+
+@user_errors
+def import_reported(
+    file: Path = typer.Argument(..., help="Reported results (TOML or JSON): a source and [[result]] entries."),
+    results: Path = typer.Option(DEFAULT_RESULTS, help="Results directory to write the records into."),
+    as_json: bool = typer.Option(False, "--json", help="Print the written paths as JSON."),
+) -> None:
+    """Import numbers quoted from a paper as source="reported" records: audited against the
+    reproduced runs of the same configuration (R11), never pooled with them."""
+    paths = import_reported_file(file, results)
+    if as_json:
+        print_json({"written": [str(p) for p in paths]})
+        return
+    out.print(f"imported {len(paths)} reported record{'s' * (len(paths) != 1)} from {file} into {results}",
+              highlight=False)

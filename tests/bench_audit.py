@@ -1,0 +1,43 @@
+"""Benchmark: auditing 10,000 schema-valid records, report generation included.
+
+Measured, never asserted (timings depend on the machine). Run it with
+``python -m pytest tests/bench_audit.py --benchmark-enable``; the design's target is under 10 s on
+2 cores for loading and validating the records from disk, the audit (cells, BH-corrected
+comparisons, all rules), the leaderboard and every report file with its plots.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from audit_fixtures import synthetic_grid
+from harness.audit import audit_results
+from harness.leaderboard import build_leaderboard
+from harness.records import record_path
+from harness.report import write_report
+
+N_RECORDS = 10_000
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("results")
+    for record in synthetic_grid(N_RECORDS):
+        path = record_path(folder, record)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record.model_dump(mode="json"), indent=1, sort_keys=True) + "\n")
+    return folder
+
+
+def test_audit_of_10000_records_with_report(benchmark, results, tmp_path):
+    def audit_and_report():
+        result = audit_results(results)
+        write_report(result, build_leaderboard(result), tmp_path / "report")
+        return result
+
+    result = benchmark.pedantic(audit_and_report, rounds=3, iterations=1, warmup_rounds=0)
+    assert sum(len(c.records) for c in result.cells) == N_RECORDS
+    assert result.problems == ()
+    assert (tmp_path / "report" / "REPORT.md").exists()
