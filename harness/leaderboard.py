@@ -16,7 +16,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from harness.audit.comparisons import Cell, Comparison, adjust, best_by_validation, compare_pairs, context
+from harness.audit.comparisons import Cell, Comparison, adjust, best_by_validation, compare_pairs, context, family
 from harness.audit.engine import AuditResult
 
 
@@ -52,9 +52,13 @@ class Entry:
 
 @dataclass(frozen=True)
 class Table:
+    """One ranking: structured and unstructured (masked) methods are ranked apart, since masks keep
+    every MAC and the two reach different operating points at one target."""
+
     track: str
     target: str
     budget: int
+    family: str
     entries: tuple[Entry, ...]
     comparisons: tuple[Comparison, ...]
 
@@ -67,7 +71,7 @@ class Table:
 
     def as_dict(self) -> dict[str, Any]:
         detectable = self.detectable
-        return {"track": self.track, "target": self.target, "budget_epochs": self.budget,
+        return {"track": self.track, "target": self.target, "budget_epochs": self.budget, "family": self.family,
                 "detectable_difference": list(detectable) if detectable else None,
                 "entries": [e.as_dict() for e in self.entries]}
 
@@ -109,7 +113,7 @@ def _rank(entries: list[Cell], comparisons: dict[tuple[str, str], Comparison]) -
 
 
 def build_leaderboard(result: AuditResult) -> Leaderboard:
-    groups: dict[tuple[str, str, int], dict[str, list[Cell]]] = defaultdict(lambda: defaultdict(list))
+    groups: dict[tuple[str, str, int, str], dict[str, list[Cell]]] = defaultdict(lambda: defaultdict(list))
     twins: dict[tuple, Cell] = {}
     for cell in result.cells:
         if not cell.reproduced or not cell.n:
@@ -117,10 +121,10 @@ def build_leaderboard(result: AuditResult) -> Leaderboard:
         if cell.key.twin:
             twins[(*context(cell.key), cell.key.method)] = cell
         else:
-            groups[(cell.key.track, cell.key.target, cell.key.budget_epochs)][cell.key.method].append(cell)
+            groups[(cell.key.track, cell.key.target, cell.key.budget_epochs, family(cell))][cell.key.method].append(cell)
     twin_comparisons = {(c.a, c.b): c for c in result.comparisons if c.kind == "twin"}
     tables = []
-    for (track, target, budget), by_method in sorted(groups.items()):
+    for (track, target, budget, kind), by_method in sorted(groups.items()):
         best = [b for b in (best_by_validation(cells) for _, cells in sorted(by_method.items())) if b is not None]
         pairs = [(a, b, "leaderboard") for i, a in enumerate(best) for b in best[i + 1:]]
         compared = adjust(compare_pairs(pairs, result.config, result.seed), "benjamini-hochberg", result.config.alpha) \
@@ -143,5 +147,5 @@ def build_leaderboard(result: AuditResult) -> Leaderboard:
                 twin_verdict=gap.verdict if gap else None, macs_after=cell.mean_of("macs_after"),
                 flags=_flags([cell, twin], result),
             ))
-        tables.append(Table(track, target, budget, tuple(entries), tuple(compared)))
+        tables.append(Table(track, target, budget, kind, tuple(entries), tuple(compared)))
     return Leaderboard(tuple(tables))

@@ -111,6 +111,23 @@ def test_r3_fires_on_sparsity_one_point_off():
     assert finding.evidence["difference"] == pytest.approx(0.01)
 
 
+def _masked(records):
+    """The records as unstructured (masked) runs: every MAC kept, half the weights zeroed."""
+    return [r.model_copy(update={"sparsity": 0.5, "macs_after": r.macs_before}) for r in records]
+
+
+def test_r3_checks_structured_and_masked_entries_within_their_own_family():
+    masked = _masked(fair_records(methods=("gamma", "delta"), means={("gamma", False): 0.92, ("delta", False): 0.91,
+                                                                     ("gamma", True): 0.86, ("delta", True): 0.85}))
+    result = audit(fair_records() + masked)
+    assert [f for f in result.findings if f.rule == "R3"] == []
+    pairs = {(c.a.split("/")[1], c.b.split("/")[1]) for c in result.comparisons if c.kind == "methods"}
+    assert pairs == {("alpha", "beta"), ("delta", "gamma")}  # never across families
+    claim = Claim(name="gamma beats beta", method="gamma", baseline="beta", schedule="ft", budget=10)
+    finding = only([f for f in audit(fair_records() + masked, claims=[claim]).findings if f.rule == "R3"], "fail")
+    assert (finding.evidence["family_a"], finding.evidence["family_b"]) == ("unstructured", "structured")
+
+
 # -- R4 ----------------------------------------------------------------------------------------
 
 def test_r4_fires_when_an_entry_starts_from_another_dense_checkpoint():

@@ -57,6 +57,14 @@ def test_budgets_are_never_mixed():
     assert [(t.budget, [e.method for e in t.entries]) for t in tables] == [(10, ["alpha", "beta"]), (20, ["alpha"])]
 
 
+def test_structured_and_masked_methods_are_ranked_apart():
+    masked = [r.model_copy(update={"sparsity": 0.5, "macs_after": r.macs_before})
+              for r in fair_records(methods=("gamma",), means={("gamma", False): 0.99, ("gamma", True): 0.9})]
+    tables = board(fair_records() + masked).tables
+    assert [(t.family, [e.method for e in t.entries]) for t in tables] == [
+        ("structured", ["alpha", "beta"]), ("unstructured", ["gamma"])]
+
+
 def test_entries_with_a_fail_finding_are_marked_not_hidden():
     records = replace_cell(fair_records(), "beta", "clr", macs_after=50000)
     (table,) = board(records).tables

@@ -265,13 +265,19 @@ def context(key: CellKey) -> tuple[str, str, str, int]:
     return key.track, key.target, key.schedule, key.budget_epochs
 
 
+def family(cell: Cell) -> str:
+    """``unstructured`` for masked runs (their records state a sparsity), else ``structured``:
+    masks keep every MAC, so the two only compare at their own operating points."""
+    return "unstructured" if cell.mean_of("sparsity") is not None else "structured"
+
+
 def table_pairs(cells: Sequence[Cell]) -> list[tuple[Cell, Cell, str]]:
-    """Each method against its random twin, and each pair of methods, within every context of
-    reproduced cells with successful runs."""
+    """Each method against its random twin, and each pair of methods of one family (structured
+    or unstructured), within every context of reproduced cells with successful runs."""
     contexts: dict[tuple, list[Cell]] = defaultdict(list)
     for cell in cells:
         if cell.reproduced and cell.n:
-            contexts[context(cell.key)].append(cell)
+            contexts[(*context(cell.key), family(cell))].append(cell)
     pairs = []
     for members in contexts.values():
         methods = sorted((c for c in members if not c.key.twin), key=lambda c: c.key.method)

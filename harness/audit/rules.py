@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Hashable, Iterable, Sequence
 
 from harness.audit.claims import ClaimTest
-from harness.audit.comparisons import Cell, Comparison, context
+from harness.audit.comparisons import Cell, Comparison, context, family
 from harness.audit.config import AuditConfig
 from harness.audit.findings import Finding, Severity
 from harness.audit.tuning import TuningStudy, cell_study, expected_best, record_splits, studies_by_cell, trial_count
@@ -184,12 +184,14 @@ def _deviations(cells: Sequence[Cell], value_of: Callable[[Cell], float | None],
     return out
 
 
-def _target(cell: Cell) -> tuple[str, str]:
-    return cell.key.track, cell.key.target
+def _target(cell: Cell) -> tuple[str, str, str]:
+    return cell.key.track, cell.key.target, family(cell)
 
 
 def r3_compression_mismatch(audit: AuditInput, config: AuditConfig) -> list[Finding]:
-    """Entries at one target reach the same MACs (design: >2% relative fails) and sparsity (>0.5 pp)."""
+    """Entries at one target reach the same MACs (design: >2% relative fails) and sparsity (>0.5 pp);
+    structured and unstructured (masked) entries are checked within their own family, and a claim
+    that compares across families, or across compressions, fails."""
     findings = []
     for cell, macs, reference, off in _deviations(audit.cells, lambda c: c.mean_of("macs_after"), _target,
                                                  _relative, config.macs_tolerance):
@@ -213,6 +215,23 @@ def r3_compression_mismatch(audit: AuditInput, config: AuditConfig) -> list[Find
              "tolerance": config.sparsity_tolerance},
             "Prune this entry to the target's sparsity, or compare it at a target it matches.",
         ))
+    for test in audit.claims:
+        for a, b in test.pairs():
+            macs_a, macs_b = a.mean_of("macs_after"), b.mean_of("macs_after")
+            sparsity_a, sparsity_b = a.mean_of("sparsity"), b.mean_of("sparsity")
+            macs_off = _relative(macs_a, macs_b) if macs_a is not None and macs_b is not None else 0.0
+            sparsity_off = (abs(sparsity_a - sparsity_b) if sparsity_a is not None and sparsity_b is not None
+                            else 0.0)
+            if family(a) != family(b) or macs_off > config.macs_tolerance or sparsity_off > config.sparsity_tolerance:
+                findings.append(Finding(
+                    "R3", "fail",
+                    f"claim '{test.name}' compares {family(a)} {a.key.entry} ({macs_a or 0:,.0f} MACs) with "
+                    f"{family(b)} {b.key.entry} ({macs_b or 0:,.0f} MACs)",
+                    (a.label, b.label),
+                    _claim_evidence(test, family_a=family(a), family_b=family(b), macs_after_a=macs_a,
+                                    macs_after_b=macs_b, sparsity_a=sparsity_a, sparsity_b=sparsity_b),
+                    "Compare entries at equal compression: equal MACs for structured pruning, equal sparsity for masks.",
+                ))
     return findings
 
 

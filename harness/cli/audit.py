@@ -91,7 +91,7 @@ def _print_leaderboard(board: Leaderboard) -> None:
         out.print("no reproduced entries to rank")
     for table in board.tables:
         budget = "no retraining" if table.budget == 0 else f"{table.budget} epochs"
-        view = Table(title=f"{table.track} · {table.target} · {budget}")
+        view = Table(title=f"{table.track} · {table.target} · {budget} · {table.family}")
         for column in ("rank", "method", "schedule", "n", "test acc %", "95% CI", "vs random twin (pp)", "marked"):
             view.add_column(column, justify="right" if column in ("n", "test acc %") else "left")
         for e in table.entries:

@@ -117,7 +117,7 @@ def _leaderboard_table(board: Table) -> list[str]:
         rows.append((rank, e.method, e.schedule, str(e.n), f"{pct(e.mean)} ± {pct(e.std)}", interval(e.ci_low, e.ci_high),
                      twin, flags))
     budget = "no retraining" if board.budget == 0 else f"{board.budget} epochs"
-    return [f"### {board.track} · {board.target} · {budget}", "", note, ""] + table(
+    return [f"### {board.track} · {board.target} · {budget} · {board.family}", "", note, ""] + table(
         ("rank", "method", "best schedule (val)", "n", "test acc ± std", "95% CI", "gap to random twin (pp)", "marked"),
         rows, "lllrrrll")
 
@@ -125,7 +125,7 @@ def _leaderboard_table(board: Table) -> list[str]:
 def leaderboard_markdown(leaderboard: Leaderboard) -> list[str]:
     lines = ["## Leaderboard", "",
              "Ranked by mean test accuracy under each method's best schedule (chosen on validation accuracy) at "
-             "equal budget. `2=` marks a shared rank: the tests cannot separate the entry from its group's leader. "
+             "equal budget; structured and unstructured (masked) methods are ranked apart. `2=` marks a shared rank: the tests cannot separate the entry from its group's leader. "
              "Entries touched by a fail finding are marked, not hidden.", ""]
     if not leaderboard.tables:
         return lines + ["No reproduced entries to rank.", ""]
@@ -138,8 +138,10 @@ def _cell_rows(cells: Sequence[Cell]) -> list[tuple]:
     rows = []
     for c in cells:
         s = c.summary
-        macs_before, macs_after = c.mean_of("macs_before"), c.mean_of("macs_after")
+        macs_before, macs_after, sparsity = c.mean_of("macs_before"), c.mean_of("macs_after"), c.mean_of("sparsity")
         kept = f"{100 * macs_after / macs_before:.1f}%" if macs_before and macs_after is not None else "–"
+        if sparsity is not None:
+            kept += f" ({100 * sparsity:.1f}% sparse)"
         failed = f" (+{c.n_failed} failed)" if c.n_failed else ""
         rows.append((c.key.entry, c.key.schedule, f"{c.n}{failed}",
                      f"{pct(s.mean)} ± {pct(s.std)}" if s else "–", interval(s.ci_low, s.ci_high) if s else "–",
