@@ -234,6 +234,12 @@ def test_r9_warns_when_a_method_is_no_better_than_its_twin():
     assert finding.evidence["verdict"] in ("tie", "equivalent")
 
 
+def test_r9_leaves_single_seed_cells_to_r5():
+    records = fair_records() + cell("gamma", [0.9], seeds=[(0, 0)]) + cell("gamma", [0.95], seeds=[(0, 0)], twin=True)
+    assert findings(records, "R9") == []
+    assert len(findings(records, "R5")) == 2
+
+
 def test_r9_fails_without_twin_runs_and_skips_random_methods():
     records = fair_records() + cell("gamma", noisy(0.90, 6, seed=11)) + cell("random", noisy(0.85, 6, seed=13))
     finding = only(findings(records, "R9"), "fail")

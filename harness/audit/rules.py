@@ -445,8 +445,8 @@ def r9_no_better_than_twin(audit: AuditInput, config: AuditConfig) -> list[Findi
             ))
             continue
         c = twins.get((cell.label, twin.label))
-        if c is None or c.verdict == "better":
-            continue
+        if c is None or c.verdict == "better" or not math.isfinite(c.pvalue):
+            continue  # an undefined test (a single seed) is R5's to report
         findings.append(Finding(
             "R9", "warn",
             f"{cell.label} is {'worse than' if c.verdict == 'worse' else 'no better than'} its random twin "
