@@ -206,3 +206,14 @@ def test_reported_files_reject_percentages_and_ambiguous_entries(tmp_path):
     with pytest.raises(BenchError, match="exactly one of test_acc"):
         load_reported(path)
 
+
+
+def test_a_stated_schedule_without_a_budget_uses_the_budgets_that_schedule_ran_at():
+    one_shot = [("alpha", False, 0.5), ("beta", False, 0.4), ("alpha", True, 0.3), ("beta", True, 0.3)]
+    records = fair_records()
+    for index, (method, twin, mean) in enumerate(one_shot):
+        records += cell(method, noisy(mean, 6, index), twin=twin, schedule="none", budget=0)
+    claim = Claim(name="one-shot", method="alpha", baseline="beta", schedule="none")
+    verdict = judged(records, claim)["one-shot"]
+    assert verdict.verdict == "supported" and verdict.statement == "alpha beats beta under none at every shared budget"
+    assert [s["setting"] for s in verdict.evidence["settings"]] == ["half, none@0"]

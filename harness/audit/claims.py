@@ -150,20 +150,26 @@ class Claim(BaseModel):
         return (self.method, True) if self.baseline == "twin" else (str(self.baseline), False)
 
     def statement(self) -> str:
-        where = "across all tracks" if self.track == ALL_TRACKS else f"on {self.track or 'the track'}"
+        """The claim in one sentence, as the report prints it."""
+        where = " across all tracks" if self.track == ALL_TRACKS else f" on {self.track}" if self.track else ""
         at = f" at {self.target}" if self.target else ""
         setting = ""
         if self.schedule or self.budget is not None:
-            setting = f" ({self.schedule or 'best schedule'}, {self.budget if self.budget is not None else 'every'} epochs"
-            if (self.baseline_schedule, self.baseline_budget) != (None, None):
-                setting += (f" vs {self.baseline_schedule or self.schedule or 'best schedule'}, "
-                            f"{self.baseline_budget if self.baseline_budget is not None else self.budget} epochs")
-            setting += ")"
+            setting = " " + _setting_text(self.schedule, self.budget)
+            baseline_side = (self.baseline_schedule or self.schedule,
+                             self.budget if self.baseline_budget is None else self.baseline_budget)
+            if baseline_side != (self.schedule, self.budget):
+                setting += f" (the baseline {_setting_text(*baseline_side)})"
         baseline = "its random twin" if self.baseline == "twin" else self.baseline or DENSE
         if self.kind == "beats":
-            return f"{self.method} beats {baseline} {where}{at}{setting}"
+            return f"{self.method} beats {baseline}{where}{at}{setting}"
         margin = f"margin {self.margin}" if self.margin is not None else "no margin stated"
-        return f"{self.method} has no accuracy loss vs {baseline} {where}{at}{setting} ({margin})"
+        return f"{self.method} loses no accuracy against {baseline}{where}{at}{setting} ({margin})"
+
+
+def _setting_text(schedule: str | None, budget: int | None) -> str:
+    under = f"under {schedule}" if schedule else "under its best schedule"
+    return f"{under} at {budget} epochs" if budget is not None else f"{under} at every shared budget"
 
 
 class ClaimsFile(BaseModel):
@@ -331,8 +337,11 @@ def _settings(claim: Claim, track: str, index: _Index) -> tuple[list[Setting], t
         if claim.budget is not None:
             budgets = [(claim.budget, claim.budget if claim.baseline_budget is None else claim.baseline_budget)]
         else:
-            have_a = {c.key.budget_epochs for c in index.entry(track, *method_a, target)}
-            have_b = have_a if method_b is None else {c.key.budget_epochs for c in index.entry(track, *method_b, target)}
+            schedule_b = claim.baseline_schedule or claim.schedule
+            have_a = {c.key.budget_epochs for c in index.entry(track, *method_a, target)
+                      if claim.schedule in (None, c.key.schedule)}
+            have_b = have_a if method_b is None else {c.key.budget_epochs for c in index.entry(track, *method_b, target)
+                                                      if schedule_b in (None, c.key.schedule)}
             shared = sorted(have_a & have_b)
             budgets = [(b, b) for b in shared if b > 0 or claim.schedule == "none"]
             if not budgets:
