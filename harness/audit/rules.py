@@ -46,10 +46,11 @@ def _severity(cell: Cell, severity: Severity) -> Severity:
 
 
 def _mode(values: Iterable[Hashable]) -> Any:
-    """The most common value; ties go to the smallest, so the reference does not depend on order."""
+    """The most common value; ties go to the smallest by ``repr`` (which orders any value, such as
+    protocol rows holding None), so the reference never depends on the order of the cells."""
     counts = Counter(values)
     top = max(counts.values())
-    return min(v for v, c in counts.items() if c == top)
+    return min((v for v, c in counts.items() if c == top), key=repr)
 
 
 def _relative(value: float, reference: float) -> float:
