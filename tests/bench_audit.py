@@ -19,6 +19,7 @@ from harness.records import record_path
 from harness.report import write_report
 
 N_RECORDS = 10_000
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
