@@ -82,7 +82,7 @@ def _panels(count: int, legend_rows: int = 1) -> tuple[Figure, list]:
     figure = Figure(figsize=(width, height))
     FigureCanvasAgg(figure)
     figure.subplots_adjust(left=0.7 / width, right=1 - 0.15 / width, top=1 - top / height, bottom=bottom / height,
-                           wspace=0.3, hspace=0.45)
+                           wspace=0.25, hspace=0.3)
     grid = figure.subplots(rows, columns, squeeze=False, sharex=True, sharey=True)
     axes = grid.ravel().tolist()
     for axis in axes[count:]:
