@@ -17,7 +17,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 import torch
 
@@ -35,7 +35,7 @@ from harness.seeding import generator
 from harness.surgery import apply_masks, prune_channels
 from harness.targets import Allocation, resolve_target
 from harness.tracks import Track
-from harness.train import TrainResult, evaluate, steps_per_epoch, train
+from harness.train import Checkpoint, TrainResult, evaluate, steps_per_epoch, train
 
 METHOD_BATCHES = 8
 
@@ -65,16 +65,18 @@ class Workspace:
     """Shared, lazily built state for the runs of one track on one device.
 
     With ``latency`` settings, every run also times dense vs pruned inference on ``device``.
+    ``dense`` baselines given by seed are used as they are: a worker without the results folder
+    gets them from its driver instead of training its own.
     """
 
     def __init__(self, track: Track, results_dir: str | Path, device: str = "cpu",
-                 latency: LatencySettings | None = None):
+                 latency: LatencySettings | None = None, dense: Mapping[int, DenseBaseline] | None = None):
         self.track = track
         self.results_dir = Path(results_dir)
         self.device = device
         self.latency = latency
         self._splits = None
-        self._dense: dict[int, DenseBaseline] = {}
+        self._dense: dict[int, DenseBaseline] = dict(dense or {})
         self._counts: dict[tuple, Counts] = {}
         self._allocations: dict[tuple[str, str], Allocation] = {}
         self._dense_latency: LatencyMeasurement | None = None
@@ -214,20 +216,23 @@ def retraining_steps(workspace: Workspace, config: RunConfig) -> StepValues:
 
 def retrain(
     workspace: Workspace, config: RunConfig, pruned: PrunedModel,
-    on_epoch: Callable[[int, float, float], None] | None = None,
+    on_epoch: Callable[[int, float, float], None] | None = None, checkpoint: Checkpoint | None = None,
 ) -> tuple[TrainResult, StepValues]:
-    """Retrain ``pruned.model`` in place under the run's schedule and budget (validation split only)."""
+    """Retrain ``pruned.model`` in place under the run's schedule and budget (validation split only);
+    with a ``checkpoint``, continue from its last saved epoch and save after every epoch."""
     values = retraining_steps(workspace, config)
     splits = workspace.splits
     modules = dict(pruned.model.named_modules())
     masks = [(modules[layer].weight, mask) for layer, mask in pruned.masks.items()]
     result = train(pruned.model, splits.train, splits.val, workspace.track.recipe, values,
-                   generator(config.seed, "retrain-data", workspace.device), on_epoch=on_epoch, masks=masks)
+                   generator(config.seed, "retrain-data", workspace.device), on_epoch=on_epoch, masks=masks,
+                   checkpoint=checkpoint)
     return result, values
 
 
-def execute(workspace: Workspace, config: RunConfig) -> RunRecord:
-    """Run one configuration; a method's own failure becomes a ``failed`` record, not a crash."""
+def execute(workspace: Workspace, config: RunConfig, checkpoint: Checkpoint | None = None) -> RunRecord:
+    """Run one configuration; a method's own failure becomes a ``failed`` record, not a crash.
+    With a ``checkpoint``, retraining resumes from the epoch a previous attempt saved last."""
     started = time.perf_counter()
     track = workspace.track
     dense = workspace.dense(config.dense_seed)
@@ -243,7 +248,7 @@ def execute(workspace: Workspace, config: RunConfig) -> RunRecord:
                          wall_seconds=time.perf_counter() - started)
     model, splits = pruned.model, workspace.splits
     latency = workspace.latency_comparison(config.dense_seed, model) if workspace.latency is not None else None
-    result, values = retrain(workspace, config, pruned)
+    result, values = retrain(workspace, config, pruned, checkpoint=checkpoint)
     ok = result.status == "ok"
     return RunRecord(
         **base,

@@ -4,13 +4,18 @@ It applies precomputed per-step learning rates (and momenta) from ``harness.sche
 records per-epoch curves, and stops with status ``diverged`` on a non-finite loss. Masked
 (unstructured) runs pass their masks: they are multiplied back in after every optimizer step,
 so pruned weights stay zero through retraining, at the cost of one fused multiply per step.
+
+With a ``checkpoint``, the loop saves its whole state after every epoch and, when started again,
+continues from the last one: weights and buffers, the optimizer's momentum, the data generator's
+state, the step count and the curves so far are everything its future depends on, so a resumed
+run ends exactly where an uninterrupted one would (bit for bit on CPU).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Literal, Sequence
+from typing import Any, Callable, Literal, Protocol, Sequence
 
 import torch
 from torch import nn
@@ -26,6 +31,28 @@ class TrainResult:
     val_acc: list[float]
     lr: list[float]
     steps: int
+
+
+@dataclass(frozen=True)
+class TrainState:
+    """The loop after ``epochs_done`` epochs; tensors are the live ones, so persist or copy them at once."""
+
+    epochs_done: int
+    steps: int
+    model: dict[str, torch.Tensor]
+    optimizer: dict[str, Any]
+    generator: torch.Tensor
+    train_loss: list[float]
+    val_acc: list[float]
+    lr: list[float]
+
+
+class Checkpoint(Protocol):
+    """Where ``train`` keeps its state after every epoch (``harness.checkpoints.FileCheckpoint`` on disk)."""
+
+    def load(self) -> TrainState | None: ...
+
+    def save(self, state: TrainState) -> None: ...
 
 
 def steps_per_epoch(num_examples: int, batch_size: int) -> int:
@@ -61,18 +88,28 @@ def train(
     generator: torch.Generator,
     on_epoch: Callable[[int, float, float], None] | None = None,
     masks: Sequence[tuple[torch.Tensor, torch.Tensor]] = (),
+    checkpoint: Checkpoint | None = None,
 ) -> TrainResult:
     """Train for ``len(values.lr)`` steps: one epoch is one shuffled, augmented pass over ``train_split``.
-    ``masks`` pairs weights with same-shaped 0/1 tensors that are re-applied after each step."""
+    ``masks`` pairs weights with same-shaped 0/1 tensors that are re-applied after each step. With a
+    ``checkpoint`` holding a saved state, training continues after its last epoch (``on_epoch`` is
+    called for the remaining epochs only)."""
     optimizer = make_optimizer(model, recipe)
     masked_weights, weight_masks = [w for w, _ in masks], [m for _, m in masks]  # one fused multiply per step
-    group = optimizer.param_groups[0]
     loss_fn = nn.CrossEntropyLoss()
     epochs = len(values.lr) // values.steps_per_epoch if values.lr else 0
     losses, accs, lrs = [], [], []
-    step = 0
+    step = start = 0
+    saved = checkpoint.load() if checkpoint is not None else None
+    if saved is not None:
+        model.load_state_dict(saved.model)
+        optimizer.load_state_dict(saved.optimizer)
+        generator.set_state(saved.generator)
+        losses, accs, lrs = list(saved.train_loss), list(saved.val_acc), list(saved.lr)
+        step, start = saved.steps, saved.epochs_done
+    group = optimizer.param_groups[0]  # after loading: load_state_dict replaces the group dicts
     model.train()
-    for epoch in range(epochs):
+    for epoch in range(start, epochs):
         lrs.append(values.lr[step])
         loss_sum = torch.zeros((), device=next(model.parameters()).device)
         batches = 0
@@ -96,6 +133,9 @@ def train(
             return TrainResult("diverged", losses, accs, lrs, step)
         losses.append(epoch_loss)
         accs.append(evaluate(model, val_split))
+        if checkpoint is not None:
+            checkpoint.save(TrainState(epoch + 1, step, model.state_dict(), optimizer.state_dict(),
+                                       generator.get_state(), list(losses), list(accs), list(lrs)))
         if on_epoch is not None:
             on_epoch(epoch, epoch_loss, accs[-1])
     return TrainResult("ok", losses, accs, lrs, step)
