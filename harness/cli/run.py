@@ -13,6 +13,9 @@ from rich.table import Table
 
 from harness.cells import group_cells
 from harness.cli.common import DEFAULT_RESULTS, check_device, err, out, print_json, split_list, user_errors
+from harness.cli.executor import (
+    ADDRESS, CPUS_PER_RUN, EXECUTOR, GPUS_PER_RUN, MAX_RETRIES, MEMORY_PER_RUN, choose_executor,
+)
 from harness.errors import BenchError
 from harness.executors import LocalExecutor, pending, run_grid
 from harness.grid import expand, select
@@ -69,10 +72,21 @@ def run(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     tuned: bool = typer.Option(False, "--tuned", help="Each cell's best hyperparameters from `bench tune`."),
     study_prefix: Optional[str] = typer.Option(None, help="With --tuned: the prefix the studies were tuned under."),
+    executor: str = EXECUTOR,
+    address: Optional[str] = ADDRESS,
+    gpus_per_run: float = GPUS_PER_RUN,
+    cpus_per_run: float = CPUS_PER_RUN,
+    memory_per_run: Optional[float] = MEMORY_PER_RUN,
+    max_retries: int = MAX_RETRIES,
+    checkpoint_dir: Optional[Path] = typer.Option(
+        None, help="With --executor ray: per-epoch checkpoints, writable by every worker (default: RESULTS/TRACK/"
+                   "checkpoints)."),
 ) -> None:
     """Run methods x twins x schedules x budgets x seeds; finished runs are skipped, so a rerun resumes."""
     loaded = load_track(track)
-    check_device(device)
+    placement = choose_executor(executor, device, address, gpus_per_run, cpus_per_run, memory_per_run, max_retries,
+                                **{"--checkpoint-dir": checkpoint_dir})
+    check_device(placement.device)
     selection = select(loaded, full=full, methods=split_list(methods), targets=split_list(targets),
                        schedules=split_list(schedules), budgets=split_list(budgets, int), seeds=split_list(seeds, int),
                        twins=not no_twins)
@@ -80,8 +94,11 @@ def run(
         raise BenchError("--study-prefix only applies with --tuned")
     histories = load_tuning(results, loaded, selection, study_prefix) if tuned else {}
     configs = expand(loaded, selection, cell_params=tuned_params(histories))
-    local = LocalExecutor(results, device, threads, LatencySettings() if latency else None)
-    executor = TunedExecutor(local, histories) if tuned else local
+    timing = LatencySettings() if latency else None
+    torch.set_num_threads(threads)
+    base = (placement.ray(results, latency=timing, checkpoint_folder=checkpoint_dir) if placement.uses_ray
+            else LocalExecutor(results, device, threads, timing))
+    grid_executor = TunedExecutor(base, histories) if tuned else base
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[last]}"),
                         console=err, transient=as_json, disable=not err.is_terminal and as_json)
@@ -95,7 +112,7 @@ def run(
 
         progress.update(task, completed=len(configs) - len(pending(configs, results, retry_failed)))
         try:
-            outcome = run_grid(loaded, configs, results, executor, on_record=advance, retry_failed=retry_failed)
+            outcome = run_grid(loaded, configs, results, grid_executor, on_record=advance, retry_failed=retry_failed)
         except KeyboardInterrupt:
             err.print("interrupted: every finished run is saved; rerun the same command to resume", highlight=False)
             raise typer.Exit(130) from None

@@ -11,6 +11,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from harness.cli.common import DEFAULT_RESULTS, check_device, err, out, print_json, split_list, user_errors
+from harness.cli.executor import (
+    ADDRESS, CPUS_PER_RUN, EXECUTOR, GPUS_PER_RUN, MAX_RETRIES, MEMORY_PER_RUN, choose_executor,
+)
 from harness.errors import BenchError
 from harness.grid import select
 from harness.runner import Workspace
@@ -77,10 +80,21 @@ def tune(
     threads: int = typer.Option(1, help="Intra-op CPU threads; one is fastest for small networks on shared cores."),
     results: Path = typer.Option(DEFAULT_RESULTS, help="Results directory; histories go to RESULTS/TRACK/tuning/."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    executor: str = EXECUTOR,
+    address: Optional[str] = ADDRESS,
+    gpus_per_run: float = GPUS_PER_RUN,
+    cpus_per_run: float = CPUS_PER_RUN,
+    memory_per_run: Optional[float] = MEMORY_PER_RUN,
+    max_retries: int = MAX_RETRIES,
 ) -> None:
-    """Tune each cell's schedule hyperparameters on the validation split; rerun the same command to resume."""
+    """Tune each cell's schedule hyperparameters on the validation split; rerun the same command to resume.
+    With --executor ray, every cell's study is one Ray task: cells in parallel, each study sequential."""
     loaded = load_track(track)
-    check_device(device)
+    placement = choose_executor(executor, device, address, gpus_per_run, cpus_per_run, memory_per_run, max_retries)
+    check_device(placement.device)
+    if address is not None and storage is None:
+        raise BenchError("tuning on a Ray cluster needs a storage every node reaches; pass --storage "
+                         "postgresql://USER:PASSWORD@HOST/DB (see docs/cluster.md)")
     if all_methods == bool(methods):
         raise BenchError("name the methods to tune with --method M[,M2] or tune them all with --all-methods")
     selection = select(loaded, full=full, methods=loaded.pruning.methods if all_methods else split_list(methods),
@@ -112,8 +126,14 @@ def tune(
                 last += f" val {100 * event.value:.2f}%"
             progress.update(task, completed=sum(min(n, trials) for n in finished.values()), last=last)
 
+        def study_done(history: StudyHistory) -> None:
+            show(TuneProgress(history.study, "trial", history.n_trials, trials, value=history.best_value))
+
         try:
-            histories = tune_cells(workspace, cells, options, study, storage_handle, on_progress=show)
+            if placement.uses_ray:
+                histories = placement.ray(results).tune(loaded, cells, options, storage_url, study, study_done)
+            else:
+                histories = tune_cells(workspace, cells, options, study, storage_handle, on_progress=show)
         except KeyboardInterrupt:
             err.print("interrupted: finished trials are saved; rerun the same command to resume", highlight=False)
             raise typer.Exit(130) from None
