@@ -66,6 +66,35 @@ def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.SGD:
     )
 
 
+StepFunction = Callable[[torch.Tensor, torch.Tensor, float, float | None], torch.Tensor]
+"""``step(x, y, lr, momentum)``: one optimizer step on a batch at this step's rate (and momentum, when
+the schedule cycles it); returns the batch's detached loss."""
+StepFactory = Callable[[nn.Module, torch.optim.SGD, Sequence[tuple[torch.Tensor, torch.Tensor]]], StepFunction]
+
+
+def eager_step(model: nn.Module, optimizer: torch.optim.SGD,
+               masks: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> StepFunction:
+    """The plain step: forward, backward, ``optimizer.step()``, then masks multiplied back in (one fused multiply)."""
+    masked_weights, weight_masks = [w for w, _ in masks], [m for _, m in masks]
+    group = optimizer.param_groups[0]
+    loss_fn = nn.CrossEntropyLoss()
+
+    def step(x: torch.Tensor, y: torch.Tensor, lr: float, momentum: float | None) -> torch.Tensor:
+        group["lr"] = lr
+        if momentum is not None:
+            group["momentum"] = momentum
+        loss = loss_fn(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if masked_weights:
+            with torch.no_grad():
+                torch._foreach_mul_(masked_weights, weight_masks)
+        return loss.detach()
+
+    return step
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, split, batch_size: int = 1024) -> float:
     """Top-1 accuracy in eval mode."""
@@ -89,14 +118,15 @@ def train(
     on_epoch: Callable[[int, float, float], None] | None = None,
     masks: Sequence[tuple[torch.Tensor, torch.Tensor]] = (),
     checkpoint: Checkpoint | None = None,
+    make_step: StepFactory | None = None,
 ) -> TrainResult:
     """Train for ``len(values.lr)`` steps: one epoch is one shuffled, augmented pass over ``train_split``.
     ``masks`` pairs weights with same-shaped 0/1 tensors that are re-applied after each step. With a
     ``checkpoint`` holding a saved state, training continues after its last epoch (``on_epoch`` is
-    called for the remaining epochs only)."""
+    called for the remaining epochs only). ``make_step`` builds the step (default: ``eager_step``;
+    ``harness.fastpath`` has faster ones that compute the same)."""
+    make_step = make_step or eager_step
     optimizer = make_optimizer(model, recipe)
-    masked_weights, weight_masks = [w for w, _ in masks], [m for _, m in masks]  # one fused multiply per step
-    loss_fn = nn.CrossEntropyLoss()
     epochs = len(values.lr) // values.steps_per_epoch if values.lr else 0
     losses, accs, lrs = [], [], []
     step = start = 0
@@ -107,24 +137,14 @@ def train(
         generator.set_state(saved.generator)
         losses, accs, lrs = list(saved.train_loss), list(saved.val_acc), list(saved.lr)
         step, start = saved.steps, saved.epochs_done
-    group = optimizer.param_groups[0]  # after loading: load_state_dict replaces the group dicts
+    train_step = make_step(model, optimizer, masks)  # after loading: load_state_dict replaces the group dicts
     model.train()
     for epoch in range(start, epochs):
         lrs.append(values.lr[step])
         loss_sum = torch.zeros((), device=next(model.parameters()).device)
         batches = 0
         for x, y in train_split.batches(recipe.batch_size, generator=generator, shuffle=True, augment=True):
-            group["lr"] = values.lr[step]
-            if values.momentum is not None:
-                group["momentum"] = values.momentum[step]
-            loss = loss_fn(model(x), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if masks:
-                with torch.no_grad():
-                    torch._foreach_mul_(masked_weights, weight_masks)
-            loss_sum += loss.detach()
+            loss_sum += train_step(x, y, values.lr[step], None if values.momentum is None else values.momentum[step])
             batches += 1
             step += 1
         epoch_loss = (loss_sum / batches).item()
