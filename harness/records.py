@@ -3,6 +3,10 @@
 Records are the leaderboard's ground truth, so they are written atomically (a crash
 never leaves half a file), validated on load, and a record whose content no longer
 matches its name is reported rather than used.
+
+Every record is sealed when written: ``content_digest`` is the SHA-256 of its canonical content
+without the digest itself, so an edited number no longer matches and the record is refused on
+load. ``method_digest`` is the SHA-256 of the method's source file at the time of the run.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from harness.identity import config_hash
+from harness.identity import config_hash, digest
 
 SCHEMA_VERSION = 1
 
@@ -121,9 +125,23 @@ class RunRecord(RunConfig):
     theoretical_macs_after: int | None = None
     latency: Latency | None = None
     tuning: dict[str, Any] | None = None
+    content_digest: str | None = None
+    method_digest: str | None = None
+
+    def __eq__(self, other: object) -> bool:
+        """Records are equal when their content is: the seal (``content_digest``) is not content."""
+        if not isinstance(other, RunRecord):
+            return NotImplemented
+        return type(self) is type(other) and _content(self) == _content(other)
+
+    __hash__ = None
 
     def config(self) -> RunConfig:
         return RunConfig.model_validate(self.model_dump(include=set(RunConfig.model_fields)))
+
+
+def _content(record: RunRecord) -> dict[str, Any]:
+    return {name: value for name, value in record.__dict__.items() if name != "content_digest"}
 
 
 def record_path(results_dir: str | Path, config: RunConfig) -> Path:
@@ -146,9 +164,20 @@ def write_json_atomic(path: Path, payload: Any) -> None:
         raise
 
 
+def content_digest(record: RunRecord) -> str:
+    """SHA-256 of the canonical content without the digest itself; fields at their defaults are left
+    out (as in the run's id), so adding an optional field later keeps every digest valid."""
+    return digest(record.model_dump(mode="json", exclude={"content_digest"}, exclude_defaults=True))
+
+
+def seal(record: RunRecord) -> RunRecord:
+    return record.model_copy(update={"content_digest": content_digest(record)})
+
+
 def write_record(results_dir: str | Path, record: RunRecord) -> Path:
+    """Seal the record with its content digest and write it atomically."""
     path = record_path(results_dir, record)
-    write_json_atomic(path, record.model_dump(mode="json"))
+    write_json_atomic(path, seal(record).model_dump(mode="json"))
     return path
 
 
@@ -159,7 +188,7 @@ class RecordProblem:
 
 
 def read_record(path: Path) -> RunRecord:
-    """Parse and check one record; raises ValueError naming what is wrong."""
+    """Parse and check one record (schema, id, file name, content digest); raises ValueError naming what is wrong."""
     try:
         raw = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
@@ -174,6 +203,10 @@ def read_record(path: Path) -> RunRecord:
         raise ValueError(f"content does not match its id (id {record.id}, content hashes to {record.run_id})")
     if path.stem != record.id:
         raise ValueError(f"file name does not match the record id {record.id}")
+    if record.content_digest is not None and record.content_digest != content_digest(record):
+        raise ValueError(f"content digest mismatch: the record says {record.content_digest[:16]}, its content hashes "
+                         f"to {content_digest(record)[:16]} (a result was edited after the run; its configuration "
+                         "still matches the id)")
     return record
 
 
