@@ -25,10 +25,12 @@ from harness import __version__
 from harness.data import DataSpec, load_splits
 from harness.dense import DenseBaseline, load_or_train_dense, new_model
 from harness.errors import BenchError
+from harness.isolation import Isolation
 from harness.latency import LatencyMeasurement, LatencySettings, compare_latency, measure_latency
 from harness.measure import Counts, SparseCounts, count, count_sparse
 from harness.methods import PruningContext, get_method
 from harness.plans import MaskPlan, Plan, random_twin, validate_plan
+from harness.plugins import registered_digest
 from harness.records import Curves, Latency, Protocol, RunConfig, RunRecord
 from harness.schedules import StepValues, get_schedule, step_values
 from harness.seeding import generator
@@ -80,6 +82,7 @@ class Workspace:
         self._counts: dict[tuple, Counts] = {}
         self._allocations: dict[tuple[str, str], Allocation] = {}
         self._dense_latency: LatencyMeasurement | None = None
+        self.isolation = Isolation()
 
     @property
     def splits(self):
@@ -130,7 +133,7 @@ class Workspace:
             kind=method.kind, example_input=self.example_input(),
             allocate=allocation.rank_globally if ranks_globally else None,
         )
-        plan = validate_plan(method.name, method.select(context), allocation.shapes,
+        plan = validate_plan(method.name, self.isolation.select(method, context), allocation.shapes,
                              keep=None if ranks_globally else allocation.keep,
                              goal_miss=allocation.miss if ranks_globally else None, kind=method.kind)
         if twin:
@@ -238,6 +241,7 @@ def execute(workspace: Workspace, config: RunConfig, checkpoint: Checkpoint | No
     dense = workspace.dense(config.dense_seed)
     base = dict(config.model_dump(), id=config.run_id, dense_test_acc=dense.test_acc,
                 dense_val_acc=dense.val_acc, env=environment(workspace.device),
+                method_digest=registered_digest(config.method),
                 synthetic_data=workspace.splits.synthetic)
     try:
         pruned = prune(workspace, config)

@@ -21,6 +21,7 @@ from harness.audit.findings import Finding, sort_key
 from harness.audit.rules import RULE_FUNCTIONS, AuditInput
 from harness.audit.tuning import TuningStudy, load_tuning
 from harness.errors import BenchError
+from harness.provenance import refuse_changed_methods
 from harness.records import RecordProblem, RunRecord, load_records
 
 REPORT_FOLDER = "report"
@@ -90,7 +91,8 @@ def audit_results(
     config: AuditConfig = AuditConfig(),
     seed: int = 0,
 ) -> AuditResult:
-    """Audit a results directory (one folder per track, tuning histories beside the records)."""
+    """Audit a results directory (one folder per track, tuning histories beside the records); records
+    that fail their digests, or whose method file changed since the run, are refused as problems."""
     root = Path(results_dir)
     if not root.is_dir():
         raise BenchError(f"results directory {root} does not exist; run `bench run` first or pass --results DIR")
@@ -101,9 +103,10 @@ def audit_results(
     records, problems, studies, study_problems = [], [], [], []
     for name in [track] if track else present:
         found, refused = load_records(root, name)
+        found, changed = refuse_changed_methods(root, found)
         tuned, unreadable = load_tuning(root, name)
         records += found
-        problems += refused
+        problems += refused + changed
         studies += tuned
         study_problems += unreadable
     if not records:

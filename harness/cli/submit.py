@@ -1,0 +1,135 @@
+"""``bench submit`` and ``bench verify``: putting a method on the leaderboard, and checking that what is
+on it is what the harness produced. Also the app's callback, which registers ``bench/methods``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.table import Table
+
+from harness.cli.common import DEFAULT_RESULTS, check_device, err, out, print_json, user_errors
+from harness.isolation import Limits
+from harness.plugins import load_plugins
+from harness.records import RunRecord
+from harness.report.markdown import interval, pct, pp
+from harness.submit import MIN_SEEDS, Submission, TrackSubmission, VerdictRow, submit as submit_method
+from harness.verify import Problem, Rerun, verify_results
+
+DEFAULT_LIMITS = Limits()
+VERDICT_STYLE = {"better": "green", "worse": "red", "tie": "yellow", "equivalent": "yellow"}
+
+
+@user_errors
+def load_method_plugins(
+    methods_dir: Optional[Path] = typer.Option(None, "--methods-dir", envvar="PRUNE_BENCH_METHODS",
+                                               help="Folder of plugin method files (default: ./bench/methods)."),
+) -> None:
+    """prune-bench: fair, audited benchmarks of neural-network pruning methods."""
+    load_plugins(methods_dir)
+
+
+@user_errors
+def submit(
+    file: Path = typer.Argument(..., help="The method's Python file (one @register_method function)."),
+    track: List[str] = typer.Option([], "--track", help="Track to submit to; repeat for several "
+                                                        "(default: digits-cnn)."),
+    seeds: int = typer.Option(MIN_SEEDS, help=f"Seeds per cell (at least {MIN_SEEDS})."),
+    tune_trials: Optional[int] = typer.Option(None, help="Tune every cell with this many trials; must equal the "
+                                                         "baselines' tuning budget."),
+    results: Path = typer.Option(DEFAULT_RESULTS, help="Results directory (one folder per track)."),
+    device: str = typer.Option("cpu", help="cpu or cuda[:N] (the method's plan is always computed on the CPU)."),
+    threads: int = typer.Option(1, help="Intra-op CPU threads."),
+    wall_limit: float = typer.Option(DEFAULT_LIMITS.wall_seconds, help="Seconds of wall-clock time per plan."),
+    cpu_limit: int = typer.Option(DEFAULT_LIMITS.cpu_seconds, help="Seconds of CPU time per plan."),
+    memory_limit: int = typer.Option(DEFAULT_LIMITS.memory_mb, help="MiB of memory per plan."),
+    as_json: bool = typer.Option(False, "--json", help="Print the submission as JSON."),
+) -> None:
+    """Run the submission protocol for a method file: the method and its random twin at every target,
+    schedule, budget and seed of each track, then the audit against the existing entries. Exit status 0
+    when the submission passes, 1 when a run failed or the audit fails the method."""
+    check_device(device)
+
+    def progress(record: RunRecord) -> None:
+        acc = f"{100 * record.test_acc:.2f}%" if record.test_acc is not None else record.status
+        err.print(f"{record.config().label} {acc}", highlight=False)
+
+    submission = submit_method(file, track, seeds, tune_trials, results, device, threads,
+                               Limits(wall_limit, cpu_limit, memory_limit), on_record=None if as_json else progress)
+    if as_json:
+        print_json(submission.as_dict())
+    else:
+        _print_submission(submission)
+    raise typer.Exit(submission.exit_code)
+
+
+def _against(row: VerdictRow) -> str:
+    parts = [f"{word} {', '.join(names)}" for word, names in
+             (("beats", row.better_than), ("ties", row.tied_with), ("loses to", row.worse_than)) if names]
+    return "; ".join(parts) or "no other entry"
+
+
+def _verdict_table(method: str, track: TrackSubmission) -> Table:
+    tuned = f", tuned with {track.tune_trials} trials" if track.tune_trials else ""
+    table = Table(title=f"{method} on {track.track} ({len(track.seeds)} seeds{tuned})")
+    for column in ("target", "schedule", "budget", "n", "test acc % [95% CI]", "vs random twin (pp)",
+                   "vs existing entries", "fails"):
+        table.add_column(column, justify="right" if column in ("budget", "n") else "left")
+    for row in track.rows:
+        twin = "no twin" if row.twin_verdict is None else \
+            f"{pp(row.twin_difference)} [{VERDICT_STYLE[row.twin_verdict]}]{row.twin_verdict}[/]"
+        n = f"{row.n}" + (f" ({row.failed} failed)" if row.failed else "")
+        table.add_row(row.target, row.schedule, str(row.budget_epochs), n,
+                      f"{pct(row.mean)} {interval(row.ci_low, row.ci_high)}", twin, _against(row),
+                      f"[red]{', '.join(row.fails)}[/]" if row.fails else "")
+    return table
+
+
+def _print_submission(submission: Submission) -> None:
+    for track in submission.tracks:
+        out.print(_verdict_table(submission.method, track))
+        for target, reason in track.skipped_targets.items():
+            out.print(f"  skipped target {target}: {reason}", highlight=False, soft_wrap=True)
+        for line in track.failures:
+            out.print(f"  [red]{line}[/]", highlight=False, soft_wrap=True)
+        for finding in track.findings:
+            style = "bold red" if finding.severity == "fail" else "yellow"
+            out.print(f"  [{style}]{finding.severity}[/] {finding.rule}: {finding.message}", highlight=False,
+                      soft_wrap=True)
+        out.print(f"  report: {track.report} ({track.ran} of {track.planned} runs made now)", highlight=False)
+    verdict = "[green]passed[/]" if submission.passed else "[bold red]failed[/]"
+    out.print(f"submission of {submission.method} ({submission.source}, sha256 {submission.method_digest[:16]}): "
+              f"{verdict}", highlight=False)
+
+
+@user_errors
+def verify(
+    results: Path = typer.Option(DEFAULT_RESULTS, help="Results directory (one folder per track)."),
+    rerun: int = typer.Option(0, help="Re-run this many randomly chosen records and compare their test accuracy."),
+    seed: int = typer.Option(0, help="Seed of the choice of records to re-run."),
+    tolerance: Optional[float] = typer.Option(None, help="Allowed test-accuracy difference as a fraction (default: 0, "
+                                                         "bit-exact, on CPU; 0.01 when CUDA was involved)."),
+    device: str = typer.Option("cpu", help="Device the reruns use."),
+    as_json: bool = typer.Option(False, "--json", help="Print the verification as JSON."),
+) -> None:
+    """Check every record's content digest and method digest, and re-run --rerun of them. Each problem
+    is reported with the file and what differs; exit status 1 when anything fails."""
+    check_device(device)
+
+    def progress(result: Rerun | Problem) -> None:
+        if isinstance(result, Rerun):
+            mark = "matches" if result.matches else "DIFFERS"
+            err.print(f"rerun {result.label}: stored {result.stored!r}, rerun {result.reproduced!r} -- {mark}",
+                      highlight=False)
+
+    verification = verify_results(results, rerun, seed, tolerance, device, on_rerun=None if as_json else progress)
+    if as_json:
+        print_json(verification.as_dict())
+    else:
+        for problem in verification.problems:
+            out.print(f"[red]fail[/] {problem.line()}", highlight=False, soft_wrap=True)
+        summary = "all checks pass" if verification.ok else f"{len(verification.problems)} problems"
+        out.print(f"verified {verification.checked} records in {results}, {len(verification.reruns)} rerun "
+                  f"(seed {seed}): {summary}", highlight=False)
+    raise typer.Exit(verification.exit_code)

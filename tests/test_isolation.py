@@ -1,0 +1,181 @@
+"""Plugin plans are computed in a limited child process: each failure is a ``failed`` record naming its
+cause and limit, other records stay as they were, and a working plugin gets exactly its inputs."""
+
+import hashlib
+import json
+import re
+import shutil
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+from harness.errors import BenchError
+from harness.executors import run_grid
+from harness.grid import Selection, expand
+from harness.isolation import Isolation, Limits, plan_from_data, plan_to_data
+from harness.plans import ChannelPlan, MaskPlan, validate_plan
+from harness.plugins import load_plugin
+from harness.records import load_records, read_record, record_path
+from harness.runner import METHOD_BATCHES, Workspace
+from harness.seeding import generator
+from harness.submit import WorkspaceExecutor
+
+PLUGINS = {
+    "probe-raises": ("""
+        from harness.methods import register_method
+
+        @register_method("probe-raises", kind="structured")
+        def raises(ctx):
+            raise ValueError("no scores for you")
+        """, Limits(), r"raised ValueError: no scores for you at {path}:5$"),
+    "probe-sleeps": ("""
+        import time
+        from harness.methods import register_method
+
+        @register_method("probe-sleeps", kind="structured")
+        def sleeps(ctx):
+            time.sleep(600)
+        """, Limits(wall_seconds=2), r"ran past the wall-clock limit of 2 s; the isolated process was killed$"),
+    "probe-hogs": ("""
+        import torch
+        from harness.methods import register_method
+
+        @register_method("probe-hogs", kind="structured")
+        def hogs(ctx):
+            return torch.ones(1 << 34, dtype=torch.uint8)
+        """, Limits(memory_mb=256), r"ran out of memory at {path}:6: it hit the memory limit of 256 MiB .*"
+                                    r"DefaultCPUAllocator: can't allocate memory"),
+    "probe-spins": ("""
+        from harness.methods import register_method
+
+        @register_method("probe-spins", kind="structured")
+        def spins(ctx):
+            while True:
+                pass
+        """, Limits(cpu_seconds=1, wall_seconds=60), r"used more than the CPU-time limit of 1 s; killed by SIGXCPU$"),
+}
+INVALID = """
+    from harness.methods import register_method
+    from harness.plans import ChannelPlan
+
+    @register_method("probe-invalid", kind="structured")
+    def invalid(ctx):
+        return ChannelPlan({name: tuple(range(count - 1, size + 1)) for name, count in ctx.keep.items()
+                            for size in [ctx.sizes[name]]})
+    """
+PROBE = """
+    import hashlib, json, os
+    import torch
+    from harness.methods import register_method
+
+    @register_method("probe-random", kind="structured", needs_data=True)
+    def probe_random(ctx):
+        batches = list(ctx.train_batches())
+        facts = {{"batches": len(batches), "shapes": [list(inputs.shape) for inputs, _ in batches],
+                  "first": hashlib.sha256(batches[0][0].numpy().tobytes()).hexdigest(),
+                  "cwd": os.getcwd(), "cwd_files": os.listdir("."), "model": type(ctx.model).__name__}}
+        with open({log!r}, "a") as log:
+            log.write(json.dumps(facts) + "\\n")
+        return ctx.keep_top({{name: torch.rand(size, generator=ctx.generator, dtype=torch.float64)
+                              for name, size in ctx.sizes.items()}})
+    """
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory, digits_track, trained_results):
+    """A results folder with the seed-0 dense baseline and one finished l1-norm run."""
+    folder = tmp_path_factory.mktemp("isolation")
+    shutil.copytree(trained_results / digits_track.name / "dense", folder / digits_track.name / "dense")
+    run_grid(digits_track, configs(digits_track, "l1-norm"), folder, WorkspaceExecutor(Workspace(digits_track, folder)))
+    return folder
+
+
+def configs(track, method, schedules=("none",), twins=False):
+    return expand(track, Selection(methods=(method,), targets=("uniform-50",), schedules=schedules, budgets=(1,),
+                                   seeds=(0,), twins=twins))
+
+
+def plugin(folder, name, body):
+    path = folder / f"{name.replace('-', '_')}.py"
+    path.write_text(textwrap.dedent(body).lstrip())
+    (method,) = load_plugin(path)
+    return method, path
+
+
+def snapshot(results, track):
+    return {path.name: path.read_bytes() for path in (results / track.name).glob("*.json")}
+
+
+@pytest.mark.parametrize("name", sorted(PLUGINS))
+def test_a_plugin_that_fails_is_recorded_with_its_cause_and_limit_and_nothing_else_changes(
+        tmp_path, results, digits_track, name):
+    body, limits, expected = PLUGINS[name]
+    method, path = plugin(tmp_path, name, body)
+    before = snapshot(results, digits_track)
+    workspace = Workspace(digits_track, results)
+    workspace.isolation = Isolation(limits)
+    (config,) = configs(digits_track, method.name)
+    outcome = run_grid(digits_track, [config], results, WorkspaceExecutor(workspace))
+    (record,) = outcome.written
+    assert record.status == "failed" and record.test_acc is None and record.retrain_steps is None
+    assert record.error.startswith(f"method '{name}' ({path}): ")
+    assert re.search(expected.format(path=re.escape(str(path))), record.error), record.error
+    assert read_record(record_path(results, config)) == record
+    assert record.method_digest == hashlib.sha256(path.read_bytes()).hexdigest()
+    after = snapshot(results, digits_track)
+    assert {k: v for k, v in after.items() if k in before} == before
+    assert set(after) - set(before) == {f"{config.run_id}.json"}
+    assert load_records(results)[1] == []
+
+
+def test_an_invalid_plan_from_a_plugin_is_refused_by_the_harness_validation(tmp_path, results, digits_track):
+    method, _ = plugin(tmp_path, "probe-invalid", INVALID)
+    before = snapshot(results, digits_track)
+    (config,) = configs(digits_track, method.name)
+    (record,) = run_grid(digits_track, [config], results, WorkspaceExecutor(Workspace(digits_track, results))).written
+    assert record.status == "failed"
+    assert record.error == "method 'probe-invalid', layer 'features.0': channel index out of range 0..15"
+    after = snapshot(results, digits_track)
+    assert {k: v for k, v in after.items() if k in before} == before
+
+
+def test_the_child_gets_the_model_and_bounded_training_batches_and_runs_once_per_seed_and_target(
+        tmp_path, results, digits_track):
+    log = tmp_path / "calls.jsonl"
+    method, _ = plugin(tmp_path, "probe-random", PROBE.format(log=str(log)))
+    workspace = Workspace(digits_track, results)
+    model = workspace.dense_model(0)
+    for twin in (False, True):
+        assert workspace.make_plan(method.name, "uniform-50", 0, model, twin) == \
+            workspace.make_plan("random", "uniform-50", 0, model, twin)
+    grid = configs(digits_track, method.name, schedules=("none", "ft"), twins=True)
+    outcome = run_grid(digits_track, grid, results, WorkspaceExecutor(workspace))
+    assert [r.status for r in outcome.written] == ["ok"] * 4
+    (facts,) = [json.loads(line) for line in log.read_text().splitlines()]
+    first, _ = next(workspace.splits.train.batches(digits_track.recipe.batch_size, shuffle=True, augment=False,
+                                                   generator=generator(0, "method-data")))
+    assert facts["batches"] == METHOD_BATCHES and facts["shapes"] == [[64, 1, 8, 8]] * METHOD_BATCHES
+    assert facts["first"] == hashlib.sha256(first.numpy().tobytes()).hexdigest()
+    assert facts["model"] == "DigitsCNN" and facts["cwd_files"] == []
+    assert str(results) not in facts["cwd"] and workspace.splits.test_reads == len(outcome.written)
+
+
+def test_a_plan_travels_as_data_and_validation_sees_what_the_method_returned():
+    shapes = {"conv": (4,), "fc": (2, 3)}
+    channels = ChannelPlan({"conv": (0, 2)})
+    masks = MaskPlan({"fc": torch.tensor([[True, False, True], [False, False, True]])})
+    assert plan_from_data(plan_to_data(channels)) == channels
+    assert plan_from_data(plan_to_data(masks)) == masks
+    refused = {
+        "returned dict, expected a ChannelPlan": {"conv": [0, 2]},
+        "layer 'conv': channel indices must be integers": ChannelPlan({"conv": (np.int64(0), 2)}),
+        "layer 'conv': channel index out of range 0..3": ChannelPlan({"conv": (0, 4)}),
+    }
+    for message, plan in refused.items():
+        with pytest.raises(BenchError, match=re.escape(message)):
+            validate_plan("m", plan_from_data(plan_to_data(plan)), shapes, None)
+    with pytest.raises(BenchError, match="layer 'fc': a mask must be a boolean tensor"):
+        validate_plan("m", plan_from_data(plan_to_data(MaskPlan({"fc": torch.ones(2, 3)}))), shapes, None,
+                      kind="unstructured")
