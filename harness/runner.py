@@ -25,6 +25,7 @@ from harness import __version__
 from harness.data import DataSpec, load_splits
 from harness.dense import DenseBaseline, load_or_train_dense, new_model
 from harness.errors import BenchError
+from harness.fastpath import CompileCache, EngineSettings, step_factory
 from harness.isolation import Isolation
 from harness.latency import LatencyMeasurement, LatencySettings, compare_latency, measure_latency
 from harness.measure import Counts, SparseCounts, count, count_sparse
@@ -66,14 +67,18 @@ def environment(device: str) -> dict:
 class Workspace:
     """Shared, lazily built state for the runs of one track on one device.
 
-    With ``latency`` settings, every run also times dense vs pruned inference on ``device``.
+    With ``latency`` settings, every run also times dense vs pruned inference on ``device``; ``engine``
+    says how retraining steps run (``harness.fastpath``; compiled steps are cached here, per architecture).
     ``dense`` baselines given by seed are used as they are: a worker without the results folder
     gets them from its driver instead of training its own.
     """
 
     def __init__(self, track: Track, results_dir: str | Path, device: str = "cpu",
-                 latency: LatencySettings | None = None, dense: Mapping[int, DenseBaseline] | None = None):
+                 latency: LatencySettings | None = None, dense: Mapping[int, DenseBaseline] | None = None,
+                 engine: EngineSettings = EngineSettings()):
         self.track = track
+        self.engine = engine
+        self.make_step = step_factory(engine, CompileCache())
         self.results_dir = Path(results_dir)
         self.device = device
         self.latency = latency
@@ -121,7 +126,7 @@ class Workspace:
         """A method's validated plan on ``model`` (left untouched), or its random twin."""
         method = get_method(method_name)
         allocation = self.allocation(target, method.kind, model)
-        ranks_globally = method.global_ranking and allocation.goal is not None
+        ranks_globally = method.global_ranking and allocation.redistributes
         splits = self.splits if method.needs_data else None
         context = PruningContext(
             model=copy.deepcopy(model).eval(), sizes=allocation.sizes, keep=dict(allocation.keep),
@@ -229,7 +234,7 @@ def retrain(
     masks = [(modules[layer].weight, mask) for layer, mask in pruned.masks.items()]
     result = train(pruned.model, splits.train, splits.val, workspace.track.recipe, values,
                    generator(config.seed, "retrain-data", workspace.device), on_epoch=on_epoch, masks=masks,
-                   checkpoint=checkpoint)
+                   checkpoint=checkpoint, make_step=workspace.make_step)
     return result, values
 
 
@@ -241,6 +246,7 @@ def execute(workspace: Workspace, config: RunConfig, checkpoint: Checkpoint | No
     dense = workspace.dense(config.dense_seed)
     base = dict(config.model_dump(), id=config.run_id, dense_test_acc=dense.test_acc,
                 dense_val_acc=dense.val_acc, env=environment(workspace.device),
+                engine=workspace.engine.name, precision=workspace.engine.precision,
                 method_digest=registered_digest(config.method),
                 synthetic_data=workspace.splits.synthetic)
     try:

@@ -2,7 +2,8 @@
 
 A target is a track's compression goal, resolved here for one model and one kind of method:
 
-- ``ratio``: the same fraction removed from every prunable layer;
+- ``ratio``: the same fraction removed from every prunable layer; for weights, a method with its
+  own global ranking (global magnitude) may instead spread the same total across layers;
 - ``layers``: a fraction per named layer;
 - ``fixed``: a published configuration, e.g. PFEC's ``pfec-a`` / ``pfec-b`` for the CIFAR
   ResNets and ``pfec-a`` for VGG-16 (Li et al. 2017, as in the public code of Liu et al.'s
@@ -62,6 +63,12 @@ class Allocation:
     keep: Mapping[str, int]
     costs: ChannelCosts | WeightCosts
     goal: Goal | None = None
+    pooled: bool = False
+
+    @property
+    def redistributes(self) -> bool:
+        """Whether a method with its own global ranking may move units between layers."""
+        return self.goal is not None or self.pooled
 
     @property
     def sizes(self) -> dict[str, int]:
@@ -72,6 +79,10 @@ class Allocation:
 
     def miss(self, keep: Mapping[str, int]) -> str | None:
         """Why an allocation fails the goal, or None when it is within tolerance."""
+        if self.pooled:
+            wanted, got = sum(self.keep.values()), sum(keep.values())
+            return None if got == wanted else (
+                f"target '{self.target}': the plan keeps {got} weights in all, the target {wanted}")
         if self.goal is None:
             return None
         achieved = self.goal.achieved(self.estimate(keep), self.costs.dense)
@@ -82,7 +93,10 @@ class Allocation:
 
     def rank_globally(self, scores: Mapping[str, torch.Tensor]) -> dict[str, int]:
         """Counts reached by removing the lowest-scoring units across all layers until the goal is met
-        (at least one unit stays in every layer); without a global goal, the target's own counts."""
+        (at least one unit stays in every layer); for a pooled ratio target, the same total as the
+        target's per-layer counts; otherwise the target's own counts."""
+        if self.pooled:
+            return _pool_weights(self, scores)
         if self.goal is None:
             return dict(self.keep)
         if self.units == "weights":
@@ -106,7 +120,8 @@ def resolve_target(
         costs = channel_costs(model, layers, input_shape)
     sizes = {layer: math.prod(shape) for layer, shape in shapes.items()}
     if target.kind == "ratio":
-        return Allocation(target.name, units, shapes, keep_counts(sizes, target.ratio), costs)
+        return Allocation(target.name, units, shapes, keep_counts(sizes, target.ratio), costs,
+                          pooled=units == "weights")
     if target.kind == "layers":
         unknown = [layer for layer in target.ratios if layer not in sizes]
         if unknown:
@@ -190,6 +205,22 @@ def _rank_channels(allocation: Allocation, scores: Mapping[str, torch.Tensor]) -
         keep = trial
         if achieved >= goal.reduction:
             break
+    return keep
+
+
+def _pool_weights(allocation: Allocation, scores: Mapping[str, torch.Tensor]) -> dict[str, int]:
+    """Global magnitude pruning at a ratio: the same number of weights kept in all as the uniform
+    counts keep, spread by one threshold across layers (the strongest weight of each layer stays)."""
+    layers = _check_scores(allocation, scores)
+    total = sum(allocation.keep.values())
+    layer_ids, _ = _ascending_units(scores, layers)
+    keep = {layer: 1 for layer in layers}
+    for layer_id in reversed(layer_ids.tolist()):
+        if sum(keep.values()) >= total:
+            break
+        layer = layers[layer_id]
+        if keep[layer] < allocation.sizes[layer]:
+            keep[layer] += 1
     return keep
 
 

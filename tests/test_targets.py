@@ -149,6 +149,22 @@ def test_global_ranking_of_weights_is_one_threshold_across_layers():
     assert len(removed) == math.ceil(0.5 * allocation.costs.dense.params)
 
 
+def test_a_ratio_target_lets_global_magnitude_spread_the_uniform_total_across_layers():
+    model = create_model("digits-cnn", 10)
+    allocation = resolve_target(Target(name="r", kind="ratio", ratio=0.5), "unstructured", "digits-cnn", model, DIGITS)
+    modules = dict(model.named_modules())
+    scores = {layer: modules[layer].weight.detach().abs() for layer in maskable_layers(model)}
+    pooled = allocation.rank_globally(scores)
+    assert allocation.redistributes and allocation.miss(pooled) is None
+    assert sum(pooled.values()) == sum(allocation.keep.values()) and pooled != dict(allocation.keep)
+    plan = keep_top_weights(scores, pooled)
+    above_threshold = torch.cat([scores[layer][plan.masks[layer]].sort().values[:-1] for layer in scores])
+    removed = torch.cat([scores[layer][~plan.masks[layer]] for layer in scores])
+    assert removed.max() <= above_threshold.min()  # every layer's strongest weight stays regardless
+    channels = resolve_target(Target(name="r", kind="ratio", ratio=0.5), "structured", "digits-cnn", model, DIGITS)
+    assert not channels.redistributes
+
+
 def test_theoretical_macs_of_masks_match_the_weight_cost_model_and_fvcore_per_layer():
     model = create_model("cifar-resnet20", 10)
     allocation = resolve_target(Target(name="u", ratio=0.7), "unstructured", "cifar-resnet20", model, CIFAR)
