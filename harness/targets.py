@@ -215,12 +215,17 @@ def _pool_weights(allocation: Allocation, scores: Mapping[str, torch.Tensor]) ->
     total = sum(allocation.keep.values())
     layer_ids, _ = _ascending_units(scores, layers)
     keep = {layer: 1 for layer in layers}
+    seen: set[str] = set()
+    kept_in_all = len(layers)
     for layer_id in reversed(layer_ids.tolist()):
-        if sum(keep.values()) >= total:
-            break
         layer = layers[layer_id]
-        if keep[layer] < allocation.sizes[layer]:
-            keep[layer] += 1
+        if layer not in seen:
+            seen.add(layer)
+            continue
+        if kept_in_all >= total:
+            break
+        keep[layer] += 1
+        kept_in_all += 1
     return keep
 
 
