@@ -9,13 +9,12 @@ deletes it once the run's record is made: it exists only while a run is unfinish
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
 
+from harness.atomic import torch_save_atomic
 from harness.records import RunConfig
 from harness.train import TrainState
 
@@ -47,16 +46,8 @@ class FileCheckpoint:
         return TrainState(**payload["state"])
 
     def save(self, state: TrainState) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            payload = {field.name: getattr(state, field.name) for field in fields(TrainState)}
-            torch.save({"format": FORMAT, "version": VERSION, "state": payload}, tmp)
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        payload = {field.name: getattr(state, field.name) for field in fields(TrainState)}
+        torch_save_atomic({"format": FORMAT, "version": VERSION, "state": payload}, self.path)
 
     def discard(self) -> None:
         """Delete the checkpoint, and any half-written one a killed worker left behind."""

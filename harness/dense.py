@@ -6,7 +6,6 @@ recipe, seed), so a changed recipe trains a new baseline and an unchanged one is
 
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,11 +13,11 @@ from pathlib import Path
 import torch
 from pydantic import BaseModel, ConfigDict
 
+from harness.atomic import torch_save_atomic, write_json_atomic
 from harness.errors import BenchError
 from harness.identity import config_hash
 from harness.models import create_model
 from harness.recipe import Recipe
-from harness.records import write_json_atomic
 from harness.schedules import original_step_values
 from harness.seeding import generator, seeded_init
 from harness.tracks import DataSection, ModelSection, Track
@@ -76,12 +75,7 @@ def load_or_train_dense(track: Track, seed: int, splits, results_dir: str | Path
     if result.status != "ok":
         raise BenchError(f"dense training of track '{track.name}' (seed {seed}) diverged; lower the recipe's lr")
     test_acc = evaluate(model, splits.open_test())
-    buffer = io.BytesIO()
-    torch.save(model.state_dict(), buffer)
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = weights.with_suffix(".pt.tmp")
-    tmp.write_bytes(buffer.getvalue())
-    tmp.replace(weights)
+    torch_save_atomic(model.state_dict(), weights)
     write_json_atomic(meta, {
         "hash": key, "seed": seed, "status": result.status, "test_acc": test_acc,
         "val_acc": result.val_acc[-1] if result.val_acc else None,

@@ -9,14 +9,13 @@ error instead of a silently half-loaded model.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from harness.atomic import torch_save_atomic
 from harness.errors import BenchError
 from harness.models import create_model
 from harness.plans import ChannelPlan, MaskPlan, Plan
@@ -48,15 +47,7 @@ def save_pruned(
         "masks": dict(plan.masks) if isinstance(plan, MaskPlan) else None,
         "state_dict": {key: value.detach().cpu() for key, value in model.state_dict().items()},
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    torch_save_atomic(payload, path)
     return path
 
 

@@ -12,14 +12,13 @@ load. ``method_digest`` is the SHA-256 of the method's source file at the time o
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from harness.atomic import write_json_atomic
 from harness.identity import config_hash, digest
 
 SCHEMA_VERSION = 1
@@ -125,6 +124,8 @@ class RunRecord(RunConfig):
     theoretical_macs_after: int | None = None
     latency: Latency | None = None
     tuning: dict[str, Any] | None = None
+    engine: str = "eager"
+    precision: str = "fp32"
     content_digest: str | None = None
     method_digest: str | None = None
 
@@ -146,22 +147,6 @@ def _content(record: RunRecord) -> dict[str, Any]:
 
 def record_path(results_dir: str | Path, config: RunConfig) -> Path:
     return Path(results_dir) / config.track / f"{config.run_id}.json"
-
-
-def write_json_atomic(path: Path, payload: Any) -> None:
-    """Write to a temporary file in the same directory, fsync, then rename over the target."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(payload, handle, indent=1, sort_keys=True, allow_nan=True)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def content_digest(record: RunRecord) -> str:

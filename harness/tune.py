@@ -55,12 +55,13 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from harness.atomic import write_json_atomic
 from harness.cells import CellKey
 from harness.dense import dense_hash
 from harness.errors import BenchError
 from harness.executors import Executor
 from harness.grid import CellParamsKey, Selection, dense_seed_for, expand
-from harness.records import RunConfig, RunRecord, write_json_atomic
+from harness.records import RunConfig, RunRecord
 from harness.runner import PrunedModel, Workspace, prune, retrain
 from harness.schedules import Tunable, get_schedule
 from harness.seeding import derive_seed
