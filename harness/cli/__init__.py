@@ -7,7 +7,7 @@ can make directly; a user-fixable problem is one line on stderr and a non-zero e
 
 import typer
 
-from harness.cli import audit, catalog, methods, run, submit, tune
+from harness.cli import audit, catalog, methods, perf, run, submit, tune
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="prune-bench: fair, audited benchmarks of neural-network pruning methods.")
@@ -20,6 +20,8 @@ app.command("latency")(methods.latency)
 app.command("audit")(audit.audit)
 app.command("leaderboard")(audit.leaderboard)
 app.command("import-reported")(audit.import_reported)
+app.command("perf")(perf.perf)
+app.command("perf-equivalence")(perf.perf_equivalence)
 app.callback()(submit.load_method_plugins)
 app.command("submit")(submit.submit)
 app.command("verify")(submit.verify)

@@ -18,8 +18,10 @@ from harness.cli.executor import (
 )
 from harness.errors import BenchError
 from harness.executors import LocalExecutor, pending, run_grid
+from harness.fastpath import EngineSettings
 from harness.grid import expand, select
 from harness.latency import LatencySettings
+from harness.pool_executor import PoolExecutor
 from harness.records import RunRecord, load_records
 from harness.tracks import DEFAULT_TRACK, load_track
 from harness.tune import TunedExecutor, load_tuning, tuned_params
@@ -81,12 +83,19 @@ def run(
     checkpoint_dir: Optional[Path] = typer.Option(
         None, help="With --executor ray: per-epoch checkpoints, writable by every worker (default: RESULTS/TRACK/"
                    "checkpoints)."),
+    engine: str = typer.Option("eager", help="Retraining steps: eager (the plain loop), graph (channels-last, fused "
+                               "SGD; one CUDA graph per step on a GPU) or compile (torch.compile per architecture)."),
+    bf16: bool = typer.Option(False, "--bf16", help="bf16 autocast in the graph/compile engines (records say so)."),
+    workers: int = typer.Option(1, help="Runs in flight on the device, one process each (with --executor local)."),
 ) -> None:
     """Run methods x twins x schedules x budgets x seeds; finished runs are skipped, so a rerun resumes."""
     loaded = load_track(track)
     placement = choose_executor(executor, device, address, gpus_per_run, cpus_per_run, memory_per_run, max_retries,
                                 **{"--checkpoint-dir": checkpoint_dir})
     check_device(placement.device)
+    steps = EngineSettings(engine, bf16=bf16)
+    if placement.uses_ray and (steps != EngineSettings() or workers != 1):
+        raise BenchError("--engine, --bf16 and --workers apply with --executor local; Ray tasks run the plain loop")
     selection = select(loaded, full=full, methods=split_list(methods), targets=split_list(targets),
                        schedules=split_list(schedules), budgets=split_list(budgets, int), seeds=split_list(seeds, int),
                        twins=not no_twins)
@@ -97,7 +106,8 @@ def run(
     timing = LatencySettings() if latency else None
     torch.set_num_threads(threads)
     base = (placement.ray(results, latency=timing, checkpoint_folder=checkpoint_dir) if placement.uses_ray
-            else LocalExecutor(results, device, threads, timing))
+            else LocalExecutor(results, device, threads, timing) if steps == EngineSettings() and workers == 1
+            else PoolExecutor(results, device, workers, threads, timing, steps))
     grid_executor = TunedExecutor(base, histories) if tuned else base
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[last]}"),

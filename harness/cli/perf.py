@@ -1,0 +1,122 @@
+"""``bench perf``: reference-style pipeline vs the harness's path; ``bench perf-equivalence``: same accuracy?"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import torch
+import typer
+from rich.table import Table
+
+from harness.cli.common import DEFAULT_RESULTS, check_device, out, print_json, split_list, user_errors
+from harness.errors import BenchError
+from harness.fastpath import ENGINES, EngineSettings
+from harness.perf import PerfSettings, cifar_shaped_track, compare_engines, measure
+from harness.tracks import DEFAULT_TRACK, load_track
+
+
+def _rate(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
+
+
+@user_errors
+def perf(
+    models: Optional[str] = typer.Option(None, help="Comma-separated models (default: cifar-resnet56,cifar-vgg16)."),
+    device: str = typer.Option("cpu", help="cpu or cuda[:N]; both paths run here."),
+    engine: str = typer.Option("graph", help=f"The harness path's engine: {' | '.join(ENGINES)}."),
+    bf16: bool = typer.Option(False, "--bf16", help="bf16 autocast on the harness path (not the protocol's fp32)."),
+    track: str = typer.Option("cifar10-resnet56", help="Track whose recipe (optimizer, augmentation, batch size) "
+                              "both paths train with."),
+    batch_size: Optional[int] = typer.Option(None, help="Images per step (default: the track's; 16 with --tiny)."),
+    steps: Optional[int] = typer.Option(None, help="Timed steps per path (default 200; 3 with --tiny)."),
+    warmup: Optional[int] = typer.Option(None, help="Untimed steps first, where graphs are captured (default 20)."),
+    loader_workers: Optional[int] = typer.Option(None, help="DataLoader workers of the reference (default 4)."),
+    in_flight: int = typer.Option(1, help="Harness runs training at once, one process each, for grid throughput."),
+    dataset: str = typer.Option("synthetic-cifar", help="synthetic-cifar, or cifar10 if it is on disk."),
+    threads: int = typer.Option(1, help="Intra-op CPU threads of this process."),
+    tiny: bool = typer.Option(False, "--tiny", help="ResNet-20, batch 16, 3 steps on 128 images: a CPU smoke run "
+                              "(options given explicitly still apply)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Time a reference-style pipeline and the harness's path on the same device and images."""
+    check_device(device)
+    torch.set_num_threads(threads)
+    given = {"models": tuple(split_list(models)) if models else None, "steps": steps, "warmup": warmup,
+             "loader_workers": loader_workers, "batch_size": batch_size}
+    chosen = dict(device=device, track=track, engine=EngineSettings(engine, bf16=bf16), in_flight=in_flight,
+                  dataset=dataset, **{k: v for k, v in given.items() if v is not None})
+    settings = PerfSettings.tiny(**chosen) if tiny else PerfSettings(**chosen)
+    report = measure(settings)
+    if as_json:
+        print_json(report.as_dict())
+        return
+    data = f"{report.dataset}{' (synthetic images)' if report.synthetic else ''}"
+    table = Table(title=f"{report.device_name} ({report.device}), torch {report.torch_version}, {data}, "
+                        f"{report.track} recipe at batch {report.batch_size}, epoch = {report.epoch_images:,} images")
+    for column in ("model", "path", "images/s", "s/epoch", "runs in flight", "run-epochs/h", "ratio"):
+        table.add_column(column, justify="left" if column in ("model", "path") else "right")
+    table.caption = (f"reference: PIL transforms, {report.loader_workers} DataLoader workers, eager fp32; "
+                     f"harness: data on the device, {report.engine} engine, {report.precision}")
+    for model in report.models:
+        reference, harness = "reference", "harness"
+        table.add_row(model.model, reference, _rate(model.reference.images_per_second),
+                      f"{model.reference.seconds_per_epoch:.1f}", "1", _rate(model.reference_grid.run_epochs_per_hour),
+                      "1.00x")
+        table.add_row("", harness, _rate(model.harness.images_per_second), f"{model.harness.seconds_per_epoch:.1f}",
+                      "1", _rate(model.harness.images_per_second * 3600 / report.epoch_images),
+                      f"{model.single_run_ratio:.2f}x")
+        if model.harness_grid.runs_in_flight > 1:
+            table.add_row("", harness, _rate(model.harness_grid.images_per_second), "",
+                          str(model.harness_grid.runs_in_flight), _rate(model.harness_grid.run_epochs_per_hour),
+                          f"{model.grid_ratio:.2f}x")
+    out.print(table)
+
+
+@user_errors
+def perf_equivalence(
+    track: str = typer.Option(DEFAULT_TRACK, help="Track whose runs are retrained with both paths."),
+    cifar_shaped: bool = typer.Option(False, "--cifar-shaped", help="The (CIFAR) track on synthetic CIFAR-shaped "
+                                      "images with a short dense recipe, so it runs without CIFAR."),
+    model: Optional[str] = typer.Option(None, help="With --cifar-shaped: another CIFAR model (e.g. cifar-resnet20)."),
+    train_size: int = typer.Option(1000, help="With --cifar-shaped: training images (validation and test: half)."),
+    dense_epochs: int = typer.Option(4, help="With --cifar-shaped: epochs of the shortened dense recipe."),
+    engine: str = typer.Option("graph", help="The fast engine: graph | compile."),
+    bf16: bool = typer.Option(False, "--bf16", help="bf16 autocast on the fast path."),
+    seeds: str = typer.Option("0,1,2,3,4", help="Comma-separated run seeds."),
+    schedule: str = typer.Option("ft", help="Retraining schedule."),
+    budget: int = typer.Option(10, help="Retraining budget in epochs."),
+    method: Optional[str] = typer.Option(None, help="Pruning method (default: the track's first)."),
+    target: Optional[str] = typer.Option(None, help="Target (default: the track's first)."),
+    margin: float = typer.Option(0.005, help="Equivalence margin in accuracy (0.005 = 0.5 points, the audit's)."),
+    device: str = typer.Option("cpu", help="cpu or cuda[:N]."),
+    results: Path = typer.Option(DEFAULT_RESULTS, help="Where dense baselines are cached (no records are written)."),
+    threads: int = typer.Option(1, help="Intra-op CPU threads."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Retrain the same runs with the plain loop and a fast engine; paired TOST and Welch on test accuracy."""
+    check_device(device)
+    torch.set_num_threads(threads)
+    loaded = load_track(track)
+    if not cifar_shaped and model is not None:
+        raise BenchError("--model only applies with --cifar-shaped; the track fixes its model")
+    if cifar_shaped:
+        loaded = cifar_shaped_track(loaded, model, train_size, train_size // 2, dense_epochs)
+    result = compare_engines(loaded, results, EngineSettings(engine, bf16=bf16), split_list(seeds, int) or [],
+                             schedule, budget, method, target, device, margin)
+    if as_json:
+        print_json(result.as_dict())
+        return
+    table = Table(title=f"{result.track}{' (synthetic images)' if result.synthetic else ''}: {result.method} "
+                        f"{result.target}, {result.schedule}@{result.budget}, plain loop vs {result.engine} "
+                        f"({result.precision})")
+    for column in ("seed", "plain test acc", "fast test acc"):
+        table.add_column(column, justify="right")
+    for seed, a, b in zip(result.seeds, result.plain, result.fast):
+        table.add_row(str(seed), f"{100 * a:.2f}", f"{100 * b:.2f}")
+    out.print(table)
+    t = result.tost
+    out.print(f"difference (fast - plain) {100 * t.difference:+.2f} points, 90% CI [{100 * t.ci_low:+.2f}, "
+              f"{100 * t.ci_high:+.2f}]; paired TOST at ±{100 * t.margin:.2f}: p = {t.pvalue:.3g} "
+              f"({'equivalent' if result.equivalent else 'not shown equivalent'}); Welch p = {result.welch.pvalue:.3g}",
+              highlight=False)

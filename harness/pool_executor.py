@@ -1,0 +1,139 @@
+"""Several runs in flight on one device: a pool of worker processes, each with its own workspace.
+
+A small network at batch 64 leaves a GPU mostly idle, so one run at a time wastes it; several
+processes keep it busy (on a GPU their kernels overlap only under NVIDIA MPS -- without it the
+driver time-slices between processes and the gain is the overlap of their CPU-side work). Each
+worker is a separate process (``spawn``, which CUDA needs) that loads the track's data once and
+runs configurations from a shared queue one after another, exactly as ``LocalExecutor`` would:
+a run's data order, augmentation draws and initial weights come from its own seeds, never from
+which worker ran it or what ran before, so every record equals the sequential one (the wall
+time aside). The driver loads or trains the dense baselines before starting the workers, so no
+two workers train the same baseline.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import queue
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import torch
+
+from harness.dense import dense_dir, dense_hash
+from harness.errors import BenchError
+from harness.fastpath import EngineSettings
+from harness.latency import LatencySettings
+from harness.methods import Method, get_method, register_method
+from harness.records import RunConfig, RunRecord
+from harness.runner import Workspace, execute
+from harness.tracks import Track
+
+POLL_SECONDS = 1.0
+"""How often the driver checks that its workers are alive while it waits for a record."""
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    results_dir: Path
+    device: str
+    threads: int
+    latency: LatencySettings | None
+    engine: EngineSettings
+    methods: tuple[Method, ...]
+
+
+@dataclass
+class PoolExecutor:
+    """Runs configurations in ``workers`` processes on ``device``, with ``engine``'s training steps;
+    records arrive as runs finish. One worker runs in this process, as ``LocalExecutor`` does."""
+
+    results_dir: Path
+    device: str = "cpu"
+    workers: int = 2
+    threads: int = 1
+    latency: LatencySettings | None = None
+    engine: EngineSettings = EngineSettings()
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise BenchError(f"--workers must be at least 1, got {self.workers}")
+
+    def map(self, track: Track, configs: Sequence[RunConfig]) -> Iterator[RunRecord]:
+        if not configs:
+            return
+        if self.workers == 1:
+            torch.set_num_threads(self.threads)
+            workspace = Workspace(track, self.results_dir, self.device, self.latency, engine=self.engine)
+            for config in configs:
+                yield execute(workspace, config)
+            return
+        _prepare_dense(track, self.results_dir, self.device, {c.dense_seed for c in configs})
+        settings = WorkerSettings(Path(self.results_dir), self.device, self.threads, self.latency, self.engine,
+                                  tuple(get_method(name) for name in sorted({c.method for c in configs})))
+        context = multiprocessing.get_context("spawn")
+        tasks, results = context.Queue(), context.Queue()
+        for config in configs:
+            tasks.put(config)
+        count = min(self.workers, len(configs))
+        for _ in range(count):
+            tasks.put(None)
+        processes = [context.Process(target=_work, args=(track, settings, tasks, results), daemon=False)
+                     for _ in range(count)]
+        for process in processes:
+            process.start()
+        try:
+            yield from _collect(results, processes, len(configs))
+        finally:
+            for process in processes:
+                if process.is_alive():
+                    process.terminate()
+                process.join()
+
+
+def _prepare_dense(track: Track, results_dir: Path, device: str, seeds: set[int]) -> None:
+    """Train the dense baselines no record has yet, here, before any worker could race to train them."""
+    folder = dense_dir(results_dir, track)
+    missing = sorted(s for s in seeds
+                     if not all((folder / f"{dense_hash(track, s)}{suffix}").exists() for suffix in (".pt", ".json")))
+    if missing:
+        workspace = Workspace(track, results_dir, device)
+        for seed in missing:
+            workspace.dense(seed)
+
+
+def _collect(results, processes, expected: int) -> Iterator[RunRecord]:
+    received = 0
+    while received < expected:
+        try:
+            kind, payload = results.get(timeout=POLL_SECONDS)
+        except queue.Empty:
+            dead = [p for p in processes if p.exitcode not in (None, 0)]
+            if dead:
+                raise BenchError(f"a pool worker died (exit code {dead[0].exitcode}) with runs unfinished; "
+                                 f"rerun the command to resume, with fewer --workers if memory ran out") from None
+            continue
+        if kind == "error":
+            raise BenchError(f"a pool worker failed outside a run's own code:\n{payload}")
+        received += 1
+        yield payload
+
+
+def _work(track: Track, settings: WorkerSettings, tasks, results) -> None:
+    """A worker's life: one workspace, then configurations until the queue says stop."""
+    torch.set_num_threads(settings.threads)
+    for method in settings.methods:
+        try:
+            get_method(method.name)
+        except BenchError:
+            register_method(method.name, kind=method.kind, needs_data=method.needs_data, citation=method.citation,
+                            global_ranking=method.global_ranking)(method.select)
+    workspace = Workspace(track, settings.results_dir, settings.device, settings.latency, engine=settings.engine)
+    while (config := tasks.get()) is not None:
+        try:
+            results.put(("record", execute(workspace, config)))
+        except Exception:  # execute records a method's own failure; anything else stops the grid
+            results.put(("error", traceback.format_exc(limit=-4)))
+            return

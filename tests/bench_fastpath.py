@@ -1,0 +1,63 @@
+"""CPU benchmarks of the retraining hot paths (``pytest tests/bench_fastpath.py --benchmark-enable``).
+
+Batched crop/flip of a CIFAR batch, one ResNet-20 training step (plain eager step vs the graph
+engine's step, which on a CPU runs uncaptured), fvcore counting and channel surgery of a
+ResNet-56. GPU figures come from ``bench perf --device cuda`` (docs/performance.md).
+"""
+
+import copy
+
+import pytest
+import torch
+
+from harness.data import augment_batch
+from harness.fastpath import EngineSettings, step_factory
+from harness.measure import count
+from harness.models import create_model, prunable_layers
+from harness.plans import ChannelPlan
+from harness.surgery import prune_channels
+from harness.tracks import load_track
+from harness.train import make_optimizer
+
+from conftest import TRACKS
+
+CIFAR = (3, 32, 32)
+BATCH = 64
+
+
+def _batch(seed=0):
+    draw = torch.Generator().manual_seed(seed)
+    return torch.randn(BATCH, *CIFAR, generator=draw), torch.randint(0, 10, (BATCH,), generator=draw)
+
+
+def test_batched_crop_and_flip(benchmark):
+    x, _ = _batch()
+    draw = torch.Generator().manual_seed(1)
+    out = benchmark(augment_batch, x, 4, True, draw, 0.0)
+    assert out.shape == x.shape
+
+
+@pytest.mark.parametrize("engine", ["eager", "graph"])
+def test_training_step(benchmark, engine):
+    torch.manual_seed(0)
+    model = create_model("cifar-resnet20", 10).train()
+    step = step_factory(EngineSettings(engine))(model, make_optimizer(model, load_track("cifar10-resnet56", TRACKS).recipe), ())
+    x, y = _batch()
+    step(x, y, 0.1, None)
+    loss = benchmark(step, x, y, 0.1, None)
+    assert torch.isfinite(loss)
+
+
+def test_counting_resnet56(benchmark):
+    model = create_model("cifar-resnet56", 10)
+    counts = benchmark(count, model, CIFAR)
+    assert counts.params == 853_018
+
+
+def test_surgery_resnet56_half_of_every_block(benchmark):
+    dense = create_model("cifar-resnet56", 10)
+    modules = dict(dense.named_modules())
+    plan = ChannelPlan({layer: tuple(range(0, modules[layer].out_channels, 2))
+                        for layer in prunable_layers("cifar-resnet56", dense)})
+    pruned = benchmark(lambda: prune_channels(copy.deepcopy(dense), plan, torch.zeros(1, *CIFAR)))
+    assert all(dict(pruned.named_modules())[layer].out_channels == len(kept) for layer, kept in plan.kept.items())
