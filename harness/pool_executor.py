@@ -102,6 +102,9 @@ def _prepare_dense(track: Track, results_dir: Path, device: str, seeds: set[int]
         workspace = Workspace(track, results_dir, device)
         for seed in missing:
             workspace.dense(seed)
+        del workspace
+        if device.startswith("cuda"):
+            torch.cuda.empty_cache()  # the driver's cached blocks would otherwise stay reserved beside the workers
 
 
 def _collect(results, processes, expected: int) -> Iterator[RunRecord]:
