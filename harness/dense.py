@@ -60,15 +60,31 @@ def new_model(track: Track, seed: int) -> torch.nn.Module:
         return create_model(track.model.name, track.model.num_classes)
 
 
+def _read_cache(key: str, seed: int, weights: Path, meta: Path, device: str) -> DenseBaseline | None:
+    if not (weights.exists() and meta.exists()):
+        return None
+    try:
+        info = json.loads(meta.read_text())
+        state = torch.load(weights, map_location=device, weights_only=True)
+        if info["hash"] != key or info["status"] != "ok":
+            return None
+        return DenseBaseline(key, seed, state, info["test_acc"], info["val_acc"], info["status"])
+    except (OSError, ValueError, KeyError, RuntimeError, EOFError):
+        return None
+
+
 def load_or_train_dense(track: Track, seed: int, splits, results_dir: str | Path, device: str) -> DenseBaseline:
-    """The cached baseline for ``seed``, training (and caching) it first if needed."""
+    """The cached baseline for ``seed``, training (and caching) it first if needed.
+
+    A cache entry that cannot be read, or belongs to another configuration, is retrained over:
+    training is deterministic, so the replacement is the baseline the entry should have held.
+    """
     key = dense_hash(track, seed)
     folder = dense_dir(results_dir, track)
     weights, meta = folder / f"{key}.pt", folder / f"{key}.json"
-    if weights.exists() and meta.exists():
-        info = json.loads(meta.read_text())
-        state = torch.load(weights, map_location=device, weights_only=True)
-        return DenseBaseline(key, seed, state, info["test_acc"], info["val_acc"], info["status"])
+    cached = _read_cache(key, seed, weights, meta, device)
+    if cached is not None:
+        return cached
     model = new_model(track, seed).to(device)
     values = original_step_values(track.recipe, steps_per_epoch(len(splits.train), track.recipe.batch_size))
     result = train(model, splits.train, splits.val, track.recipe, values, generator(seed, "dense-data", device))

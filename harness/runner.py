@@ -33,7 +33,7 @@ from harness.methods import PruningContext, get_method
 from harness.plans import MaskPlan, Plan, random_twin, validate_plan
 from harness.plugins import registered_digest
 from harness.records import Curves, Latency, Protocol, RunConfig, RunRecord
-from harness.schedules import StepValues, get_schedule, step_values
+from harness.schedules import StepValues, get_schedule, step_values, warmup_epochs
 from harness.seeding import generator
 from harness.surgery import apply_masks, prune_channels
 from harness.targets import Allocation, resolve_target
@@ -175,7 +175,7 @@ def protocol(track: Track, config: RunConfig, epochs: int) -> Protocol:
     peak = max((v for k, v in params.items() if k in ("lr", "peak_lr", "max_lr")), default=None)
     if config.schedule == "lrw":
         peak = track.recipe.lr_at_epoch(track.recipe.epochs - epochs)
-    warmup = int(params["warmup_fraction"] * epochs) if "warmup_fraction" in params else None
+    warmup = warmup_epochs(params["warmup_fraction"], epochs) if "warmup_fraction" in params else None
     aug = track.recipe.augmentation
     return Protocol(
         optimizer=track.recipe.optimizer, momentum=track.recipe.momentum, nesterov=track.recipe.nesterov,

@@ -88,7 +88,7 @@ def _fraction(value: float) -> Fraction:
 
 def _slr_lr(recipe: Recipe, epochs: int, epoch: int, params: Mapping[str, float]) -> float:
     warmup_fraction = _fraction(params["warmup_fraction"])
-    warmup = int(warmup_fraction * epochs)
+    warmup = warmup_epochs(params["warmup_fraction"], epochs)
     start, peak = recipe.final_lr, params["peak_lr"]
     if epoch < warmup:
         return start + (peak - start) * (1 - math.cos(math.pi * epoch / warmup)) / 2
@@ -173,8 +173,23 @@ def resolve_params(schedule: Schedule, recipe: Recipe, overrides: Mapping[str, f
                 f"schedule '{schedule.name}' has no hyperparameter '{key}' (tunable: {allowed}); "
                 "everything else is fixed by the track"
             )
-        params[key] = float(value)
+        params[key] = _checked(schedule.name, tunables[key], value)
     return params
+
+
+def _checked(schedule: str, tunable: Tunable, value: float) -> float:
+    """Rates must be positive and finite; fractions (the non-log tunables) lie in [0, 1)."""
+    value = float(value)
+    valid = math.isfinite(value) and (value > 0 if tunable.log else 0 <= value < 1)
+    if not valid:
+        expected = "a positive finite rate" if tunable.log else "a fraction in [0, 1)"
+        raise BenchError(f"schedule '{schedule}': {tunable.name}={value!r} is not {expected}")
+    return value
+
+
+def warmup_epochs(warmup_fraction: float, epochs: int) -> int:
+    """Epochs of ``slr``'s warm-up, computed exactly as the schedule computes them."""
+    return int(_fraction(warmup_fraction) * epochs)
 
 
 def step_values(

@@ -143,12 +143,16 @@ class Track(_Strict):
 
 
 def tracks_dir(explicit: str | Path | None = None) -> Path:
-    """Where track files live: an explicit dir, $PRUNE_BENCH_TRACKS, ./bench/tracks, or the checkout's."""
-    candidates = [explicit, os.environ.get(TRACKS_ENV), Path.cwd() / "bench" / "tracks",
-                  Path(__file__).resolve().parents[1] / "bench" / "tracks"]
-    for candidate in candidates:
-        if candidate and Path(candidate).is_dir():
-            return Path(candidate)
+    """Where track files live: an explicit dir (which must exist), $PRUNE_BENCH_TRACKS, ./bench/tracks,
+    or the checkout's."""
+    named = explicit or os.environ.get(TRACKS_ENV)
+    if named:
+        if not Path(named).is_dir():
+            raise BenchError(f"track directory {named} does not exist; point --tracks-dir or {TRACKS_ENV} at a folder")
+        return Path(named)
+    for candidate in (Path.cwd() / "bench" / "tracks", Path(__file__).resolve().parents[1] / "bench" / "tracks"):
+        if candidate.is_dir():
+            return candidate
     raise BenchError(
         f"no track directory found (looked at {explicit or '$' + TRACKS_ENV}, ./bench/tracks); "
         f"run from the repository root or set {TRACKS_ENV}=DIR"

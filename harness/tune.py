@@ -408,7 +408,7 @@ class _Objective:
 
     def check_test_untouched(self) -> None:
         if self.workspace.splits.test_reads != self._test_reads:
-            raise RuntimeError("the test split was read during tuning; tuning must select on validation only")
+            raise BenchError("the test split was read during tuning; tuning must select on validation only")
 
     def __call__(self, trial: optuna.Trial) -> float:
         params = {t.name: trial.suggest_float(t.name, t.low, t.high, log=t.log) for t in self.space}

@@ -54,3 +54,13 @@ def test_bench_run_ends_in_a_summary_and_resumes(trained_results):
     assert cells[("random twin of l1-norm", "ft")]["n"] == 2
     second = invoke(*args)
     assert second.exit_code == 0 and "8 already done" in second.stdout.replace("\n", " ")
+
+
+def test_malformed_list_and_parameter_options_are_refused():
+    for args, message in ((("run", "--budgets", ","), "is empty"),
+                          (("run", "--seeds", "a,b"), "comma-separated list"),
+                          (("schedules", "show", "slr", "--epochs", "10", "--param", "peak_lr"), "NAME=NUMBER"),
+                          (("schedules", "show", "clr", "--epochs", "0"), "at least 1"),
+                          (("run", "--threads", "0"), "")):
+        result = invoke(*args)
+        assert result.exit_code == 2 and message in result.stderr, (args, result.stderr)

@@ -88,3 +88,16 @@ def test_only_declared_hyperparameters_can_be_set():
 def test_unknown_schedule_is_a_clear_error():
     with pytest.raises(BenchError, match="unknown schedule 'cosine'"):
         get_schedule("cosine")
+
+
+@pytest.mark.parametrize("name, value", [("peak_lr", -0.1), ("peak_lr", float("inf")), ("warmup_fraction", 3.0)])
+def test_hyperparameter_values_must_be_valid(name, value):
+    with pytest.raises(BenchError, match=f"{name}="):
+        resolve_params(get_schedule("slr"), CIFAR, {name: value})
+
+
+def test_recorded_warmup_equals_the_schedules_warmup():
+    from harness.schedules import warmup_epochs
+
+    lrs = per_epoch("slr", 100, warmup_fraction=0.29)
+    assert warmup_epochs(0.29, 100) == 29 and lrs[28] < 0.1 and lrs[29] == 0.1

@@ -77,7 +77,7 @@ def schedules(
 def schedules_show(
     name: str = typer.Argument(..., help="Schedule name."),
     track: str = typer.Option(DEFAULT_TRACK, help="Track whose recipe the schedule derives from."),
-    epochs: int = typer.Option(..., help="Retraining budget in epochs."),
+    epochs: int = typer.Option(..., min=0, help="Retraining budget in epochs (at least 1 except for none)."),
     per_step: bool = typer.Option(False, "--per-step", help="Every iteration's rate, not each epoch's first."),
     param: list[str] = typer.Option([], "--param", help="Override a tunable hyperparameter, NAME=VALUE."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
@@ -89,9 +89,13 @@ def schedules_show(
     for item in param:
         key, sep, value = item.partition("=")
         try:
-            overrides[key] = float(value) if sep else float("nan")
+            if not sep:
+                raise ValueError
+            overrides[key] = float(value)
         except ValueError:
             raise BenchError(f"--param {item!r}: expected NAME=NUMBER") from None
+    if name != "none" and epochs < 1:
+        raise BenchError(f"--epochs must be at least 1 for schedule '{name}', got {epochs}")
     per_epoch = steps_per_epoch(training_examples(data_spec(loaded)), loaded.recipe.batch_size)
     values = step_values(schedule, loaded.recipe, 0 if name == "none" else epochs, per_epoch, overrides)
     lrs = list(values.lr) if per_step else values.per_epoch()

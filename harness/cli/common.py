@@ -39,13 +39,16 @@ def print_json(payload: Any) -> None:
 
 
 def split_list(values: Optional[str], cast: Callable = str) -> list | None:
-    """Parse a comma-separated option; ``None`` when it was not given."""
-    if not values:
+    """Parse a comma-separated option (duplicates dropped, order kept); ``None`` when it was not given."""
+    if values is None:
         return None
     try:
-        return [cast(v.strip()) for v in values.split(",") if v.strip()]
+        parsed = [cast(v.strip()) for v in values.split(",") if v.strip()]
     except ValueError:
         raise BenchError(f"cannot read {values!r} as a comma-separated list of {cast.__name__} values") from None
+    if not parsed:
+        raise BenchError(f"the list {values!r} is empty; give at least one value or leave the option out")
+    return list(dict.fromkeys(parsed))
 
 
 def check_device(device: str) -> None:

@@ -34,7 +34,7 @@ def perf(
     loader_workers: Optional[int] = typer.Option(None, help="DataLoader workers of the reference (default 4)."),
     in_flight: int = typer.Option(1, help="Harness runs training at once, one process each, for grid throughput."),
     dataset: str = typer.Option("synthetic-cifar", help="synthetic-cifar, or cifar10 if it is on disk."),
-    threads: int = typer.Option(1, help="Intra-op CPU threads of this process."),
+    threads: int = typer.Option(1, min=1, help="Intra-op CPU threads of this process."),
     tiny: bool = typer.Option(False, "--tiny", help="ResNet-20, batch 16, 3 steps on 128 images: a CPU smoke run "
                               "(options given explicitly still apply)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
@@ -91,7 +91,7 @@ def perf_equivalence(
     margin: float = typer.Option(0.005, help="Equivalence margin in accuracy (0.005 = 0.5 points, the audit's)."),
     device: str = typer.Option("cpu", help="cpu or cuda[:N]."),
     results: Path = typer.Option(DEFAULT_RESULTS, help="Where dense baselines are cached (no records are written)."),
-    threads: int = typer.Option(1, help="Intra-op CPU threads."),
+    threads: int = typer.Option(1, min=1, help="Intra-op CPU threads."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Retrain the same runs with the plain loop and a fast engine; paired TOST and Welch on test accuracy."""

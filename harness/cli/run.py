@@ -69,7 +69,7 @@ def run(
     device: str = typer.Option("cpu", help="cpu or cuda[:N]."),
     results: Path = typer.Option(DEFAULT_RESULTS, help="Results directory (one folder per track)."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Rerun runs recorded as failed."),
-    threads: int = typer.Option(1, help="Intra-op CPU threads; one is fastest for small networks on shared cores."),
+    threads: int = typer.Option(1, min=1, help="Intra-op CPU threads; one is fastest for small networks on shared cores."),
     latency: bool = typer.Option(False, "--latency", help="Also time dense vs pruned inference (batch 1) per run."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     tuned: bool = typer.Option(False, "--tuned", help="Each cell's best hyperparameters from `bench tune`."),

@@ -40,7 +40,7 @@ def submit(
                                                          "baselines' tuning budget."),
     results: Path = typer.Option(DEFAULT_RESULTS, help="Results directory (one folder per track)."),
     device: str = typer.Option("cpu", help="cpu or cuda[:N] (the method's plan is always computed on the CPU)."),
-    threads: int = typer.Option(1, help="Intra-op CPU threads."),
+    threads: int = typer.Option(1, min=1, help="Intra-op CPU threads."),
     wall_limit: float = typer.Option(DEFAULT_LIMITS.wall_seconds, help="Seconds of wall-clock time per plan."),
     cpu_limit: int = typer.Option(DEFAULT_LIMITS.cpu_seconds, help="Seconds of CPU time per plan."),
     memory_limit: int = typer.Option(DEFAULT_LIMITS.memory_mb, help="MiB of memory per plan."),

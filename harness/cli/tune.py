@@ -77,7 +77,7 @@ def tune(
     no_twins: bool = typer.Option(False, "--no-twins", help="Skip the random twins (their runs then stay untuned)."),
     full: bool = typer.Option(False, "--full", help="The track's full grid of targets and budgets, not its quick one."),
     device: str = typer.Option("cpu", help="cpu or cuda[:N]."),
-    threads: int = typer.Option(1, help="Intra-op CPU threads; one is fastest for small networks on shared cores."),
+    threads: int = typer.Option(1, min=1, help="Intra-op CPU threads; one is fastest for small networks on shared cores."),
     results: Path = typer.Option(DEFAULT_RESULTS, help="Results directory; histories go to RESULTS/TRACK/tuning/."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     executor: str = EXECUTOR,
