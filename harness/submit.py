@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
+from harness.atomic import write_json_atomic
 from harness.audit import audit_results
 from harness.audit.engine import AuditResult
 from harness.audit.findings import Finding
@@ -35,13 +36,21 @@ from harness.isolation import Isolation, Limits
 from harness.leaderboard import build_leaderboard
 from harness.methods import Method
 from harness.plugins import load_plugin, method_digest
-from harness.records import RunConfig, RunRecord, read_record, record_path, write_json_atomic, write_record
+from harness.records import RunConfig, RunRecord, read_record, record_path, write_record
 from harness.report import write_report
 from harness.runner import Workspace, execute
 from harness.targets import resolve_target
 from harness.tracks import DEFAULT_TRACK, Track, load_track
-from harness.tune import (StudyHistory, TunedExecutor, TuneOptions, load_tuning, study_name, tune_cells, tuned_params,
-                          tuning_cells)
+from harness.tune import (
+    StudyHistory,
+    TunedExecutor,
+    TuneOptions,
+    load_tuning,
+    study_name,
+    tune_cells,
+    tuned_params,
+    tuning_cells,
+)
 
 MIN_SEEDS = 5
 SUBMISSIONS_FOLDER = "submissions"
