@@ -15,6 +15,7 @@ from typing import Callable, Iterator, Protocol, Sequence
 import torch
 
 from harness.latency import LatencySettings
+from harness.plugins import registered_digest
 from harness.records import RunConfig, RunRecord, read_record, record_path, write_record
 from harness.runner import Workspace, execute
 from harness.tracks import Track
@@ -60,13 +61,28 @@ class GridOutcome:
 
 
 def pending(configs: Sequence[RunConfig], results_dir: Path, retry_failed: bool = False) -> list[RunConfig]:
-    """Configurations without a record; with ``retry_failed`` also those whose record says ``failed``."""
+    """Configurations still to run: no record, a record that cannot be used (unreadable, or made by
+    another version of the method's source), or -- with ``retry_failed`` -- a ``failed`` record.
+
+    An unusable record is rerun rather than skipped, since the audit refuses it: skipping it
+    would leave its cell a seed short for good.
+    """
+    digests: dict[str, str | None] = {}
     todo = []
     for config in configs:
         path = record_path(results_dir, config)
         if not path.exists():
             todo.append(config)
-        elif retry_failed and read_record(path).status == "failed":
+            continue
+        try:
+            record = read_record(path)
+        except ValueError:
+            todo.append(config)
+            continue
+        if config.method not in digests:
+            digests[config.method] = registered_digest(config.method)
+        stale = record.method_digest is not None and record.method_digest != digests[config.method]
+        if stale or (retry_failed and record.status == "failed"):
             todo.append(config)
     return todo
 

@@ -31,6 +31,7 @@ from harness.audit.findings import Finding
 from harness.cells import CellKey
 from harness.dense import new_model
 from harness.errors import BenchError
+from harness.executors import pending
 from harness.grid import Selection, expand
 from harness.isolation import Isolation, Limits
 from harness.leaderboard import build_leaderboard
@@ -208,23 +209,6 @@ class WorkspaceExecutor:
             yield execute(self.workspace, config)
 
 
-def stale_or_missing(configs: Sequence[RunConfig], results_dir: Path, digest: str) -> list[RunConfig]:
-    """Configurations without a record, or whose record was made by another version of the method file."""
-    todo = []
-    for config in configs:
-        path = record_path(results_dir, config)
-        if not path.exists():
-            todo.append(config)
-            continue
-        try:
-            current = read_record(path).method_digest == digest
-        except ValueError:
-            current = False
-        if not current:
-            todo.append(config)
-    return todo
-
-
 def _failures(records: Sequence[RunRecord]) -> tuple[str, ...]:
     lines = []
     for record in records:
@@ -291,7 +275,7 @@ def submit_track(
         histories = load_tuning(results_dir, track, selection, prefix)
         executor = TunedExecutor(executor, histories)
     configs = expand(track, selection, cell_params=tuned_params(histories))
-    todo = stale_or_missing(configs, results_dir, digest)
+    todo = pending(configs, results_dir)
     for record in executor.map(track, todo):
         write_record(results_dir, record)
         if on_record is not None:

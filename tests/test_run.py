@@ -119,3 +119,13 @@ def test_a_killed_bench_run_loses_nothing(tmp_path):
     assert summary["skipped"] >= len(survivors[0]) and summary["planned"] == 12
     assert summary["skipped"] + summary["written"] == 12
     assert len(load_records(tmp_path)[0]) == 12
+
+
+def test_an_unreadable_record_is_rerun_not_skipped(digits_track, trained_results):
+    config = small_grid(digits_track, schedules=["ft"], seeds=[0])[0]
+    run_grid(digits_track, [config], trained_results, LocalExecutor(trained_results))
+    path = record_path(trained_results, config)
+    path.write_text("{truncated")
+    outcome = run_grid(digits_track, [config], trained_results, LocalExecutor(trained_results))
+    assert outcome.skipped == 0 and len(outcome.written) == 1
+    assert load_records(trained_results, "digits-cnn")[1] == []
