@@ -80,13 +80,15 @@ CellParamsKey = tuple[str, bool, str, str, int]
 def expand(
     track: Track,
     selection: Selection,
-    schedule_params: Mapping[str, Mapping[str, float]] | None = None,
     cell_params: Mapping[CellParamsKey, Mapping[str, float]] | None = None,
+    engine: str = "eager",
+    precision: str = "fp32",
 ) -> list[RunConfig]:
     """All run configurations of the selection; ``none`` runs once per cell at budget 0.
 
-    ``schedule_params`` overrides a schedule's defaults everywhere; ``cell_params`` (a tuner's
-    per-cell choices) overrides them again for one cell.
+    ``cell_params`` (a tuner's per-cell choices) overrides a schedule's defaults for one cell.
+    The training engine and precision are part of each run's identity: a bf16 or graph-engine
+    run never stands in for the plain fp32 one.
     """
     configs = []
     for seed in selection.seeds:
@@ -96,15 +98,13 @@ def expand(
                 for twin in (False, True) if selection.twins else (False,):
                     for schedule in selection.schedules:
                         for budget in (0,) if schedule == "none" else selection.budgets:
-                            params = resolve_params(get_schedule(schedule), track.recipe, {
-                                **(schedule_params or {}).get(schedule, {}),
-                                **(cell_params or {}).get((method, twin, target, schedule, budget), {}),
-                            })
+                            params = resolve_params(get_schedule(schedule), track.recipe,
+                                                    (cell_params or {}).get((method, twin, target, schedule, budget)))
                             configs.append(RunConfig(
                                 track=track.name, dense_hash=dense_hash(track, dense_seed), dense_seed=dense_seed,
                                 method=method, twin=twin, target=target,
                                 target_spec=track.target(target).model_dump(mode="json"),
                                 schedule=schedule, schedule_params=params, budget_epochs=budget,
-                                seed=seed, harness_version=__version__,
+                                seed=seed, harness_version=__version__, engine=engine, precision=precision,
                             ))
     return configs

@@ -42,6 +42,8 @@ class RunConfig(BaseModel):
     budget_epochs: int = Field(ge=0)
     seed: int
     harness_version: str
+    engine: str = "eager"
+    precision: str = "fp32"
 
     @property
     def run_id(self) -> str:
@@ -124,8 +126,6 @@ class RunRecord(RunConfig):
     theoretical_macs_after: int | None = None
     latency: Latency | None = None
     tuning: dict[str, Any] | None = None
-    engine: str = "eager"
-    precision: str = "fp32"
     content_digest: str | None = None
     method_digest: str | None = None
 

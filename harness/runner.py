@@ -243,10 +243,12 @@ def execute(workspace: Workspace, config: RunConfig, checkpoint: Checkpoint | No
     With a ``checkpoint``, retraining resumes from the epoch a previous attempt saved last."""
     started = time.perf_counter()
     track = workspace.track
+    if (config.engine, config.precision) != (workspace.engine.name, workspace.engine.precision):
+        raise BenchError(f"run {config.label} asks for the {config.engine}/{config.precision} engine but this "
+                         f"workspace trains with {workspace.engine.name}/{workspace.engine.precision}")
     dense = workspace.dense(config.dense_seed)
     base = dict(config.model_dump(), id=config.run_id, dense_test_acc=dense.test_acc,
                 dense_val_acc=dense.val_acc, env=environment(workspace.device),
-                engine=workspace.engine.name, precision=workspace.engine.precision,
                 method_digest=registered_digest(config.method),
                 synthetic_data=workspace.splits.synthetic)
     try:

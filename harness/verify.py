@@ -27,6 +27,7 @@ import torch
 from harness.audit.engine import track_folders
 from harness.dense import dense_hash
 from harness.errors import BenchError
+from harness.fastpath import EngineSettings
 from harness.isolation import Isolation, Limits
 from harness.provenance import MethodSources
 from harness.records import RunRecord, read_record
@@ -184,15 +185,17 @@ def verify_results(
     if tolerance is not None and not tolerance >= 0:
         raise BenchError(f"--tolerance must be zero or more (accuracy as a fraction), got {tolerance}")
     valid, problems, files = check_records(root)
-    workspaces: dict[str, Workspace] = {}
+    workspaces: dict[tuple[str, str, str], Workspace] = {}
     reruns = []
     isolation = Isolation(limits)
     for path, record in choose_reruns(valid, rerun_count, seed):
         try:
-            if record.track not in workspaces:
-                workspaces[record.track] = Workspace(load_track(record.track, tracks_dir), root, device)
-                workspaces[record.track].isolation = isolation
-            result = rerun(path, record, workspaces[record.track], tolerance)
+            key = (record.track, record.engine, record.precision)
+            if key not in workspaces:
+                engine = EngineSettings(record.engine, bf16=record.precision != "fp32")
+                workspaces[key] = Workspace(load_track(record.track, tracks_dir), root, device, engine=engine)
+                workspaces[key].isolation = isolation
+            result = rerun(path, record, workspaces[key], tolerance)
         except BenchError as exc:
             result = Problem(path, "rerun", str(exc))
         if isinstance(result, Rerun):

@@ -12,7 +12,13 @@ from harness.cli import app
 from harness.errors import BenchError
 from harness.executors import LocalExecutor
 from harness.fastpath import (
-    CompileCache, EngineSettings, FastStep, architecture_key, forward_loss, sgd_update, step_factory,
+    CompileCache,
+    EngineSettings,
+    FastStep,
+    architecture_key,
+    forward_loss,
+    sgd_update,
+    step_factory,
 )
 from harness.grid import expand, select
 from harness.models import create_model
@@ -168,12 +174,17 @@ def test_graph_engine_resumes_from_a_checkpoint_bit_for_bit(digits_run):
 def test_records_say_which_engine_and_precision_ran(digits_track, trained_results, digits_run):
     _, config, _ = digits_run
     plain = execute(Workspace(digits_track, trained_results), config)
-    fast = execute(Workspace(digits_track, trained_results, engine=EngineSettings("graph")), config)
-    bf16 = execute(Workspace(digits_track, trained_results, engine=EngineSettings("graph", bf16=True)), config)
+    fast = execute(Workspace(digits_track, trained_results, engine=EngineSettings("graph")),
+                   config.model_copy(update={"engine": "graph"}))
+    bf16 = execute(Workspace(digits_track, trained_results, engine=EngineSettings("graph", bf16=True)),
+                   config.model_copy(update={"engine": "graph", "precision": "bf16-autocast"}))
     assert (plain.engine, plain.precision) == ("eager", "fp32")
     assert (fast.engine, fast.precision) == ("graph", "fp32")
     assert (bf16.engine, bf16.precision) == ("graph", "bf16-autocast") and bf16.status == "ok"
-    assert fast.id == plain.id and abs(fast.test_acc - plain.test_acc) <= 2 / 359
+    assert len({plain.id, fast.id, bf16.id}) == 3, "engine and precision are part of a run's identity"
+    assert abs(fast.test_acc - plain.test_acc) <= 2 / 359
+    with pytest.raises(BenchError, match="asks for the eager/fp32 engine"):
+        execute(Workspace(digits_track, trained_results, engine=EngineSettings("graph")), config)
 
 
 def test_pool_of_workers_writes_the_records_a_sequential_run_writes(digits_track, trained_results):

@@ -102,7 +102,8 @@ def run(
     if study_prefix and not tuned:
         raise BenchError("--study-prefix only applies with --tuned")
     histories = load_tuning(results, loaded, selection, study_prefix) if tuned else {}
-    configs = expand(loaded, selection, cell_params=tuned_params(histories))
+    configs = expand(loaded, selection, cell_params=tuned_params(histories), engine=steps.name,
+                     precision=steps.precision)
     timing = LatencySettings() if latency else None
     torch.set_num_threads(threads)
     base = (placement.ray(results, latency=timing, checkpoint_folder=checkpoint_dir) if placement.uses_ray
