@@ -13,16 +13,30 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from harness import __version__
-from harness.audit.aggregate import MethodAggregate, PairAggregate, method_aggregates, pair_aggregates, task_entries
-from harness.audit.claims import Claim, ClaimVerdict, claim_records, judge, load_claims, prepare_claims
+from harness.audit.aggregate import (
+    MethodAggregate,
+    PairAggregate,
+    method_aggregates,
+    pair_aggregates,
+    task_entries,
+)
+from harness.audit.claims import (
+    Claim,
+    ClaimVerdict,
+    claim_records,
+    judge,
+    load_claims,
+    prepare_claims,
+)
 from harness.audit.comparisons import Cell, Comparison, build_cells, table_comparisons
 from harness.audit.config import AuditConfig
 from harness.audit.findings import Finding, sort_key
 from harness.audit.rules import RULE_FUNCTIONS, AuditInput
 from harness.audit.tuning import TuningStudy, load_tuning
+from harness.cells import one_configuration_per_cell
 from harness.errors import BenchError
 from harness.provenance import refuse_changed_methods
-from harness.records import RecordProblem, RunRecord, load_records
+from harness.records import RecordProblem, RunRecord, load_records, record_path
 
 REPORT_FOLDER = "report"
 """Where reports go by default: ``<results>/<track>/report`` or, for every track, ``<results>/report``."""
@@ -104,6 +118,8 @@ def audit_results(
     for name in [track] if track else present:
         found, refused = load_records(root, name)
         found, changed = refuse_changed_methods(root, found)
+        found, mixed = one_configuration_per_cell(found)
+        changed += [RecordProblem(record_path(root, record), reason) for record, reason in mixed]
         tuned, unreadable = load_tuning(root, name)
         records += found
         problems += refused + changed
