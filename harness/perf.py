@@ -420,7 +420,9 @@ def compare_engines(
     plain, fast = [], []
     for config in configs:
         for workspace, accuracies in ((plain_workspace, plain), (fast_workspace, fast)):
-            record = execute(workspace, config)
+            settings = workspace.engine
+            record = execute(workspace, config.model_copy(update={"engine": settings.name,
+                                                                  "precision": settings.precision}))
             if record.status != "ok":
                 raise BenchError(f"{config.label} ended {record.status} with the {workspace.engine.name} engine; "
                                  f"choose a schedule and budget that train")

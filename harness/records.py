@@ -188,7 +188,10 @@ def read_record(path: Path) -> RunRecord:
         raise ValueError(f"content does not match its id (id {record.id}, content hashes to {record.run_id})")
     if path.stem != record.id:
         raise ValueError(f"file name does not match the record id {record.id}")
-    if record.content_digest is not None and record.content_digest != content_digest(record):
+    if record.content_digest is None:
+        raise ValueError("not sealed (no content digest): the harness seals every record it writes, so this one "
+                         "was written or stripped by hand; rerun it")
+    if record.content_digest != content_digest(record):
         raise ValueError(f"content digest mismatch: the record says {record.content_digest[:16]}, its content hashes "
                          f"to {content_digest(record)[:16]} (a result was edited after the run; its configuration "
                          "still matches the id)")

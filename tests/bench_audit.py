@@ -15,7 +15,7 @@ import pytest
 from audit_fixtures import synthetic_grid
 from harness.audit import audit_results
 from harness.leaderboard import build_leaderboard
-from harness.records import record_path
+from harness.records import record_path, seal
 from harness.report import write_report
 
 N_RECORDS = 10_000
@@ -28,7 +28,7 @@ def results(tmp_path_factory):
     for record in synthetic_grid(N_RECORDS):
         path = record_path(folder, record)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(record.model_dump(mode="json"), indent=1, sort_keys=True) + "\n")
+        path.write_text(json.dumps(seal(record).model_dump(mode="json"), indent=1, sort_keys=True) + "\n")
     return folder
 
 
