@@ -362,7 +362,7 @@ def benjamini_hochberg(pvalues: ArrayLike) -> np.ndarray:
     return np.asarray(stats.false_discovery_control(p, method="bh"), dtype=float)
 
 
-def _hedges_correction(df: int) -> float:
+def hedges_correction(df: int) -> float:
     """Hedges' (1981) exact small-sample factor J = Gamma(df/2) / (sqrt(df/2) Gamma((df-1)/2))."""
     return math.exp(special.gammaln(df / 2) - 0.5 * math.log(df / 2) - special.gammaln((df - 1) / 2))
 
@@ -384,7 +384,7 @@ def hedges_g(a: ArrayLike, b: ArrayLike) -> float:
         return 0.0 if certain == 0.0 else math.copysign(math.inf, certain)
     sum_of_squares = np.sum((x - np.mean(x)) ** 2) + np.sum((y - np.mean(y)) ** 2)
     pooled_sd = math.sqrt(sum_of_squares / df)
-    return difference / pooled_sd * _hedges_correction(df)
+    return difference / pooled_sd * hedges_correction(df)
 
 
 def _probability_of_improvement(x: np.ndarray, y: np.ndarray) -> np.ndarray:

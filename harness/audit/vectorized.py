@@ -99,10 +99,6 @@ def _exact_permutation_pvalues(
     return pvalues
 
 
-def _hedges_correction(df: int) -> float:
-    return math.exp(special.gammaln(df / 2) - 0.5 * math.log(df / 2) - special.gammaln((df - 1) / 2))
-
-
 def _effect_sizes(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Hedges' g, Cliff's delta and P(X > Y) per row, as ``harness.stats`` defines them."""
     n_a, n_b = x.shape[1], y.shape[1]
@@ -115,7 +111,7 @@ def _effect_sizes(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray,
     sum_of_squares = np.sum((x - x.mean(axis=1, keepdims=True)) ** 2, axis=1) + np.sum(
         (y - y.mean(axis=1, keepdims=True)) ** 2, axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        g = (x.mean(axis=1) - y.mean(axis=1)) / np.sqrt(sum_of_squares / df) * _hedges_correction(df)
+        g = (x.mean(axis=1) - y.mean(axis=1)) / np.sqrt(sum_of_squares / df) * stats.hedges_correction(df)
     both_constant = _constant_rows(x) & _constant_rows(y)
     for row in np.flatnonzero(both_constant):
         g[row] = stats.hedges_g(x[row], y[row])
