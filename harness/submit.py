@@ -28,13 +28,14 @@ from harness.atomic import write_json_atomic
 from harness.audit import audit_results
 from harness.audit.engine import AuditResult
 from harness.audit.findings import Finding
+from harness.audit.tuning import TUNING_FOLDER
 from harness.cells import CellKey
 from harness.dense import new_model
 from harness.errors import BenchError
 from harness.executors import pending
 from harness.grid import Selection, expand
 from harness.isolation import Isolation, Limits
-from harness.leaderboard import build_leaderboard
+from harness.leaderboard import MIRRORED, build_leaderboard
 from harness.methods import Method
 from harness.plugins import load_plugin, method_digest
 from harness.records import RunConfig, RunRecord, read_record, record_path, write_record
@@ -55,8 +56,6 @@ from harness.tune import (
 
 MIN_SEEDS = 5
 SUBMISSIONS_FOLDER = "submissions"
-TUNING_FOLDER = "tuning"
-MIRRORED = {"better": "worse", "worse": "better", "tie": "tie", "equivalent": "equivalent"}
 
 
 @dataclass(frozen=True)

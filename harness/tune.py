@@ -56,6 +56,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from harness.atomic import write_json_atomic
+from harness.audit.tuning import TUNING_FOLDER
 from harness.cells import CellKey
 from harness.dense import dense_hash
 from harness.errors import BenchError
@@ -217,7 +218,7 @@ def default_storage(results_dir: str | Path, track: str) -> str:
 
 
 def history_path(results_dir: str | Path, track: str, study: str) -> Path:
-    return Path(results_dir) / track / "tuning" / f"{study}.json"
+    return Path(results_dir) / track / TUNING_FOLDER / f"{study}.json"
 
 
 def check_options(options: TuneOptions) -> None:
