@@ -67,14 +67,17 @@ class Registration:
 
 
 def methods_dir(explicit: str | Path | None = None) -> Path | None:
-    """Where plugin files live: an explicit dir, $PRUNE_BENCH_METHODS, ./bench/methods, or the checkout's."""
-    candidates = [explicit, os.environ.get(METHODS_ENV), Path.cwd() / "bench" / "methods",
-                  Path(__file__).resolve().parents[1] / "bench" / "methods"]
-    for candidate in candidates:
-        if candidate and Path(candidate).is_dir():
-            return Path(candidate)
-    if explicit:
-        raise BenchError(f"method directory {explicit} does not exist; pass a folder of method files")
+    """Where plugin files live: an explicit dir (which must exist), $PRUNE_BENCH_METHODS, ./bench/methods,
+    or the checkout's; None when there is none."""
+    named = explicit or os.environ.get(METHODS_ENV)
+    if named:
+        if not Path(named).is_dir():
+            raise BenchError(f"method directory {named} does not exist; point --methods-dir or {METHODS_ENV} "
+                             "at a folder of method files")
+        return Path(named)
+    for candidate in (Path.cwd() / "bench" / "methods", Path(__file__).resolve().parents[1] / "bench" / "methods"):
+        if candidate.is_dir():
+            return candidate
     return None
 
 
