@@ -14,6 +14,7 @@ from typing import Callable, Iterator, Protocol, Sequence
 
 import torch
 
+from harness.checkpoints import FileCheckpoint
 from harness.latency import LatencySettings
 from harness.plugins import registered_digest
 from harness.records import RunConfig, RunRecord, read_record, record_path, write_record
@@ -31,18 +32,26 @@ class LocalExecutor:
 
     On a CPU the small benchmark networks run fastest on one intra-op thread, and more threads
     slow to a crawl when other processes compete for the cores, so ``threads`` defaults to 1.
+    With ``checkpoint_folder``, every run saves its training state after each epoch, so a run
+    killed mid-way resumes from its last epoch; the checkpoint goes once the record is written.
     """
 
     results_dir: Path
     device: str = "cpu"
     threads: int = 1
     latency: LatencySettings | None = None
+    checkpoint_folder: Path | None = None
 
     def map(self, track: Track, configs: Sequence[RunConfig]) -> Iterator[RunRecord]:
         torch.set_num_threads(self.threads)
         workspace = Workspace(track, self.results_dir, self.device, latency=self.latency)
         for config in configs:
-            yield execute(workspace, config)
+            if self.checkpoint_folder is None:
+                yield execute(workspace, config)
+                continue
+            checkpoint = FileCheckpoint.for_run(self.checkpoint_folder, config)
+            yield execute(workspace, config, checkpoint)
+            checkpoint.discard()
 
 
 @dataclass

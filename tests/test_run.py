@@ -129,3 +129,14 @@ def test_an_unreadable_record_is_rerun_not_skipped(digits_track, trained_results
     outcome = run_grid(digits_track, [config], trained_results, LocalExecutor(trained_results))
     assert outcome.skipped == 0 and len(outcome.written) == 1
     assert load_records(trained_results, "digits-cnn")[1] == []
+
+
+def test_local_checkpoints_are_removed_once_the_record_is_written(digits_track, trained_results, tmp_path):
+    configs = small_grid(digits_track, schedules=["clr"], seeds=[0], twins=False)
+    checkpoints = tmp_path / "checkpoints"
+    written = []
+    executor = LocalExecutor(trained_results, checkpoint_folder=checkpoints)
+    for record in executor.map(digits_track, configs):
+        written.append(record)
+        assert list(checkpoints.glob("*.pt")), "the run saved its per-epoch state"
+    assert written[0].status == "ok" and not list(checkpoints.glob("*.pt"))

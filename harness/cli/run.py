@@ -81,8 +81,8 @@ def run(
     memory_per_run: Optional[float] = MEMORY_PER_RUN,
     max_retries: int = MAX_RETRIES,
     checkpoint_dir: Optional[Path] = typer.Option(
-        None, help="With --executor ray: per-epoch checkpoints, writable by every worker (default: RESULTS/TRACK/"
-                   "checkpoints)."),
+        None, help="Per-epoch checkpoints, so a killed run resumes mid-training (local: only when given; "
+                   "ray: default RESULTS/TRACK/checkpoints, writable by every worker)."),
     engine: str = typer.Option("eager", help="Retraining steps: eager (the plain loop), graph (channels-last, fused "
                                "SGD; one CUDA graph per step on a GPU) or compile (torch.compile per architecture)."),
     bf16: bool = typer.Option(False, "--bf16", help="bf16 autocast in the graph/compile engines (records say so)."),
@@ -90,12 +90,14 @@ def run(
 ) -> None:
     """Run methods x twins x schedules x budgets x seeds; finished runs are skipped, so a rerun resumes."""
     loaded = load_track(track)
-    placement = choose_executor(executor, device, address, gpus_per_run, cpus_per_run, memory_per_run, max_retries,
-                                **{"--checkpoint-dir": checkpoint_dir})
+    placement = choose_executor(executor, device, address, gpus_per_run, cpus_per_run, memory_per_run, max_retries)
     check_device(placement.device)
     steps = EngineSettings(engine, bf16=bf16)
     if placement.uses_ray and (steps != EngineSettings() or workers != 1):
         raise BenchError("--engine, --bf16 and --workers apply with --executor local; Ray tasks run the plain loop")
+    if checkpoint_dir is not None and not placement.uses_ray and (steps != EngineSettings() or workers != 1):
+        raise BenchError("--checkpoint-dir applies to the plain loop in this process (or to Ray); "
+                         "drop --engine/--bf16/--workers to use it")
     selection = select(loaded, full=full, methods=split_list(methods), targets=split_list(targets),
                        schedules=split_list(schedules), budgets=split_list(budgets, int), seeds=split_list(seeds, int),
                        twins=not no_twins)
@@ -107,7 +109,8 @@ def run(
     timing = LatencySettings() if latency else None
     torch.set_num_threads(threads)
     base = (placement.ray(results, latency=timing, checkpoint_folder=checkpoint_dir) if placement.uses_ray
-            else LocalExecutor(results, device, threads, timing) if steps == EngineSettings() and workers == 1
+            else LocalExecutor(results, device, threads, timing, checkpoint_dir)
+            if steps == EngineSettings() and workers == 1
             else PoolExecutor(results, device, workers, threads, timing, steps))
     grid_executor = TunedExecutor(base, histories) if tuned else base
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
