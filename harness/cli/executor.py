@@ -52,17 +52,16 @@ class ExecutorChoice:
 
 def choose_executor(
     name: str, device: str, address: Optional[str], gpus_per_run: float, cpus_per_run: float,
-    memory_per_run: Optional[float], max_retries: int, **ray_only: Any,
+    memory_per_run: Optional[float], max_retries: int,
 ) -> ExecutorChoice:
-    """Refuse Ray settings without ``--executor ray``; with it, runs use cuda exactly when they ask for a GPU.
-    ``ray_only`` names further options (as ``flag=value``) that only make sense with Ray."""
+    """Refuse Ray settings without ``--executor ray``; with it, runs use cuda exactly when they ask for a GPU."""
     if name not in EXECUTORS:
         raise BenchError(f"unknown executor {name!r}; use --executor local or --executor ray")
     choice = ExecutorChoice(name, device, address, gpus_per_run, cpus_per_run, memory_per_run, max_retries)
     if not choice.uses_ray:
         given = {"--address": address is not None, "--gpus-per-run": gpus_per_run != 0.0,
                  "--cpus-per-run": cpus_per_run != 1.0, "--memory-per-run": memory_per_run is not None,
-                 "--max-retries": max_retries != 2, **{flag: value is not None for flag, value in ray_only.items()}}
+                 "--max-retries": max_retries != 2}
         if any(given.values()):
             raise BenchError(f"{next(flag for flag, set_ in given.items() if set_)} only applies with --executor ray")
         return choice
