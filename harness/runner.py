@@ -266,7 +266,7 @@ def execute(workspace: Workspace, config: RunConfig, checkpoint: Checkpoint | No
         **base,
         status=result.status,
         test_acc=evaluate(model, splits.open_test()) if ok else None,
-        val_acc=evaluate(model, splits.val) if ok else None,
+        val_acc=(result.val_acc[-1] if result.val_acc else evaluate(model, splits.val)) if ok else None,
         **_counts_fields(pruned.before, pruned.after),
         kept=pruned.plan.counts(), steps_per_epoch=values.steps_per_epoch, retrain_steps=result.steps,
         sparsity=pruned.sparse.sparsity if pruned.sparse else None, nonzero_params_after=pruned.after.nonzero_params,
