@@ -26,7 +26,7 @@ from harness.dense import dense_dir, dense_hash
 from harness.errors import BenchError
 from harness.fastpath import EngineSettings
 from harness.latency import LatencySettings
-from harness.methods import Method, get_method, register_method
+from harness.methods import Method, ensure_registered, get_method
 from harness.records import RunConfig, RunRecord
 from harness.runner import Workspace, execute
 from harness.tracks import Track
@@ -127,12 +127,7 @@ def _collect(results, processes, expected: int) -> Iterator[RunRecord]:
 def _work(track: Track, settings: WorkerSettings, tasks, results) -> None:
     """A worker's life: one workspace, then configurations until the queue says stop."""
     torch.set_num_threads(settings.threads)
-    for method in settings.methods:
-        try:
-            get_method(method.name)
-        except BenchError:
-            register_method(method.name, kind=method.kind, needs_data=method.needs_data, citation=method.citation,
-                            global_ranking=method.global_ranking)(method.select)
+    ensure_registered(settings.methods)
     workspace = Workspace(track, settings.results_dir, settings.device, settings.latency, engine=settings.engine)
     while (config := tasks.get()) is not None:
         try:

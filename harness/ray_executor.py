@@ -42,7 +42,7 @@ from harness.dense import DenseBaseline
 from harness.errors import BenchError
 from harness.grid import dense_seed_for
 from harness.latency import LatencySettings
-from harness.methods import Method, get_method, register_method
+from harness.methods import Method, ensure_registered, get_method
 from harness.records import RunConfig, RunRecord
 from harness.runner import Workspace, execute
 from harness.tracks import Track
@@ -251,20 +251,10 @@ def _shippable(names: Iterable[str]) -> tuple[Method, ...]:
     return methods
 
 
-def _register(methods: Sequence[Method]) -> None:
-    """Make the driver's methods known in this worker (built-in ones already are)."""
-    for method in methods:
-        try:
-            get_method(method.name)
-        except BenchError:
-            register_method(method.name, kind=method.kind, needs_data=method.needs_data, citation=method.citation,
-                            global_ranking=method.global_ranking)(method.select)
-
-
 @ray.remote
 def _run(shared: tuple, config: RunConfig, dense: DenseBaseline) -> RunRecord:
     track, methods, settings = shared
-    _register(methods)
+    ensure_registered(methods)
     torch.set_num_threads(settings.threads)
     checkpoint = FileCheckpoint.for_run(settings.checkpoints, config)
     with tempfile.TemporaryDirectory(prefix="prune-bench-") as scratch:
@@ -277,7 +267,7 @@ def _run(shared: tuple, config: RunConfig, dense: DenseBaseline) -> RunRecord:
 @ray.remote
 def _tune(shared: tuple, cell: CellKey) -> StudyHistory:
     track, methods, settings, options, storage, study, dense = shared
-    _register(methods)
+    ensure_registered(methods)
     torch.set_num_threads(settings.threads)
     with tempfile.TemporaryDirectory(prefix="prune-bench-") as scratch:
         workspace = Workspace(track, scratch, settings.device, dense=dense)

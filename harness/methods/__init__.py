@@ -12,6 +12,13 @@ from harness.methods import (  # noqa: F401
     random_unstructured,
     taylor,
 )
-from harness.methods.registry import Method, PruningContext, get_method, list_methods, register_method
+from harness.methods.registry import (
+    Method,
+    PruningContext,
+    ensure_registered,
+    get_method,
+    list_methods,
+    register_method,
+)
 
-__all__ = ["Method", "PruningContext", "get_method", "list_methods", "register_method"]
+__all__ = ["Method", "PruningContext", "ensure_registered", "get_method", "list_methods", "register_method"]

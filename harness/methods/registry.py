@@ -11,7 +11,7 @@ then lets its ranking choose the per-layer counts.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Literal, Mapping
+from typing import Callable, Iterator, Literal, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -122,3 +122,11 @@ def get_method(name: str) -> Method:
 
 def list_methods() -> list[Method]:
     return [_METHODS[name] for name in sorted(_METHODS)]
+
+
+def ensure_registered(methods: Sequence[Method]) -> None:
+    """Register, in a worker process, the methods its driver knows and it does not (built-ins already are)."""
+    for method in methods:
+        if method.name not in _METHODS:
+            register_method(method.name, kind=method.kind, needs_data=method.needs_data, citation=method.citation,
+                            global_ranking=method.global_ranking)(method.select)
