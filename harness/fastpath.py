@@ -14,6 +14,9 @@ factory; the engines here make that step cheaper without changing what it comput
 * ``compile`` -- the same step with forward and loss compiled by ``torch.compile`` (inductor),
   once per pruned architecture: the compiled function is cached under the architecture's
   parameter and buffer shapes and reused for every seed, plan and twin of that shape.
+* ``fused`` -- up to ``group_size`` runs whose pruned networks share an architecture (a plan and
+  its random twin always do) train in lockstep as one batched network (``harness.fusion``), its
+  step captured into a CUDA graph on CUDA as ``graph``'s is.
 
 Both compute ``torch.optim.SGD``'s update (dampening 0, weight decay added to the gradient,
 optional Nesterov) and leave the optimizer's ``momentum_buffer`` state in place, so the loop's
@@ -34,7 +37,9 @@ from torch import nn
 from harness.errors import BenchError
 from harness.train import StepFactory, eager_step
 
-ENGINES = ("eager", "graph", "compile")
+ENGINES = ("eager", "graph", "compile", "fused")
+DEFAULT_GROUP_SIZE = 8
+"""Runs trained as one network by the ``fused`` engine, at most (fewer when fewer share an architecture)."""
 WARMUP_STEPS = 3
 """Uncaptured steps before a CUDA graph is captured (cuDNN/cuBLAS pick their kernels and workspaces)."""
 
@@ -43,17 +48,27 @@ ForwardLoss = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 
 @dataclass(frozen=True)
 class EngineSettings:
-    """Which engine runs the retraining steps, and whether under bf16 autocast."""
+    """Which engine runs the retraining steps, whether under bf16 autocast, and (``fused``) how many
+    runs of one architecture at most train as one network."""
 
     name: str = "eager"
     bf16: bool = False
     channels_last: bool = True
+    group_size: int = DEFAULT_GROUP_SIZE
 
     def __post_init__(self) -> None:
         if self.name not in ENGINES:
             raise BenchError(f"unknown engine {self.name!r}; choose from {', '.join(ENGINES)}")
         if self.bf16 and self.name == "eager":
-            raise BenchError("bf16 autocast runs in the fast engines only; add --engine graph or --engine compile")
+            raise BenchError("bf16 autocast runs in the fast engines only; add --engine graph, compile or fused")
+        if self.group_size < 1:
+            raise BenchError(f"--group-size must be at least 1, got {self.group_size}")
+        if self.group_size != DEFAULT_GROUP_SIZE and self.name != "fused":
+            raise BenchError("--group-size applies to the fused engine only; add --engine fused")
+
+    @property
+    def fused(self) -> bool:
+        return self.name == "fused"
 
     @property
     def precision(self) -> str:
@@ -97,12 +112,13 @@ def sgd_update(
     params: Sequence[torch.Tensor],
     grads: Sequence[torch.Tensor],
     buffers: Sequence[torch.Tensor],
-    neg_lr: torch.Tensor,
-    momentum: torch.Tensor,
+    neg_lr: torch.Tensor | Sequence[torch.Tensor],
+    momentum: torch.Tensor | Sequence[torch.Tensor],
     weight_decay: float,
     nesterov: bool,
 ) -> None:
-    """``torch.optim.SGD.step`` (dampening 0) with ``-lr`` and momentum as 0-dim tensors.
+    """``torch.optim.SGD.step`` (dampening 0) with ``-lr`` and momentum as 0-dim tensors, or as one
+    tensor per parameter that broadcasts against it (a fused group's per-run values).
 
     Momentum buffers start at zero, so the first step stores the gradient exactly as SGD does.
     No value is read back to the host, so the update can be captured in a CUDA graph.
@@ -115,84 +131,39 @@ def sgd_update(
     torch._foreach_add_(params, torch._foreach_mul(direction, neg_lr))
 
 
-class FastStep:
-    """One training step of ``model`` under ``optimizer``'s hyperparameters; see the module docstring.
+class CapturedStep:
+    """Runs a step's ``_body`` directly, or -- on CUDA, when ``capture`` is set -- replays it from a CUDA
+    graph captured once per input shape (a second graph serves an epoch's shorter last batch).
 
-    Build it after the optimizer's state is loaded (a resumed run): it adopts the momentum
-    buffers it finds and adds zero ones where there are none.
+    Subclasses give the body (no host syncs inside it) and ``_state``: every tensor the body
+    writes besides gradients, which the warm-up before a capture must leave as it found it.
     """
 
-    def __init__(
-        self,
-        model: nn.Module,
-        optimizer: torch.optim.SGD,
-        masks: Sequence[tuple[torch.Tensor, torch.Tensor]],
-        settings: EngineSettings,
-        forward_loss_fn: ForwardLoss = forward_loss,
-    ):
-        group = optimizer.param_groups[0]
-        if len(optimizer.param_groups) != 1 or group.get("dampening", 0) != 0 or group.get("maximize", False):
-            raise ValueError("FastStep implements single-group SGD without dampening or maximize")
-        self.memory_format = torch.channels_last if settings.channels_last else torch.preserve_format
-        if settings.channels_last:
-            model.to(memory_format=torch.channels_last)
-        self.model = model
-        self.group = group
-        self.forward_loss = forward_loss_fn
-        self.bf16 = settings.bf16
-        self.params = [p for p in group["params"] if p.requires_grad]
-        for p in self.params:
-            if p.grad is None:
-                p.grad = torch.zeros_like(p)
-            state = optimizer.state[p]
-            if state.get("momentum_buffer") is None:
-                state["momentum_buffer"] = torch.zeros_like(p)
-        self.grads = [p.grad for p in self.params]
-        self.buffers = [optimizer.state[p]["momentum_buffer"] for p in self.params]
-        self.masked = [w for w, _ in masks]
-        self.masks = [torch.empty_like(w).copy_(m) for w, m in masks]  # in the weights' layout
-        device = self.params[0].device
-        self.neg_lr = torch.zeros((), device=device)
-        self.momentum = torch.full((), float(group["momentum"]), device=device)
-        self.weight_decay = float(group["weight_decay"])
-        self.nesterov = bool(group["nesterov"])
-        self.capture = device.type == "cuda" and settings.name == "graph"
-        self.graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+    def __init__(self, memory_format: torch.memory_format, capture: bool):
+        self.memory_format = memory_format
+        self.capture = capture
+        self.graphs: dict[tuple[int, ...], tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor, torch.Tensor]] = {}
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor, lr: float, momentum: float | None) -> torch.Tensor:
-        self.group["lr"] = lr
-        self.neg_lr.fill_(-lr)
-        if momentum is not None:
-            self.group["momentum"] = momentum
-            self.momentum.fill_(momentum)
+    def _body(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _state(self) -> list[torch.Tensor]:
+        raise NotImplementedError
+
+    def _run(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if not self.capture:
             return self._body(x.contiguous(memory_format=self.memory_format), y)
-        if x.shape[0] not in self.graphs:
-            self.graphs[x.shape[0]] = self._capture(x, y)
-        graph, static_x, static_y, static_loss = self.graphs[x.shape[0]]
+        shape = tuple(x.shape)
+        if shape not in self.graphs:
+            self.graphs[shape] = self._capture(x, y)
+        graph, static_x, static_y, static_loss = self.graphs[shape]
         static_x.copy_(x)
         static_y.copy_(y)
         graph.replay()
         return static_loss
 
-    def _body(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            loss = self.forward_loss(self.model, x, y)
-        torch._foreach_zero_(self.grads)
-        loss.backward()
-        with torch.no_grad():
-            sgd_update(self.params, self.grads, self.buffers, self.neg_lr, self.momentum, self.weight_decay,
-                       self.nesterov)
-            if self.masked:
-                torch._foreach_mul_(self.masked, self.masks)
-        return loss.detach()
-
-    def _state(self) -> list[torch.Tensor]:
-        """Every tensor a step writes besides gradients: what warm-up steps must leave as they found it."""
-        return [*self.params, *self.buffers, *self.model.buffers()]
-
     def _capture(self, x: torch.Tensor, y: torch.Tensor):
-        """Warm up on a side stream, restore the state the warm-up changed, capture one step for this batch size."""
+        """Warm up on a side stream, restore the state the warm-up changed, capture one step for this shape."""
         static_x = torch.empty_like(x, memory_format=self.memory_format).copy_(x)
         static_y = y.clone()
         state = self._state()
@@ -211,6 +182,73 @@ class FastStep:
         return graph, static_x, static_y, static_loss
 
 
+class FastStep(CapturedStep):
+    """One training step of ``model`` under ``optimizer``'s hyperparameters; see the module docstring.
+
+    Build it after the optimizer's state is loaded (a resumed run): it adopts the momentum
+    buffers it finds and adds zero ones where there are none.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.SGD,
+        masks: Sequence[tuple[torch.Tensor, torch.Tensor]],
+        settings: EngineSettings,
+        forward_loss_fn: ForwardLoss = forward_loss,
+    ):
+        group = optimizer.param_groups[0]
+        if len(optimizer.param_groups) != 1 or group.get("dampening", 0) != 0 or group.get("maximize", False):
+            raise ValueError("FastStep implements single-group SGD without dampening or maximize")
+        device = group["params"][0].device
+        super().__init__(torch.channels_last if settings.channels_last else torch.preserve_format,
+                         capture=device.type == "cuda" and settings.name == "graph")
+        if settings.channels_last:
+            model.to(memory_format=torch.channels_last)
+        self.model = model
+        self.group = group
+        self.forward_loss = forward_loss_fn
+        self.bf16 = settings.bf16
+        self.params = [p for p in group["params"] if p.requires_grad]
+        for p in self.params:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+            state = optimizer.state[p]
+            if state.get("momentum_buffer") is None:
+                state["momentum_buffer"] = torch.zeros_like(p)
+        self.grads = [p.grad for p in self.params]
+        self.buffers = [optimizer.state[p]["momentum_buffer"] for p in self.params]
+        self.masked = [w for w, _ in masks]
+        self.masks = [torch.empty_like(w).copy_(m) for w, m in masks]  # in the weights' layout
+        self.neg_lr = torch.zeros((), device=device)
+        self.momentum = torch.full((), float(group["momentum"]), device=device)
+        self.weight_decay = float(group["weight_decay"])
+        self.nesterov = bool(group["nesterov"])
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, lr: float, momentum: float | None) -> torch.Tensor:
+        self.group["lr"] = lr
+        self.neg_lr.fill_(-lr)
+        if momentum is not None:
+            self.group["momentum"] = momentum
+            self.momentum.fill_(momentum)
+        return self._run(x, y)
+
+    def _body(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            loss = self.forward_loss(self.model, x, y)
+        torch._foreach_zero_(self.grads)
+        loss.backward()
+        with torch.no_grad():
+            sgd_update(self.params, self.grads, self.buffers, self.neg_lr, self.momentum, self.weight_decay,
+                       self.nesterov)
+            if self.masked:
+                torch._foreach_mul_(self.masked, self.masks)
+        return loss.detach()
+
+    def _state(self) -> list[torch.Tensor]:
+        return [*self.params, *self.buffers, *self.model.buffers()]
+
+
 def step_factory(settings: EngineSettings, cache: CompileCache | None = None) -> StepFactory:
     """The step factory ``harness.train.train`` takes for ``settings``.
 
@@ -218,6 +256,8 @@ def step_factory(settings: EngineSettings, cache: CompileCache | None = None) ->
     """
     if settings.name == "eager":
         return eager_step
+    if settings.fused:
+        raise ValueError("fused runs train in lockstep through harness.fusion.train_fused, not one step at a time")
     if settings.name == "compile" and cache is None:
         raise ValueError("the compile engine needs a CompileCache")
 
