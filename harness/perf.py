@@ -8,8 +8,10 @@ device, batched crop/flip there, and the step of the chosen engine (``harness.fa
 Both run the track protocol's optimizer and batch size; both time steady-state steps of full
 batches after a warm-up (graph capture and compilation happen in the warm-up), without
 per-epoch evaluation. Grid throughput runs ``in_flight`` copies of (b) in as many processes at
-once, started together, and divides all their images by the wall time; the reference runs one
-run at a time, as its own code would.
+once, started together, and divides all their images by the wall time; with ``fuse`` above one,
+each of those processes trains that many runs as one network (the ``fused`` engine,
+``harness.fusion``), each run on its own batches. The reference runs one run at a time, as its
+own code would.
 
 ``compare_engines`` retrains the same configurations with the plain loop and with a fast engine
 and tests, with the audit's own statistics (paired TOST at the audit's margin, Welch), whether
@@ -37,10 +39,13 @@ from harness.audit.config import AuditConfig
 from harness.data import DataSpec, Splits, TensorSplit, load_splits
 from harness.errors import BenchError
 from harness.fastpath import CompileCache, EngineSettings, step_factory
+from harness.fused_grid import execute_many
+from harness.fusion import FusedStep
 from harness.grid import expand, select
 from harness.models import create_model
 from harness.recipe import Recipe
-from harness.runner import Workspace, execute
+from harness.records import RunConfig
+from harness.runner import Workspace
 from harness.seeding import seeded_init
 from harness.stats import EquivalenceResult, TestResult, tost, welch_test
 from harness.tracks import DataSection, Track, load_track
@@ -67,6 +72,7 @@ class PerfSettings:
     warmup: int = 20
     loader_workers: int = 4
     in_flight: int = 1
+    fuse: int = 1
     engine: EngineSettings = EngineSettings("graph")
     dataset: str = "synthetic-cifar"
     synthetic_images: int = 5000
@@ -77,8 +83,12 @@ class PerfSettings:
         if self.dataset not in ("synthetic-cifar", "cifar10"):
             raise BenchError(f"bench perf times CIFAR-shaped data: use synthetic-cifar or cifar10, "
                              f"not {self.dataset!r}")
-        if min(self.batch_size or 1, self.steps, self.in_flight, self.synthetic_images, self.epoch_images) < 1:
-            raise BenchError("batch size, steps, runs in flight, image counts must be at least 1")
+        if min(self.batch_size or 1, self.steps, self.in_flight, self.fuse, self.synthetic_images,
+               self.epoch_images) < 1:
+            raise BenchError("batch size, steps, runs in flight, fused runs and image counts must be at least 1")
+        if self.engine.fused:
+            raise BenchError("the single run is timed with --engine eager, graph or compile; "
+                             "time fused runs for the grid with --fuse K")
         if self.warmup < 0 or self.loader_workers < 0:
             raise BenchError("warm-up steps and loader workers cannot be negative")
         if self.dataset == "synthetic-cifar" and self.synthetic_images < (self.batch_size or 1):
@@ -105,11 +115,14 @@ class PathTiming:
 
 @dataclass(frozen=True)
 class GridThroughput:
-    """Retraining run-epochs per hour with ``runs_in_flight`` runs at once (the reference: one at a time)."""
+    """Retraining run-epochs per hour with ``runs_in_flight`` runs at once (the reference: one at a time):
+    ``processes`` processes, each training ``fused`` runs as one network."""
 
     runs_in_flight: int
     images_per_second: float
     run_epochs_per_hour: float
+    processes: int = 1
+    fused: int = 1
 
 
 @dataclass(frozen=True)
@@ -204,6 +217,11 @@ def _forever(epochs: Callable[[], Iterator]) -> Iterator:
         yield from epochs()
 
 
+def _training_batches(train: TensorSplit, batch_size: int, generator: torch.Generator) -> Iterator:
+    """Shuffled, augmented full batches, epoch after epoch."""
+    return _forever(lambda: train.batches(batch_size, generator, shuffle=True, augment=True, drop_last=True))
+
+
 def _synchronize(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize(device)
@@ -258,7 +276,7 @@ def time_harness(model_name: str, splits: Splits, recipe: Recipe, settings: Perf
     generator = torch.Generator(device).manual_seed(settings.seed)
     train: TensorSplit = splits.train
     batch_size = settings.batch_size or recipe.batch_size
-    batches = _forever(lambda: train.batches(batch_size, generator, shuffle=True, augment=True, drop_last=True))
+    batches = _training_batches(train, batch_size, generator)
     loss_sum = torch.zeros((), device=device)
 
     def step() -> None:
@@ -269,6 +287,37 @@ def time_harness(model_name: str, splits: Splits, recipe: Recipe, settings: Perf
     return _timed(step, settings, batch_size, device, "harness")
 
 
+def time_fused(model_name: str, splits: Splits, recipe: Recipe, settings: PerfSettings, device: str) -> PathTiming:
+    """(b) for ``settings.fuse`` runs trained as one network: each its own initial weights and batches."""
+    models = [_model(model_name, device, settings.seed + offset) for offset in range(settings.fuse)]
+    fused = EngineSettings("fused", bf16=settings.engine.bf16, group_size=settings.fuse)
+    train_step = FusedStep(models, [{}] * settings.fuse, recipe, fused)
+    train: TensorSplit = splits.train
+    batch_size = settings.batch_size or recipe.batch_size
+    streams = [_training_batches(train, batch_size, torch.Generator(device).manual_seed(settings.seed + offset))
+               for offset in range(settings.fuse)]
+    neg_lr = torch.full((settings.fuse,), -recipe.lr, device=device)
+    momentum = torch.full((settings.fuse,), recipe.momentum, device=device)
+    loss_sum = torch.zeros(settings.fuse, device=device)
+
+    def step() -> None:
+        nonlocal loss_sum
+        batches = [next(stream) for stream in streams]
+        x = torch.stack([b[0] for b in batches])
+        y = torch.stack([b[1] for b in batches])
+        loss_sum += train_step(x, y, neg_lr, momentum)
+
+    return _timed(step, settings, batch_size * settings.fuse, device, f"harness, {settings.fuse} fused")
+
+
+def time_grid_process(model_name: str, splits: Splits, recipe: Recipe, settings: PerfSettings, device: str,
+                      cache: CompileCache | None = None) -> PathTiming:
+    """What one process of the grid measurement runs: one run, or ``settings.fuse`` runs as one network."""
+    if settings.fuse > 1:
+        return time_fused(model_name, splits, recipe, settings, device)
+    return time_harness(model_name, splits, recipe, settings, device, cache)
+
+
 def _in_flight_worker(model_name: str, recipe: Recipe, settings: PerfSettings, device: str, threads: int,
                       barrier, results) -> None:
     """One of the runs in flight: warm up (capture, compile), wait for the others, time the same steps."""
@@ -276,10 +325,10 @@ def _in_flight_worker(model_name: str, recipe: Recipe, settings: PerfSettings, d
     splits = perf_splits(settings, recipe, device)
     cache = CompileCache()
     warmup = replace(settings, steps=max(settings.warmup, 1), warmup=0)
-    time_harness(model_name, splits, recipe, warmup, device, cache)
+    time_grid_process(model_name, splits, recipe, warmup, device, cache)
     barrier.wait()
     started = time.perf_counter()
-    timing = time_harness(model_name, splits, recipe, replace(settings, warmup=0), device, cache)
+    timing = time_grid_process(model_name, splits, recipe, replace(settings, warmup=0), device, cache)
     results.put((started, started + timing.seconds, timing.steps * timing.batch_size))
 
 
@@ -296,11 +345,13 @@ def _gather(results, workers) -> list[tuple[float, float, int]]:
     return spans
 
 
-def grid_throughput(model_name: str, recipe: Recipe, settings: PerfSettings, device: str,
+def grid_throughput(model_name: str, splits: Splits, recipe: Recipe, settings: PerfSettings, device: str,
                     single: PathTiming) -> GridThroughput:
-    """Run-epochs per hour of the harness path with ``settings.in_flight`` processes training at once."""
+    """Run-epochs per hour of the harness path with ``settings.in_flight`` processes training at once,
+    each ``settings.fuse`` runs as one network."""
     if settings.in_flight == 1:
-        rate = single.images_per_second
+        rate = (single if settings.fuse == 1 else time_fused(model_name, splits, recipe, settings, device)
+                ).images_per_second
     else:
         context = multiprocessing.get_context("spawn")
         barrier, results = context.Barrier(settings.in_flight), context.Queue()
@@ -318,7 +369,8 @@ def grid_throughput(model_name: str, recipe: Recipe, settings: PerfSettings, dev
                 worker.join()
         rate = sum(images for _, _, images in spans) / (max(end for _, end, _ in spans) -
                                                        min(start for start, _, _ in spans))
-    return GridThroughput(settings.in_flight, rate, 3600 * rate / settings.epoch_images)
+    return GridThroughput(settings.in_flight * settings.fuse, rate, 3600 * rate / settings.epoch_images,
+                          processes=settings.in_flight, fused=settings.fuse)
 
 
 def measure(settings: PerfSettings) -> PerfReport:
@@ -335,7 +387,7 @@ def measure(settings: PerfSettings) -> PerfReport:
             model=name, reference=reference, harness=harness,
             reference_grid=GridThroughput(1, reference.images_per_second,
                                           3600 * reference.images_per_second / settings.epoch_images),
-            harness_grid=grid_throughput(name, recipe, settings, device, harness),
+            harness_grid=grid_throughput(name, splits, recipe, settings, device, harness),
         ))
     return PerfReport(
         device=device, device_name=device_name(device), torch_version=torch.__version__, track=settings.track,
@@ -398,6 +450,21 @@ def cifar_shaped_track(base: Track, model: str | None = None, train_size: int = 
     })
 
 
+def _test_accuracies(workspace: Workspace, configs: Sequence[RunConfig]) -> list[float]:
+    """Test accuracy of each configuration retrained by ``workspace``'s engine (the fused engine: as one group)."""
+    settings = workspace.engine
+    runs = [config.model_copy(update={"engine": settings.name, "precision": settings.precision}) for config in configs]
+    records = {record.id: record for record in execute_many(workspace, runs)}
+    accuracies = []
+    for config, run in zip(configs, runs):
+        record = records[run.run_id]
+        if record.status != "ok":
+            raise BenchError(f"{config.label} ended {record.status} with the {settings.name} engine; "
+                             f"choose a schedule and budget that train")
+        accuracies.append(record.test_acc)
+    return accuracies
+
+
 def compare_engines(
     track: Track, results_dir: str | Path, engine: EngineSettings, seeds: Sequence[int], schedule: str, budget: int,
     method: str | None = None, target: str | None = None, device: str = "cpu",
@@ -408,7 +475,7 @@ def compare_engines(
     Dense baselines are cached in ``results_dir`` as for a grid; the runs' records are not written.
     """
     if engine.name == "eager" and not engine.bf16:
-        raise BenchError("compare a fast engine with the plain loop: choose --engine graph or compile")
+        raise BenchError("compare a fast engine with the plain loop: choose --engine graph, compile or fused")
     if len(seeds) < 2:
         raise BenchError("an equivalence test needs at least two seeds; pass more --seeds")
     selection = select(track, methods=[method or track.pruning.methods[0]],
@@ -417,16 +484,8 @@ def compare_engines(
     configs = expand(track, selection)
     plain_workspace = Workspace(track, results_dir, device)
     fast_workspace = Workspace(track, results_dir, device, engine=engine)
-    plain, fast = [], []
-    for config in configs:
-        for workspace, accuracies in ((plain_workspace, plain), (fast_workspace, fast)):
-            settings = workspace.engine
-            record = execute(workspace, config.model_copy(update={"engine": settings.name,
-                                                                  "precision": settings.precision}))
-            if record.status != "ok":
-                raise BenchError(f"{config.label} ended {record.status} with the {workspace.engine.name} engine; "
-                                 f"choose a schedule and budget that train")
-            accuracies.append(record.test_acc)
+    plain = _test_accuracies(plain_workspace, configs)
+    fast = _test_accuracies(fast_workspace, configs)
     return EngineEquivalence(
         track=track.name, synthetic=plain_workspace.splits.synthetic, engine=engine.name, precision=engine.precision,
         method=selection.methods[0], target=selection.targets[0], schedule=schedule,

@@ -4,7 +4,8 @@ A small network at batch 64 leaves a GPU mostly idle, so one run at a time waste
 processes keep it busy (on a GPU their kernels overlap only under NVIDIA MPS -- without it the
 driver time-slices between processes and the gain is the overlap of their CPU-side work). Each
 worker is a separate process (``spawn``, which CUDA needs) that loads the track's data once and
-runs configurations from a shared queue one after another, exactly as ``LocalExecutor`` would:
+runs configurations from a shared queue one after another, exactly as ``LocalExecutor`` would
+(under the ``fused`` engine the queue holds groups of likely partners, trained as one network):
 a run's data order, augmentation draws and initial weights come from its own seeds, never from
 which worker ran it or what ran before, so every record equals the sequential one (the wall
 time aside). The driver loads or trains the dense baselines before starting the workers, so no
@@ -25,10 +26,11 @@ import torch
 from harness.dense import dense_dir, dense_hash
 from harness.errors import BenchError
 from harness.fastpath import EngineSettings
+from harness.fused_grid import execute_many, fusion_order
 from harness.latency import LatencySettings
 from harness.methods import Method, ensure_registered, get_method
 from harness.records import RunConfig, RunRecord
-from harness.runner import Workspace, execute
+from harness.runner import Workspace
 from harness.tracks import Track
 
 POLL_SECONDS = 1.0
@@ -67,17 +69,17 @@ class PoolExecutor:
         if self.workers == 1:
             torch.set_num_threads(self.threads)
             workspace = Workspace(track, self.results_dir, self.device, self.latency, engine=self.engine)
-            for config in configs:
-                yield execute(workspace, config)
+            yield from execute_many(workspace, configs)
             return
         _prepare_dense(track, self.results_dir, self.device, {c.dense_seed for c in configs})
         settings = WorkerSettings(Path(self.results_dir), self.device, self.threads, self.latency, self.engine,
                                   tuple(get_method(name) for name in sorted({c.method for c in configs})))
         context = multiprocessing.get_context("spawn")
         tasks, results = context.Queue(), context.Queue()
-        for config in configs:
-            tasks.put(config)
-        count = min(self.workers, len(configs))
+        chunks = _chunks(configs, self.engine)
+        for chunk in chunks:
+            tasks.put(chunk)
+        count = min(self.workers, len(chunks))
         for _ in range(count):
             tasks.put(None)
         processes = [context.Process(target=_work, args=(track, settings, tasks, results), daemon=False)
@@ -91,6 +93,14 @@ class PoolExecutor:
                 if process.is_alive():
                     process.terminate()
                 process.join()
+
+
+def _chunks(configs: Sequence[RunConfig], engine: EngineSettings) -> list[list[RunConfig]]:
+    """What one worker takes at a time: a run, or (fused) a group's worth of likely partners."""
+    if not engine.fused:
+        return [[config] for config in configs]
+    ordered = sorted(configs, key=fusion_order)
+    return [ordered[start:start + engine.group_size] for start in range(0, len(ordered), engine.group_size)]
 
 
 def _prepare_dense(track: Track, results_dir: Path, device: str, seeds: set[int]) -> None:
@@ -125,13 +135,14 @@ def _collect(results, processes, expected: int) -> Iterator[RunRecord]:
 
 
 def _work(track: Track, settings: WorkerSettings, tasks, results) -> None:
-    """A worker's life: one workspace, then configurations until the queue says stop."""
+    """A worker's life: one workspace, then chunks of configurations until the queue says stop."""
     torch.set_num_threads(settings.threads)
     ensure_registered(settings.methods)
     workspace = Workspace(track, settings.results_dir, settings.device, settings.latency, engine=settings.engine)
-    while (config := tasks.get()) is not None:
+    while (chunk := tasks.get()) is not None:
         try:
-            results.put(("record", execute(workspace, config)))
+            for record in execute_many(workspace, chunk):
+                results.put(("record", record))
         except Exception:  # execute records a method's own failure; anything else stops the grid
             results.put(("error", traceback.format_exc(limit=-4)))
             return

@@ -17,7 +17,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 import torch
 
@@ -26,8 +26,14 @@ from harness.data import DataSpec, load_splits
 from harness.dense import DenseBaseline, load_or_train_dense, new_model
 from harness.errors import BenchError
 from harness.fastpath import CompileCache, EngineSettings, step_factory
+from harness.fusion import FusedRun, train_fused
 from harness.isolation import Isolation
-from harness.latency import LatencyMeasurement, LatencySettings, compare_latency, measure_latency
+from harness.latency import (
+    LatencyMeasurement,
+    LatencySettings,
+    compare_latency,
+    measure_latency,
+)
 from harness.measure import Counts, SparseCounts, count, count_sparse
 from harness.methods import PruningContext, get_method
 from harness.plans import MaskPlan, Plan, random_twin, validate_plan
@@ -78,7 +84,7 @@ class Workspace:
                  engine: EngineSettings = EngineSettings()):
         self.track = track
         self.engine = engine
-        self.make_step = step_factory(engine, CompileCache())
+        self.make_step = None if engine.fused else step_factory(engine, CompileCache())
         self.results_dir = Path(results_dir)
         self.device = device
         self.latency = latency
@@ -238,40 +244,83 @@ def retrain(
     return result, values
 
 
-def execute(workspace: Workspace, config: RunConfig, checkpoint: Checkpoint | None = None) -> RunRecord:
-    """Run one configuration; a method's own failure becomes a ``failed`` record, not a crash.
-    With a ``checkpoint``, retraining resumes from the epoch a previous attempt saved last."""
+@dataclass(frozen=True)
+class PreparedRun:
+    """A run pruned and ready to retrain: what its record knows before training, and when it started."""
+
+    config: RunConfig
+    fields: dict
+    pruned: PrunedModel
+    latency: Latency | None
+    started: float
+
+
+def prepare(workspace: Workspace, config: RunConfig) -> PreparedRun | RunRecord:
+    """Everything before retraining; a method's own failure becomes a ``failed`` record, not a crash."""
     started = time.perf_counter()
-    track = workspace.track
     if (config.engine, config.precision) != (workspace.engine.name, workspace.engine.precision):
         raise BenchError(f"run {config.label} asks for the {config.engine}/{config.precision} engine but this "
                          f"workspace trains with {workspace.engine.name}/{workspace.engine.precision}")
     dense = workspace.dense(config.dense_seed)
-    base = dict(config.model_dump(), id=config.run_id, dense_test_acc=dense.test_acc,
-                dense_val_acc=dense.val_acc, env=environment(workspace.device),
-                method_digest=registered_digest(config.method),
-                synthetic_data=workspace.splits.synthetic)
+    fields = dict(config.model_dump(), id=config.run_id, dense_test_acc=dense.test_acc,
+                  dense_val_acc=dense.val_acc, env=environment(workspace.device),
+                  method_digest=registered_digest(config.method),
+                  synthetic_data=workspace.splits.synthetic)
     try:
         pruned = prune(workspace, config)
     except Exception as exc:  # the method's code, or its plan, is at fault: record it and go on
         message = str(exc) if isinstance(exc, BenchError) else traceback.format_exc(limit=-3)
         before = workspace.counts(workspace.dense_model(config.dense_seed))
-        return RunRecord(**base, status="failed", error=message, **_counts_fields(before, None),
+        return RunRecord(**fields, status="failed", error=message, **_counts_fields(before, None),
                          wall_seconds=time.perf_counter() - started)
+    latency = (workspace.latency_comparison(config.dense_seed, pruned.model)
+               if workspace.latency is not None else None)
+    return PreparedRun(config, fields, pruned, latency, started)
+
+
+def finish(workspace: Workspace, prepared: PreparedRun, result: TrainResult, values: StepValues) -> RunRecord:
+    """The record of a retrained run: final test evaluation, counts, curves."""
+    pruned, config = prepared.pruned, prepared.config
     model, splits = pruned.model, workspace.splits
-    latency = workspace.latency_comparison(config.dense_seed, model) if workspace.latency is not None else None
-    result, values = retrain(workspace, config, pruned, checkpoint=checkpoint)
     ok = result.status == "ok"
     return RunRecord(
-        **base,
+        **prepared.fields,
         status=result.status,
         test_acc=evaluate(model, splits.open_test()) if ok else None,
         val_acc=(result.val_acc[-1] if result.val_acc else evaluate(model, splits.val)) if ok else None,
         **_counts_fields(pruned.before, pruned.after),
         kept=pruned.plan.counts(), steps_per_epoch=values.steps_per_epoch, retrain_steps=result.steps,
         sparsity=pruned.sparse.sparsity if pruned.sparse else None, nonzero_params_after=pruned.after.nonzero_params,
-        theoretical_macs_after=pruned.sparse.theoretical_macs_conv_linear if pruned.sparse else None, latency=latency,
-        protocol=protocol(track, config, config.budget_epochs),
+        theoretical_macs_after=pruned.sparse.theoretical_macs_conv_linear if pruned.sparse else None,
+        latency=prepared.latency, protocol=protocol(workspace.track, config, config.budget_epochs),
         curves=Curves(train_loss=_finite_or_none(result.train_loss), val_acc=result.val_acc, lr=result.lr),
-        wall_seconds=time.perf_counter() - started,
+        wall_seconds=time.perf_counter() - prepared.started,
     )
+
+
+def fused_run(workspace: Workspace, prepared: PreparedRun) -> FusedRun:
+    """A prepared run as a member of a fused group (``harness.fusion``)."""
+    return FusedRun(prepared.pruned.model, retraining_steps(workspace, prepared.config),
+                    generator(prepared.config.seed, "retrain-data", workspace.device), prepared.pruned.masks)
+
+
+def retrain_fused(workspace: Workspace, group: Sequence[PreparedRun]) -> list[RunRecord]:
+    """Retrain runs of one architecture and step count as one network; their records, in order."""
+    runs = [fused_run(workspace, prepared) for prepared in group]
+    results = train_fused(runs, workspace.splits.train, workspace.splits.val, workspace.track.recipe,
+                          workspace.engine)
+    return [finish(workspace, prepared, result, run.values) for prepared, result, run in zip(group, results, runs)]
+
+
+def execute(workspace: Workspace, config: RunConfig, checkpoint: Checkpoint | None = None) -> RunRecord:
+    """Run one configuration; a method's own failure becomes a ``failed`` record, not a crash.
+    With a ``checkpoint``, retraining resumes from the epoch a previous attempt saved last."""
+    if checkpoint is not None and workspace.engine.fused:
+        raise BenchError("fused runs keep no per-epoch checkpoints; drop --checkpoint-dir or choose another engine")
+    prepared = prepare(workspace, config)
+    if isinstance(prepared, RunRecord):
+        return prepared
+    if workspace.engine.fused:
+        return retrain_fused(workspace, [prepared])[0]
+    result, values = retrain(workspace, config, prepared.pruned, checkpoint=checkpoint)
+    return finish(workspace, prepared, result, values)

@@ -58,7 +58,7 @@ def test_bench_perf_tiny_prints_json():
     (["perf", "--tiny", "--dataset", "digits"], "use synthetic-cifar or cifar10"),
     (["perf", "--tiny", "--engine", "eager", "--bf16"], "--engine graph"),
     (["perf", "--tiny", "--device", "tpu"], "unknown device"),
-    (["perf-equivalence", "--engine", "eager"], "choose --engine graph or compile"),
+    (["perf-equivalence", "--engine", "eager"], "choose --engine graph, compile or fused"),
     (["perf-equivalence", "--seeds", "0"], "at least two seeds"),
     (["perf-equivalence", "--model", "cifar-resnet20"], "--model only applies with --cifar-shaped"),
     (["perf-equivalence", "--cifar-shaped"], "does not take CIFAR-shaped input"),

@@ -24,7 +24,8 @@ def _rate(value: float) -> str:
 def perf(
     models: Optional[str] = typer.Option(None, help="Comma-separated models (default: cifar-resnet56,cifar-vgg16)."),
     device: str = typer.Option("cpu", help="cpu or cuda[:N]; both paths run here."),
-    engine: str = typer.Option("graph", help=f"The harness path's engine: {' | '.join(ENGINES)}."),
+    engine: str = typer.Option("graph", help=f"The single run's engine: {' | '.join(e for e in ENGINES if e != 'fused')} "
+                               "(fused runs are timed with --fuse)."),
     bf16: bool = typer.Option(False, "--bf16", help="bf16 autocast on the harness path (not the protocol's fp32)."),
     track: str = typer.Option("cifar10-resnet56", help="Track whose recipe (optimizer, augmentation, batch size) "
                               "both paths train with."),
@@ -32,7 +33,8 @@ def perf(
     steps: Optional[int] = typer.Option(None, help="Timed steps per path (default 200; 3 with --tiny)."),
     warmup: Optional[int] = typer.Option(None, help="Untimed steps first, where graphs are captured (default 20)."),
     loader_workers: Optional[int] = typer.Option(None, help="DataLoader workers of the reference (default 4)."),
-    in_flight: int = typer.Option(1, help="Harness runs training at once, one process each, for grid throughput."),
+    in_flight: int = typer.Option(1, help="Processes training at once for grid throughput."),
+    fuse: int = typer.Option(1, help="Runs each grid process trains as one network (the fused engine)."),
     dataset: str = typer.Option("synthetic-cifar", help="synthetic-cifar, or cifar10 if it is on disk."),
     threads: int = typer.Option(1, min=1, help="Intra-op CPU threads of this process."),
     tiny: bool = typer.Option(False, "--tiny", help="ResNet-20, batch 16, 3 steps on 128 images: a CPU smoke run "
@@ -45,6 +47,7 @@ def perf(
     given = {"models": tuple(split_list(models)) if models else None, "steps": steps, "warmup": warmup,
              "loader_workers": loader_workers, "batch_size": batch_size}
     chosen = dict(device=device, track=track, engine=EngineSettings(engine, bf16=bf16), in_flight=in_flight,
+                  fuse=fuse,
                   dataset=dataset, **{k: v for k, v in given.items() if v is not None})
     settings = PerfSettings.tiny(**chosen) if tiny else PerfSettings(**chosen)
     report = measure(settings)
@@ -66,9 +69,11 @@ def perf(
         table.add_row("", harness, _rate(model.harness.images_per_second), f"{model.harness.seconds_per_epoch:.1f}",
                       "1", _rate(model.harness.images_per_second * 3600 / report.epoch_images),
                       f"{model.single_run_ratio:.2f}x")
-        if model.harness_grid.runs_in_flight > 1:
-            table.add_row("", harness, _rate(model.harness_grid.images_per_second), "",
-                          str(model.harness_grid.runs_in_flight), _rate(model.harness_grid.run_epochs_per_hour),
+        grid = model.harness_grid
+        if grid.runs_in_flight > 1:
+            path = f"{harness}, {grid.fused} fused" if grid.fused > 1 else harness
+            table.add_row("", path, _rate(grid.images_per_second), "",
+                          str(grid.runs_in_flight), _rate(grid.run_epochs_per_hour),
                           f"{model.grid_ratio:.2f}x")
     out.print(table)
 
@@ -81,7 +86,7 @@ def perf_equivalence(
     model: Optional[str] = typer.Option(None, help="With --cifar-shaped: another CIFAR model (e.g. cifar-resnet20)."),
     train_size: int = typer.Option(1000, help="With --cifar-shaped: training images (validation and test: half)."),
     dense_epochs: int = typer.Option(4, help="With --cifar-shaped: epochs of the shortened dense recipe."),
-    engine: str = typer.Option("graph", help="The fast engine: graph | compile."),
+    engine: str = typer.Option("graph", help="The fast engine: graph | compile | fused (all seeds as one network)."),
     bf16: bool = typer.Option(False, "--bf16", help="bf16 autocast on the fast path."),
     seeds: str = typer.Option("0,1,2,3,4", help="Comma-separated run seeds."),
     schedule: str = typer.Option("ft", help="Retraining schedule."),

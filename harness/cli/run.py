@@ -18,7 +18,7 @@ from harness.cli.executor import (
 )
 from harness.errors import BenchError
 from harness.executors import LocalExecutor, pending, run_grid
-from harness.fastpath import EngineSettings
+from harness.fastpath import DEFAULT_GROUP_SIZE, EngineSettings
 from harness.grid import expand, select
 from harness.latency import LatencySettings
 from harness.pool_executor import PoolExecutor
@@ -84,17 +84,21 @@ def run(
         None, help="Per-epoch checkpoints, so a killed run resumes mid-training (local: only when given; "
                    "ray: default RESULTS/TRACK/checkpoints, writable by every worker)."),
     engine: str = typer.Option("eager", help="Retraining steps: eager (the plain loop), graph (channels-last, fused "
-                               "SGD; one CUDA graph per step on a GPU) or compile (torch.compile per architecture)."),
-    bf16: bool = typer.Option(False, "--bf16", help="bf16 autocast in the graph/compile engines (records say so)."),
+                               "SGD; one CUDA graph per step on a GPU), compile (torch.compile per architecture) or "
+                               "fused (runs sharing an architecture train as one batched network)."),
+    group_size: int = typer.Option(DEFAULT_GROUP_SIZE, help="With --engine fused: runs trained as one network, "
+                                   "at most."),
+    bf16: bool = typer.Option(False, "--bf16", help="bf16 autocast in the fast engines (records say so)."),
     workers: int = typer.Option(1, help="Runs in flight on the device, one process each (with --executor local)."),
 ) -> None:
     """Run methods x twins x schedules x budgets x seeds; finished runs are skipped, so a rerun resumes."""
     loaded = load_track(track)
     placement = choose_executor(executor, device, address, gpus_per_run, cpus_per_run, memory_per_run, max_retries)
     check_device(placement.device)
-    steps = EngineSettings(engine, bf16=bf16)
+    steps = EngineSettings(engine, bf16=bf16, group_size=group_size)
     if placement.uses_ray and (steps != EngineSettings() or workers != 1):
-        raise BenchError("--engine, --bf16 and --workers apply with --executor local; Ray tasks run the plain loop")
+        raise BenchError("--engine, --bf16, --group-size and --workers apply with --executor local; "
+                         "Ray tasks run the plain loop")
     if checkpoint_dir is not None and not placement.uses_ray and (steps != EngineSettings() or workers != 1):
         raise BenchError("--checkpoint-dir applies to the plain loop in this process (or to Ray); "
                          "drop --engine/--bf16/--workers to use it")

@@ -1,0 +1,57 @@
+"""Which runs of a grid train together under the ``fused`` engine, and their records.
+
+Runs can share one network only when their pruned architectures, masked layers and step counts
+agree (``harness.fusion``), which is known only once they are pruned. So configurations are put
+in an order that keeps likely partners adjacent (same target and budget, then method, seed, and
+a plan beside its twin), pruned one by one and collected per architecture; a group trains as
+soon as it holds ``group_size`` runs, and whatever is left trains at the end. At most a few
+groups' worth of pruned models wait in memory: past that, the fullest waiting group trains.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, Sequence
+
+from harness.records import RunConfig, RunRecord
+from harness.runner import (
+    PreparedRun,
+    Workspace,
+    execute,
+    fused_run,
+    prepare,
+    retrain_fused,
+)
+
+WAITING_GROUPS = 4
+"""Pruned runs held back while their groups fill, in multiples of the group size."""
+
+
+def fusion_order(config: RunConfig) -> tuple:
+    """Sort key that puts runs likely to share an architecture and step count next to each other."""
+    return (config.target, config.budget_epochs, config.method, config.dense_seed, config.seed, config.schedule,
+            config.twin)
+
+
+def execute_many(workspace: Workspace, configs: Sequence[RunConfig]) -> Iterator[RunRecord]:
+    """Records of ``configs`` as they finish: one by one, or in fused groups when the workspace's engine fuses."""
+    if not workspace.engine.fused:
+        for config in configs:
+            yield execute(workspace, config)
+        return
+    size = workspace.engine.group_size
+    waiting: dict[tuple, list[PreparedRun]] = {}
+    for config in sorted(configs, key=fusion_order):
+        prepared = prepare(workspace, config)
+        if isinstance(prepared, RunRecord):
+            yield prepared
+            continue
+        key = fused_run(workspace, prepared).key
+        group = waiting.setdefault(key, [])
+        group.append(prepared)
+        if len(group) == size:
+            yield from retrain_fused(workspace, waiting.pop(key))
+        elif sum(len(g) for g in waiting.values()) >= WAITING_GROUPS * size:
+            fullest = max(waiting, key=lambda key: len(waiting[key]))
+            yield from retrain_fused(workspace, waiting.pop(fullest))
+    for group in waiting.values():
+        yield from retrain_fused(workspace, group)
