@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Iterator, Sequence
 
+from harness.errors import BenchError
 from harness.records import RunConfig, RunRecord
 from harness.runner import (
     PreparedRun,
@@ -55,3 +56,13 @@ def execute_many(workspace: Workspace, configs: Sequence[RunConfig]) -> Iterator
             yield from retrain_fused(workspace, waiting.pop(fullest))
     for group in waiting.values():
         yield from retrain_fused(workspace, group)
+
+
+def execute_group(workspace: Workspace, configs: Sequence[RunConfig]) -> list[RunRecord]:
+    """Repeat one fused group exactly: its runs, in their order, as one network (how a fused record is rerun)."""
+    prepared = [prepare(workspace, config) for config in configs]
+    failed = next((p for p in prepared if isinstance(p, RunRecord)), None)
+    if failed is not None:
+        raise BenchError(f"{failed.config().label} no longer prunes ({failed.error.strip().splitlines()[-1]}), "
+                         f"so its fused group cannot be repeated")
+    return retrain_fused(workspace, prepared)

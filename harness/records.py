@@ -126,6 +126,9 @@ class RunRecord(RunConfig):
     theoretical_macs_after: int | None = None
     latency: Latency | None = None
     tuning: dict[str, Any] | None = None
+    fused_group: list[str] = Field(default_factory=list)
+    """Ids of the runs the fused engine trained as one network with this one, itself included, in the
+    group's order: the group's kernels set the rounding, so a rerun repeats the whole group."""
     content_digest: str | None = None
     method_digest: str | None = None
 

@@ -278,7 +278,8 @@ def prepare(workspace: Workspace, config: RunConfig) -> PreparedRun | RunRecord:
     return PreparedRun(config, fields, pruned, latency, started)
 
 
-def finish(workspace: Workspace, prepared: PreparedRun, result: TrainResult, values: StepValues) -> RunRecord:
+def finish(workspace: Workspace, prepared: PreparedRun, result: TrainResult, values: StepValues,
+           fused_group: Sequence[str] = ()) -> RunRecord:
     """The record of a retrained run: final test evaluation, counts, curves."""
     pruned, config = prepared.pruned, prepared.config
     model, splits = pruned.model, workspace.splits
@@ -294,7 +295,7 @@ def finish(workspace: Workspace, prepared: PreparedRun, result: TrainResult, val
         theoretical_macs_after=pruned.sparse.theoretical_macs_conv_linear if pruned.sparse else None,
         latency=prepared.latency, protocol=protocol(workspace.track, config, config.budget_epochs),
         curves=Curves(train_loss=_finite_or_none(result.train_loss), val_acc=result.val_acc, lr=result.lr),
-        wall_seconds=time.perf_counter() - prepared.started,
+        wall_seconds=time.perf_counter() - prepared.started, fused_group=list(fused_group),
     )
 
 
@@ -309,7 +310,8 @@ def retrain_fused(workspace: Workspace, group: Sequence[PreparedRun]) -> list[Ru
     runs = [fused_run(workspace, prepared) for prepared in group]
     results = train_fused(runs, workspace.splits.train, workspace.splits.val, workspace.track.recipe,
                           workspace.engine)
-    return [finish(workspace, prepared, result, run.values) for prepared, result, run in zip(group, results, runs)]
+    ids = [prepared.config.run_id for prepared in group]
+    return [finish(workspace, prepared, result, run.values, ids) for prepared, result, run in zip(group, results, runs)]
 
 
 def execute(workspace: Workspace, config: RunConfig, checkpoint: Checkpoint | None = None) -> RunRecord:

@@ -8,7 +8,9 @@ Three checks, each problem reported with the file and what differs:
 3. ``rerun`` records, drawn with ``numpy.random.default_rng(seed)`` from the successful reproduced
    ones, are run again and must give the stored test accuracy: bit-exact when both runs are on the
    CPU (a run is deterministic given its seed on one intra-op thread, and a rerun uses the thread
-   count the record states), within ``CUDA_TOLERANCE`` (or the tolerance given) otherwise.
+   count the record states), within ``CUDA_TOLERANCE`` (or the tolerance given) otherwise. A
+   record of the fused engine is rerun with its whole group, in the group's order, since the
+   group's grouped kernels set its rounding.
 
 A rerun writes no record; it trains a dense baseline only if the results directory lacks it.
 """
@@ -30,7 +32,8 @@ from harness.errors import BenchError
 from harness.fastpath import EngineSettings
 from harness.isolation import Isolation, Limits
 from harness.provenance import MethodSources
-from harness.records import RunRecord, read_record
+from harness.fused_grid import execute_group
+from harness.records import RunConfig, RunRecord, read_record
 from harness.runner import Workspace, execute
 from harness.tracks import load_track
 
@@ -136,6 +139,21 @@ def _threads(count: int) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
+def _fused_partners(path: Path, record: RunRecord) -> list[RunConfig] | Problem:
+    """The configurations of a fused record's group, in order, from their records beside it (none if unfused)."""
+    if len(record.fused_group) < 2:
+        return []
+    configs = []
+    for run_id in record.fused_group:
+        try:
+            member = record if run_id == record.id else read_record(path.parent / f"{run_id}.json")
+            configs.append(member.config())
+        except ValueError as exc:
+            return Problem(path, "rerun", f"it was trained in a fused group with {run_id}, whose record "
+                                          f"{path.parent / (run_id + '.json')} is unusable ({exc}); restore it to rerun")
+    return configs
+
+
 def rerun(path: Path, record: RunRecord, workspace: Workspace, tolerance: float | None) -> Rerun | Problem:
     """Run the record's configuration again; a changed track is a problem, not a rerun."""
     track = workspace.track
@@ -146,8 +164,14 @@ def rerun(path: Path, record: RunRecord, workspace: Workspace, tolerance: float 
     device = str(record.env.get("device_type", "cpu"))
     allowed = tolerance if tolerance is not None else \
         0.0 if device == "cpu" and workspace.device == "cpu" else CUDA_TOLERANCE
+    partners = _fused_partners(path, record)
+    if isinstance(partners, Problem):
+        return partners
     with _threads(int(record.env.get("threads", 1))):
-        again = execute(workspace, record.config())
+        if partners:
+            again = next(r for r in execute_group(workspace, partners) if r.id == record.id)
+        else:
+            again = execute(workspace, record.config())
     return Rerun(path, record.config().label, workspace.device, record.test_acc, again.test_acc, allowed, again.status)
 
 

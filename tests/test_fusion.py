@@ -14,6 +14,7 @@ from harness.checkpoints import FileCheckpoint
 from harness.cli import app
 from harness.errors import BenchError
 from harness.fastpath import EngineSettings, step_factory
+from harness.executors import run_grid
 from harness.fused_grid import execute_many, fusion_order
 from harness.fusion import FusedRun, FusedStep, train_fused
 from harness.grid import expand, select
@@ -25,6 +26,7 @@ from harness.runner import Workspace, execute, prune, retraining_steps
 from harness.seeding import generator
 from harness.tracks import load_track
 from harness.train import eager_step, make_optimizer, train
+from harness.verify import verify_results
 
 from conftest import TRACKS
 
@@ -215,3 +217,18 @@ def test_fused_step_trains_like_separate_eager_steps_with_per_run_rates(device):
     for model, fused_model in zip(models, fused_models):
         for p, q in zip(model.state_dict().values(), fused_model.state_dict().values()):
             torch.testing.assert_close(q.float(), p.float(), rtol=1e-2, atol=1e-3)
+
+
+def test_verify_reruns_a_fused_record_with_its_whole_group_bit_for_bit(digits_track, trained_results, tmp_path):
+    results = tmp_path / "results"
+    shutil.copytree(trained_results / "digits-cnn" / "dense", results / "digits-cnn" / "dense")
+    configs = _configs(digits_track, ["l1-norm"], ["clr"], budgets=(2,), seeds=(0, 1), engine="fused")
+    run_grid(digits_track, configs, results, PoolExecutor(results, engine=FUSED))
+    records = load_records(results, "digits-cnn")[0]
+    assert all(sorted(r.fused_group) == sorted(c.run_id for c in configs) for r in records)
+    checked = verify_results(results, rerun_count=2, seed=0)
+    assert not checked.problems and len(checked.reruns) == 2
+    assert all(r.reproduced == r.stored for r in checked.reruns)
+    (results / "digits-cnn" / f"{records[0].fused_group[-1]}.json").unlink()
+    broken = verify_results(results, rerun_count=3, seed=0)
+    assert any("restore it to rerun" in p.message for p in broken.problems)
