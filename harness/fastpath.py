@@ -13,7 +13,9 @@ factory; the engines here make that step cheaper without changing what it comput
   GPU replay computes.
 * ``compile`` -- the same step with forward and loss compiled by ``torch.compile`` (inductor),
   once per pruned architecture: the compiled function is cached under the architecture's
-  parameter and buffer shapes and reused for every seed, plan and twin of that shape.
+  parameter and buffer shapes and reused for every seed, plan and twin of that shape. Inductor
+  fuses kernels but still launches each one; on CUDA the whole step is therefore captured into a
+  CUDA graph as ``graph``'s is (compilation happens in the warm-up steps before the capture).
 * ``fused`` -- up to ``group_size`` runs whose pruned networks share an architecture (a plan and
   its random twin always do) train in lockstep as one batched network (``harness.fusion``), its
   step captured into a CUDA graph on CUDA as ``graph``'s is.
@@ -202,7 +204,7 @@ class FastStep(CapturedStep):
             raise ValueError("FastStep implements single-group SGD without dampening or maximize")
         device = group["params"][0].device
         super().__init__(torch.channels_last if settings.channels_last else torch.preserve_format,
-                         capture=device.type == "cuda" and settings.name == "graph")
+                         capture=device.type == "cuda")
         if settings.channels_last:
             model.to(memory_format=torch.channels_last)
         self.model = model

@@ -241,11 +241,12 @@ def test_bench_run_takes_the_engine_and_refuses_it_with_ray(digits_track, traine
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU; the CPU runs the same step uncaptured")
-def test_cuda_graph_replays_train_like_the_eager_step_on_the_gpu():
+@pytest.mark.parametrize("engine", ["graph", "compile"])
+def test_cuda_graph_replays_train_like_the_eager_step_on_the_gpu(engine):
     eager_model = _model("cifar-resnet20").cuda()
     graph_model = copy.deepcopy(eager_model)
     eager = eager_step(eager_model, make_optimizer_like(eager_model), ())
-    graphed = step_factory(EngineSettings("graph"))(graph_model, make_optimizer_like(graph_model), ())
+    graphed = step_factory(EngineSettings(engine), CompileCache())(graph_model, make_optimizer_like(graph_model), ())
     draw = torch.Generator("cuda").manual_seed(4)
     for size in (64, 64, 64, 16, 64, 16):  # full batches and an epoch's shorter last batch: two graphs
         x = torch.randn(size, 3, 32, 32, device="cuda", generator=draw)
