@@ -30,6 +30,17 @@ def test_a_clear_win_is_supported_and_its_reverse_is_not():
     assert verdicts["alpha > beta"].evidence["pvalue_holm"] < 0.05
 
 
+def test_a_win_bought_with_more_tuning_trials_is_not_supported():
+    from test_audit_rules import study
+
+    claim = Claim(name="alpha > beta", method="alpha", baseline="beta", schedule="ft", budget=10)
+    equal = judged(fair_records(), claim, studies=[study("alpha", 20), study("beta", 20)])["alpha > beta"]
+    unequal = judged(fair_records(), claim, studies=[study("alpha", 50), study("beta", 5)])["alpha > beta"]
+    assert equal.verdict == "supported"
+    assert unequal.verdict == "not supported" and unequal.rules_broken == ("R10",)
+    assert "not comparable (R10)" in unequal.reason
+
+
 def test_without_a_schedule_each_entry_gets_its_best_schedule_on_validation():
     records = fair_records()
     claim = Claim(name="alpha > beta", method="alpha", baseline="beta")

@@ -97,8 +97,9 @@ def test_audit_json_carries_cells_comparisons_and_findings(written):
     assert len(payload["cells"]) == len(result.cells) and len(payload["comparisons"]) == len(result.comparisons)
     finding = payload["findings"][0]
     assert set(finding) == {"rule", "severity", "message", "cells", "evidence", "fix"}
-    assert {c["name"]: c["verdict"] for c in payload["claims"]} == {"alpha beats beta": "supported",
+    assert {c["name"]: c["verdict"] for c in payload["claims"]} == {"alpha beats beta": "not supported",
                                                                    "overall": "supported"}
+    assert "R10" in next(c for c in payload["claims"] if c["name"] == "alpha beats beta")["rules_broken"]
     assert payload["aggregates"]["pairs"][0]["probability_of_improvement"]["estimate"] == 1.0
 
 
