@@ -1,8 +1,8 @@
 """CPU benchmarks of the retraining hot paths (``pytest tests/bench_fastpath.py --benchmark-enable``).
 
 Batched crop/flip of a CIFAR batch, one ResNet-20 training step (plain eager step vs the graph
-engine's step, which on a CPU runs uncaptured), fvcore counting and channel surgery of a
-ResNet-56. GPU figures come from ``bench perf --device cuda`` (docs/performance.md).
+engine's step, which on a CPU runs uncaptured), one step of four ResNet-20 runs fused into one
+network (to set against four plain steps), fvcore counting and channel surgery of a ResNet-56. GPU figures come from ``bench perf --device cuda`` (docs/performance.md).
 """
 
 import copy
@@ -12,6 +12,7 @@ import torch
 
 from harness.data import augment_batch
 from harness.fastpath import EngineSettings, step_factory
+from harness.fusion import FusedStep
 from harness.measure import count
 from harness.models import create_model, prunable_layers
 from harness.plans import ChannelPlan
@@ -46,6 +47,21 @@ def test_training_step(benchmark, engine):
     step(x, y, 0.1, None)
     loss = benchmark(step, x, y, 0.1, None)
     assert torch.isfinite(loss)
+
+
+def test_fused_step_of_four_runs(benchmark):
+    recipe = load_track("cifar10-resnet56", TRACKS).recipe
+    models = []
+    for seed in range(4):
+        torch.manual_seed(seed)
+        models.append(create_model("cifar-resnet20", 10).train())
+    step = FusedStep(models, [{}] * 4, recipe, EngineSettings("fused"))
+    batches = [_batch(seed) for seed in range(4)]
+    x, y = torch.stack([b[0] for b in batches]), torch.stack([b[1] for b in batches])
+    neg_lr, momentum = torch.full((4,), -0.1), torch.full((4,), recipe.momentum)
+    step(x, y, neg_lr, momentum)
+    losses = benchmark(step, x, y, neg_lr, momentum)
+    assert losses.shape == (4,) and torch.isfinite(losses).all()
 
 
 def test_counting_resnet56(benchmark):
