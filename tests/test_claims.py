@@ -136,6 +136,18 @@ def test_cross_track_claims_rest_on_probability_of_improvement():
     assert split.evidence["probability_of_improvement"] == pytest.approx(0.5)
 
 
+def test_cross_track_statements_never_compare_structured_with_unstructured_pruning():
+    masked = [r.model_copy(update={"sparsity": 0.5}) for r in _two_tracks(False) if r.method == "beta"]
+    records = [r for r in _two_tracks(False) if r.method == "alpha"] + masked
+    result = audit(records, claims=[Claim(name="overall", method="alpha", baseline="beta", track="*")])
+    (verdict,) = result.claims
+    assert verdict.verdict == "inconclusive" and "structured and unstructured" in verdict.reason
+    tasks = {m.method: m.tasks for m in result.method_aggregates}
+    assert tasks == {"alpha": (("toy", "half", "structured"), ("toy2", "half", "structured")),
+                     "beta": (("toy", "half", "unstructured"), ("toy2", "half", "unstructured"))}
+    assert result.pair_aggregates == ()
+
+
 def test_a_claim_without_a_track_needs_one_track_in_the_records():
     with pytest.raises(BenchError, match="names no track"):
         audit(_two_tracks(False), claims=[Claim(name="c", method="alpha", baseline="beta")])

@@ -1,6 +1,8 @@
 """Statements across tracks (rule R13), made the way rliable makes them.
 
-A task is one (track, target). Accuracies of different tracks are not on one scale, so a run's
+A task is one (track, target, family): structured and unstructured pruning at one target name
+remove different things (channels vs single weights), so their runs never share a task and are
+never compared with each other here. Accuracies of different tracks are not on one scale, so a run's
 score is its change from its dense checkpoint (test accuracy minus dense test accuracy). In each
 task every method is taken at the largest budget all methods share there, under the schedule it
 does best with on the *validation* split. Methods are then summarized by the interquartile mean
@@ -19,7 +21,8 @@ from harness.audit.comparisons import Cell, best_by_validation
 from harness.audit.config import AuditConfig
 from harness.seeding import derive_seed
 
-Task = tuple[str, str]
+Task = tuple[str, str, str]
+"""(track, target, family), the family being ``structured`` or ``unstructured``."""
 
 
 @dataclass(frozen=True)
@@ -51,13 +54,18 @@ def _scores(cell: Cell) -> tuple[float, ...] | None:
     return None if dense is None else tuple(v - d for v, d in zip(cell.values, dense))
 
 
+def family(cell: Cell) -> str:
+    """``unstructured`` when the cell's runs masked weights (their records state a sparsity), else ``structured``."""
+    return "unstructured" if any(r.sparsity is not None for r in cell.records) else "structured"
+
+
 def task_entries(cells: Sequence[Cell], methods: Sequence[str] | None = None) -> dict[str, dict[Task, TaskEntry]]:
     """Each method's entry per task, at the largest budget (above zero) that every method present
     in the task reached; restricted to ``methods`` when given. Reproduced, non-twin cells only."""
     by_task: dict[Task, list[Cell]] = defaultdict(list)
     for cell in cells:
         if cell.reproduced and not cell.key.twin and cell.n and (methods is None or cell.key.method in methods):
-            by_task[(cell.key.track, cell.key.target)].append(cell)
+            by_task[(cell.key.track, cell.key.target, family(cell))].append(cell)
     entries: dict[str, dict[Task, TaskEntry]] = defaultdict(dict)
     for task, members in sorted(by_task.items()):
         budgets: dict[str, set[int]] = defaultdict(set)

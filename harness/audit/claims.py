@@ -582,7 +582,8 @@ def _decide_no_loss(test: ClaimTest, stated_unfair: list[str], config: AuditConf
 def _decide_cross_track(test: ClaimTest, evidence: dict[str, Any]) -> tuple[ClaimVerdictName, str]:
     estimate = test.aggregate
     if estimate is None:
-        return "inconclusive", "no task (track, target) where both methods have runs"
+        return "inconclusive", ("no task (track, target, family) where both methods have runs; structured and "
+                                "unstructured methods are not compared across tracks")
     evidence.update({"probability_of_improvement": estimate.estimate, "ci": [estimate.ci_low, estimate.ci_high],
                      "tasks": estimate.n_tasks})
     if estimate.ci_low > 0.5:
