@@ -62,7 +62,7 @@ class EngineSettings:
         if self.name not in ENGINES:
             raise BenchError(f"unknown engine {self.name!r}; choose from {', '.join(ENGINES)}")
         if self.bf16 and self.name == "eager":
-            raise BenchError("bf16 autocast runs in the fast engines only; add --engine graph, compile or fused")
+            raise BenchError("bf16 autocast runs in the fast engines only; add --engine graph (or another fast engine)")
         if self.group_size < 1:
             raise BenchError(f"--group-size must be at least 1, got {self.group_size}")
         if self.group_size != DEFAULT_GROUP_SIZE and self.name != "fused":
@@ -179,7 +179,7 @@ class CapturedStep:
         with torch.no_grad():
             torch._foreach_copy_(state, saved)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):  # loader threads may pin memory meanwhile
             static_loss = self._body(static_x, static_y)
         return graph, static_x, static_y, static_loss
 

@@ -65,4 +65,7 @@ def execute_group(workspace: Workspace, configs: Sequence[RunConfig]) -> list[Ru
     if failed is not None:
         raise BenchError(f"{failed.config().label} no longer prunes ({failed.error.strip().splitlines()[-1]}), "
                          f"so its fused group cannot be repeated")
+    if len({fused_run(workspace, p).key for p in prepared}) > 1:
+        raise BenchError(f"the runs fused with {configs[0].label} no longer prune to one architecture and step "
+                         f"count (a method or the track changed), so their group cannot be repeated")
     return retrain_fused(workspace, prepared)

@@ -227,17 +227,26 @@ def _synchronize(device: str) -> None:
         torch.cuda.synchronize(device)
 
 
-def _timed(step: Callable[[], None], settings: PerfSettings, batch_size: int, device: str, path: str) -> PathTiming:
+@dataclass(frozen=True)
+class TimedPath:
+    """A path ready to time: one call of ``step`` trains ``images_per_step`` images (all runs' together)."""
+
+    name: str
+    step: Callable[[], None]
+    images_per_step: int
+
+
+def _timed(path: TimedPath, settings: PerfSettings, device: str) -> PathTiming:
     for _ in range(settings.warmup):
-        step()
+        path.step()
     _synchronize(device)
     started = time.perf_counter()
     for _ in range(settings.steps):
-        step()
+        path.step()
     _synchronize(device)
     seconds = time.perf_counter() - started
-    rate = settings.steps * batch_size / seconds
-    return PathTiming(path, rate, settings.epoch_images / rate, settings.steps, batch_size, seconds)
+    rate = settings.steps * path.images_per_step / seconds
+    return PathTiming(path.name, rate, settings.epoch_images / rate, settings.steps, path.images_per_step, seconds)
 
 
 def _model(name: str, device: str, seed: int) -> nn.Module:
@@ -265,11 +274,11 @@ def time_reference(model_name: str, splits: Splits, recipe: Recipe, settings: Pe
         loss.backward()
         optimizer.step()
 
-    return _timed(step, settings, batch_size, device, "reference")
+    return _timed(TimedPath("reference", step, batch_size), settings, device)
 
 
-def time_harness(model_name: str, splits: Splits, recipe: Recipe, settings: PerfSettings, device: str,
-                 cache: CompileCache | None = None) -> PathTiming:
+def harness_path(model_name: str, splits: Splits, recipe: Recipe, settings: PerfSettings, device: str,
+                 cache: CompileCache | None = None) -> TimedPath:
     """(b): device-resident split, batched crop/flip, the engine's step (as ``harness.train.train`` runs it)."""
     model = _model(model_name, device, settings.seed)
     train_step = step_factory(settings.engine, cache or CompileCache())(model, make_optimizer(model, recipe), ())
@@ -284,10 +293,10 @@ def time_harness(model_name: str, splits: Splits, recipe: Recipe, settings: Perf
         x, y = next(batches)
         loss_sum += train_step(x, y, recipe.lr, None)
 
-    return _timed(step, settings, batch_size, device, "harness")
+    return TimedPath("harness", step, batch_size)
 
 
-def time_fused(model_name: str, splits: Splits, recipe: Recipe, settings: PerfSettings, device: str) -> PathTiming:
+def fused_path(model_name: str, splits: Splits, recipe: Recipe, settings: PerfSettings, device: str) -> TimedPath:
     """(b) for ``settings.fuse`` runs trained as one network: each its own initial weights and batches."""
     models = [_model(model_name, device, settings.seed + offset) for offset in range(settings.fuse)]
     fused = EngineSettings("fused", bf16=settings.engine.bf16, group_size=settings.fuse)
@@ -307,28 +316,28 @@ def time_fused(model_name: str, splits: Splits, recipe: Recipe, settings: PerfSe
         y = torch.stack([b[1] for b in batches])
         loss_sum += train_step(x, y, neg_lr, momentum)
 
-    return _timed(step, settings, batch_size * settings.fuse, device, f"harness, {settings.fuse} fused")
+    return TimedPath(f"harness, {settings.fuse} fused", step, batch_size * settings.fuse)
 
 
-def time_grid_process(model_name: str, splits: Splits, recipe: Recipe, settings: PerfSettings, device: str,
-                      cache: CompileCache | None = None) -> PathTiming:
-    """What one process of the grid measurement runs: one run, or ``settings.fuse`` runs as one network."""
+def grid_process_path(model_name: str, splits: Splits, recipe: Recipe, settings: PerfSettings,
+                      device: str) -> TimedPath:
+    """What one process of the grid measurement trains: one run, or ``settings.fuse`` runs as one network."""
     if settings.fuse > 1:
-        return time_fused(model_name, splits, recipe, settings, device)
-    return time_harness(model_name, splits, recipe, settings, device, cache)
+        return fused_path(model_name, splits, recipe, settings, device)
+    return harness_path(model_name, splits, recipe, settings, device)
 
 
 def _in_flight_worker(model_name: str, recipe: Recipe, settings: PerfSettings, device: str, threads: int,
                       barrier, results) -> None:
     """One of the runs in flight: warm up (capture, compile), wait for the others, time the same steps."""
     torch.set_num_threads(threads)
-    splits = perf_splits(settings, recipe, device)
-    cache = CompileCache()
-    warmup = replace(settings, steps=max(settings.warmup, 1), warmup=0)
-    time_grid_process(model_name, splits, recipe, warmup, device, cache)
+    path = grid_process_path(model_name, perf_splits(settings, recipe, device), recipe, settings, device)
+    for _ in range(max(settings.warmup, 1)):
+        path.step()
+    _synchronize(device)
     barrier.wait()
     started = time.perf_counter()
-    timing = time_grid_process(model_name, splits, recipe, replace(settings, warmup=0), device, cache)
+    timing = _timed(path, replace(settings, warmup=0), device)
     results.put((started, started + timing.seconds, timing.steps * timing.batch_size))
 
 
@@ -350,8 +359,8 @@ def grid_throughput(model_name: str, splits: Splits, recipe: Recipe, settings: P
     """Run-epochs per hour of the harness path with ``settings.in_flight`` processes training at once,
     each ``settings.fuse`` runs as one network."""
     if settings.in_flight == 1:
-        rate = (single if settings.fuse == 1 else time_fused(model_name, splits, recipe, settings, device)
-                ).images_per_second
+        rate = (single if settings.fuse == 1 else _timed(fused_path(model_name, splits, recipe, settings, device),
+                                                         settings, device)).images_per_second
     else:
         context = multiprocessing.get_context("spawn")
         barrier, results = context.Barrier(settings.in_flight), context.Queue()
@@ -382,7 +391,7 @@ def measure(settings: PerfSettings) -> PerfReport:
     models = []
     for name in settings.models:
         reference = time_reference(name, splits, recipe, settings, device)
-        harness = time_harness(name, splits, recipe, settings, device, cache)
+        harness = _timed(harness_path(name, splits, recipe, settings, device, cache), settings, device)
         models.append(ModelPerf(
             model=name, reference=reference, harness=harness,
             reference_grid=GridThroughput(1, reference.images_per_second,

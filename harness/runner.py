@@ -246,13 +246,13 @@ def retrain(
 
 @dataclass(frozen=True)
 class PreparedRun:
-    """A run pruned and ready to retrain: what its record knows before training, and when it started."""
+    """A run pruned and ready to retrain: what its record knows before training, and how long that took."""
 
     config: RunConfig
     fields: dict
     pruned: PrunedModel
     latency: Latency | None
-    started: float
+    seconds: float
 
 
 def prepare(workspace: Workspace, config: RunConfig) -> PreparedRun | RunRecord:
@@ -275,12 +275,14 @@ def prepare(workspace: Workspace, config: RunConfig) -> PreparedRun | RunRecord:
                          wall_seconds=time.perf_counter() - started)
     latency = (workspace.latency_comparison(config.dense_seed, pruned.model)
                if workspace.latency is not None else None)
-    return PreparedRun(config, fields, pruned, latency, started)
+    return PreparedRun(config, fields, pruned, latency, time.perf_counter() - started)
 
 
 def finish(workspace: Workspace, prepared: PreparedRun, result: TrainResult, values: StepValues,
-           fused_group: Sequence[str] = ()) -> RunRecord:
-    """The record of a retrained run: final test evaluation, counts, curves."""
+           train_seconds: float, fused_group: Sequence[str] = ()) -> RunRecord:
+    """The record of a retrained run: final test evaluation, counts, curves. Its wall time is its own
+    preparation, ``train_seconds`` (a fused run's share of its group's training) and this evaluation."""
+    started = time.perf_counter()
     pruned, config = prepared.pruned, prepared.config
     model, splits = pruned.model, workspace.splits
     ok = result.status == "ok"
@@ -295,7 +297,7 @@ def finish(workspace: Workspace, prepared: PreparedRun, result: TrainResult, val
         theoretical_macs_after=pruned.sparse.theoretical_macs_conv_linear if pruned.sparse else None,
         latency=prepared.latency, protocol=protocol(workspace.track, config, config.budget_epochs),
         curves=Curves(train_loss=_finite_or_none(result.train_loss), val_acc=result.val_acc, lr=result.lr),
-        wall_seconds=time.perf_counter() - prepared.started, fused_group=list(fused_group),
+        wall_seconds=prepared.seconds + train_seconds + time.perf_counter() - started, fused_group=list(fused_group),
     )
 
 
@@ -308,10 +310,13 @@ def fused_run(workspace: Workspace, prepared: PreparedRun) -> FusedRun:
 def retrain_fused(workspace: Workspace, group: Sequence[PreparedRun]) -> list[RunRecord]:
     """Retrain runs of one architecture and step count as one network; their records, in order."""
     runs = [fused_run(workspace, prepared) for prepared in group]
+    started = time.perf_counter()
     results = train_fused(runs, workspace.splits.train, workspace.splits.val, workspace.track.recipe,
                           workspace.engine)
+    share = (time.perf_counter() - started) / len(group)
     ids = [prepared.config.run_id for prepared in group]
-    return [finish(workspace, prepared, result, run.values, ids) for prepared, result, run in zip(group, results, runs)]
+    return [finish(workspace, prepared, result, run.values, share, ids)
+            for prepared, result, run in zip(group, results, runs)]
 
 
 def execute(workspace: Workspace, config: RunConfig, checkpoint: Checkpoint | None = None) -> RunRecord:
@@ -324,5 +329,6 @@ def execute(workspace: Workspace, config: RunConfig, checkpoint: Checkpoint | No
         return prepared
     if workspace.engine.fused:
         return retrain_fused(workspace, [prepared])[0]
+    started = time.perf_counter()
     result, values = retrain(workspace, config, prepared.pruned, checkpoint=checkpoint)
-    return finish(workspace, prepared, result, values)
+    return finish(workspace, prepared, result, values, time.perf_counter() - started)

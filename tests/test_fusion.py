@@ -15,7 +15,7 @@ from harness.cli import app
 from harness.errors import BenchError
 from harness.fastpath import EngineSettings, step_factory
 from harness.executors import run_grid
-from harness.fused_grid import execute_many, fusion_order
+from harness.fused_grid import execute_group, execute_many, fusion_order
 from harness.fusion import FusedRun, FusedStep, train_fused
 from harness.grid import expand, select
 from harness.models import create_model
@@ -166,6 +166,7 @@ def test_bench_run_fuses_and_refuses_what_fusion_cannot_do(digits_track, trained
     assert len(records) == 4 and {r.engine for r in records} == {"fused"}
     assert json.loads(done.stdout)["written"] == 4
     for extra, message in ((["--group-size", "2"], "--group-size applies to the fused engine only"),
+                           (["--group-size", "8"], "--group-size applies to the fused engine only"),
                            (["--engine", "fused", "--group-size", "0"], "--group-size must be at least 1"),
                            (["--engine", "fused", "--checkpoint-dir", str(tmp_path)], "drop --engine")):
         refused = CliRunner().invoke(app, [*grid, *extra])
@@ -232,3 +233,10 @@ def test_verify_reruns_a_fused_record_with_its_whole_group_bit_for_bit(digits_tr
     (results / "digits-cnn" / f"{records[0].fused_group[-1]}.json").unlink()
     broken = verify_results(results, rerun_count=3, seed=0)
     assert any("restore it to rerun" in p.message for p in broken.problems)
+
+
+def test_a_group_whose_runs_no_longer_share_an_architecture_is_refused_in_one_line(digits_track, trained_results):
+    (a,) = _configs(digits_track, ["l1-norm"], ["ft"], budgets=(1,), twins=False, engine="fused")
+    (b,) = _configs(digits_track, ["magnitude-layerwise"], ["ft"], budgets=(1,), twins=False, engine="fused")
+    with pytest.raises(BenchError, match="no longer prune to one architecture"):
+        execute_group(Workspace(digits_track, trained_results, engine=FUSED), [a, b])

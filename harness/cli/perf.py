@@ -60,7 +60,9 @@ def perf(
     for column in ("model", "path", "images/s", "s/epoch", "runs in flight", "run-epochs/h", "ratio"):
         table.add_column(column, justify="left" if column in ("model", "path") else "right")
     table.caption = (f"reference: PIL transforms, {report.loader_workers} DataLoader workers, eager fp32; "
-                     f"harness: data on the device, {report.engine} engine, {report.precision}")
+                     f"harness: data on the device, {report.engine} engine, {report.precision}"
+                     + (f"; fused rows: the fused engine, {report.precision}"
+                        if any(m.harness_grid.fused > 1 for m in report.models) else ""))
     for model in report.models:
         reference, harness = "reference", "harness"
         table.add_row(model.model, reference, _rate(model.reference.images_per_second),

@@ -86,8 +86,8 @@ def run(
     engine: str = typer.Option("eager", help="Retraining steps: eager (the plain loop), graph (channels-last, fused "
                                "SGD; one CUDA graph per step on a GPU), compile (torch.compile per architecture) or "
                                "fused (runs sharing an architecture train as one batched network)."),
-    group_size: int = typer.Option(DEFAULT_GROUP_SIZE, help="With --engine fused: runs trained as one network, "
-                                   "at most."),
+    group_size: Optional[int] = typer.Option(None, help=f"With --engine fused: runs trained as one network, at most "
+                                             f"(default {DEFAULT_GROUP_SIZE})."),
     bf16: bool = typer.Option(False, "--bf16", help="bf16 autocast in the fast engines (records say so)."),
     workers: int = typer.Option(1, help="Runs in flight on the device, one process each (with --executor local)."),
 ) -> None:
@@ -95,7 +95,9 @@ def run(
     loaded = load_track(track)
     placement = choose_executor(executor, device, address, gpus_per_run, cpus_per_run, memory_per_run, max_retries)
     check_device(placement.device)
-    steps = EngineSettings(engine, bf16=bf16, group_size=group_size)
+    if group_size is not None and engine != "fused":
+        raise BenchError("--group-size applies to the fused engine only; add --engine fused")
+    steps = EngineSettings(engine, bf16=bf16, group_size=DEFAULT_GROUP_SIZE if group_size is None else group_size)
     if placement.uses_ray and (steps != EngineSettings() or workers != 1):
         raise BenchError("--engine, --bf16, --group-size and --workers apply with --executor local; "
                          "Ray tasks run the plain loop")
