@@ -56,21 +56,26 @@ class EngineSettings:
     name: str = "eager"
     bf16: bool = False
     channels_last: bool = True
-    group_size: int = DEFAULT_GROUP_SIZE
+    group_size: int | None = None
+    """Only for ``fused``; ``None`` means ``DEFAULT_GROUP_SIZE`` (see ``runs_per_group``)."""
 
     def __post_init__(self) -> None:
         if self.name not in ENGINES:
             raise BenchError(f"unknown engine {self.name!r}; choose from {', '.join(ENGINES)}")
         if self.bf16 and self.name == "eager":
             raise BenchError("bf16 autocast runs in the fast engines only; add --engine graph (or another fast engine)")
-        if self.group_size < 1:
-            raise BenchError(f"--group-size must be at least 1, got {self.group_size}")
-        if self.group_size != DEFAULT_GROUP_SIZE and self.name != "fused":
+        if self.group_size is not None and self.name != "fused":
             raise BenchError("--group-size applies to the fused engine only; add --engine fused")
+        if self.group_size is not None and self.group_size < 1:
+            raise BenchError(f"--group-size must be at least 1, got {self.group_size}")
 
     @property
     def fused(self) -> bool:
         return self.name == "fused"
+
+    @property
+    def runs_per_group(self) -> int:
+        return DEFAULT_GROUP_SIZE if self.group_size is None else self.group_size
 
     @property
     def precision(self) -> str:

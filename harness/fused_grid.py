@@ -39,7 +39,7 @@ def execute_many(workspace: Workspace, configs: Sequence[RunConfig]) -> Iterator
         for config in configs:
             yield execute(workspace, config)
         return
-    size = workspace.engine.group_size
+    size = workspace.engine.runs_per_group
     waiting: dict[tuple, list[PreparedRun]] = {}
     for config in sorted(configs, key=fusion_order):
         prepared = prepare(workspace, config)

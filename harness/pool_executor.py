@@ -100,7 +100,8 @@ def _chunks(configs: Sequence[RunConfig], engine: EngineSettings) -> list[list[R
     if not engine.fused:
         return [[config] for config in configs]
     ordered = sorted(configs, key=fusion_order)
-    return [ordered[start:start + engine.group_size] for start in range(0, len(ordered), engine.group_size)]
+    size = engine.runs_per_group
+    return [ordered[start:start + size] for start in range(0, len(ordered), size)]
 
 
 def _prepare_dense(track: Track, results_dir: Path, device: str, seeds: set[int]) -> None:

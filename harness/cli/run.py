@@ -95,9 +95,7 @@ def run(
     loaded = load_track(track)
     placement = choose_executor(executor, device, address, gpus_per_run, cpus_per_run, memory_per_run, max_retries)
     check_device(placement.device)
-    if group_size is not None and engine != "fused":
-        raise BenchError("--group-size applies to the fused engine only; add --engine fused")
-    steps = EngineSettings(engine, bf16=bf16, group_size=DEFAULT_GROUP_SIZE if group_size is None else group_size)
+    steps = EngineSettings(engine, bf16=bf16, group_size=group_size)
     if placement.uses_ray and (steps != EngineSettings() or workers != 1):
         raise BenchError("--engine, --bf16, --group-size and --workers apply with --executor local; "
                          "Ray tasks run the plain loop")
