@@ -30,9 +30,9 @@ from harness.audit.engine import track_folders
 from harness.dense import dense_hash
 from harness.errors import BenchError
 from harness.fastpath import EngineSettings
+from harness.fused_grid import execute_group
 from harness.isolation import Isolation, Limits
 from harness.provenance import MethodSources
-from harness.fused_grid import execute_group
 from harness.records import RunConfig, RunRecord, read_record
 from harness.runner import Workspace, execute
 from harness.tracks import load_track
@@ -149,13 +149,16 @@ def _fused_partners(path: Path, record: RunRecord) -> list[RunConfig] | Problem:
             member = record if run_id == record.id else read_record(path.parent / f"{run_id}.json")
             configs.append(member.config())
         except ValueError as exc:
-            return Problem(path, "rerun", f"it was trained in a fused group with {run_id}, whose record "
-                                          f"{path.parent / (run_id + '.json')} is unusable ({exc}); restore it to rerun")
+            partner = path.parent / f"{run_id}.json"
+            return Problem(path, "rerun", f"it was trained in a fused group with {run_id}, whose record {partner} "
+                                          f"is unusable ({exc}); restore it to rerun")
     return configs
 
 
-def rerun(path: Path, record: RunRecord, workspace: Workspace, tolerance: float | None) -> Rerun | Problem:
-    """Run the record's configuration again; a changed track is a problem, not a rerun."""
+def rerun(path: Path, record: RunRecord, workspace: Workspace, tolerance: float | None,
+          groups: dict[tuple[str, ...], list[RunRecord]]) -> Rerun | Problem:
+    """Run the record's configuration again; a changed track is a problem, not a rerun. A fused group
+    repeated once is kept in ``groups``, so its other drawn records reuse it instead of retraining it."""
     track = workspace.track
     expected = dense_hash(track, record.dense_seed)
     if expected != record.dense_hash:
@@ -169,7 +172,10 @@ def rerun(path: Path, record: RunRecord, workspace: Workspace, tolerance: float 
         return partners
     with _threads(int(record.env.get("threads", 1))):
         if partners:
-            again = next(r for r in execute_group(workspace, partners) if r.id == record.id)
+            group = tuple(record.fused_group)
+            if group not in groups:
+                groups[group] = execute_group(workspace, partners)
+            again = next(r for r in groups[group] if r.id == record.id)
         else:
             again = execute(workspace, record.config())
     return Rerun(path, record.config().label, workspace.device, record.test_acc, again.test_acc, allowed, again.status)
@@ -208,6 +214,7 @@ def verify_results(
     valid, problems, files = check_records(root)
     workspaces: dict[tuple[str, str, str], Workspace] = {}
     reruns = []
+    groups: dict[tuple[str, ...], list[RunRecord]] = {}
     isolation = Isolation(limits)
     for path, record in choose_reruns(valid, rerun_count, seed):
         try:
@@ -216,7 +223,7 @@ def verify_results(
                 engine = EngineSettings(record.engine, bf16=record.precision != "fp32")
                 workspaces[key] = Workspace(load_track(record.track, tracks_dir), root, device, engine=engine)
                 workspaces[key].isolation = isolation
-            result = rerun(path, record, workspaces[key], tolerance)
+            result = rerun(path, record, workspaces[key], tolerance, groups)
         except BenchError as exc:
             result = Problem(path, "rerun", str(exc))
         if isinstance(result, Rerun):

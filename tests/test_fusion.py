@@ -9,12 +9,12 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from harness import fused_grid
+from harness import fused_grid, verify
 from harness.checkpoints import FileCheckpoint
 from harness.cli import app
 from harness.errors import BenchError
-from harness.fastpath import EngineSettings, step_factory
 from harness.executors import run_grid
+from harness.fastpath import EngineSettings, step_factory
 from harness.fused_grid import execute_group, execute_many, fusion_order
 from harness.fusion import FusedRun, FusedStep, train_fused
 from harness.grid import expand, select
@@ -176,7 +176,8 @@ def test_bench_run_fuses_and_refuses_what_fusion_cannot_do(digits_track, trained
 def test_a_fused_run_refuses_a_checkpoint(digits_track, trained_results, tmp_path):
     (config,) = _configs(digits_track, ["l1-norm"], ["ft"], budgets=(1,), twins=False, engine="fused")
     with pytest.raises(BenchError, match="fused runs keep no per-epoch checkpoints"):
-        execute(Workspace(digits_track, trained_results, engine=FUSED), config, FileCheckpoint.for_run(tmp_path, config))
+        execute(Workspace(digits_track, trained_results, engine=FUSED), config,
+                FileCheckpoint.for_run(tmp_path, config))
 
 
 def test_perf_times_fused_runs_for_the_grid():
@@ -191,7 +192,7 @@ def test_perf_times_fused_runs_for_the_grid():
 @pytest.mark.parametrize("device", [
     "cpu",
     pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(),
-                                                  reason="CUDA graphs need a GPU; the CPU runs the same step uncaptured")),
+                                                  reason="CUDA graphs need a GPU; the CPU runs the step uncaptured")),
 ])
 def test_fused_step_trains_like_separate_eager_steps_with_per_run_rates(device):
     """On CUDA the fused step replays graphs: one for full batches, one for an epoch's shorter last batch."""
@@ -220,15 +221,20 @@ def test_fused_step_trains_like_separate_eager_steps_with_per_run_rates(device):
             torch.testing.assert_close(q.float(), p.float(), rtol=1e-2, atol=1e-3)
 
 
-def test_verify_reruns_a_fused_record_with_its_whole_group_bit_for_bit(digits_track, trained_results, tmp_path):
+def test_verify_reruns_a_fused_record_with_its_whole_group_bit_for_bit(digits_track, trained_results, tmp_path,
+                                                                       monkeypatch):
     results = tmp_path / "results"
     shutil.copytree(trained_results / "digits-cnn" / "dense", results / "digits-cnn" / "dense")
     configs = _configs(digits_track, ["l1-norm"], ["clr"], budgets=(2,), seeds=(0, 1), engine="fused")
     run_grid(digits_track, configs, results, PoolExecutor(results, engine=FUSED))
     records = load_records(results, "digits-cnn")[0]
     assert all(sorted(r.fused_group) == sorted(c.run_id for c in configs) for r in records)
+    repeated = []
+    monkeypatch.setattr(verify, "execute_group",
+                        lambda ws, configs: repeated.append(configs) or execute_group(ws, configs))
     checked = verify_results(results, rerun_count=2, seed=0)
     assert not checked.problems and len(checked.reruns) == 2
+    assert len(repeated) == 1, "two records of one group: the group is retrained once"
     assert all(r.reproduced == r.stored for r in checked.reruns)
     (results / "digits-cnn" / f"{records[0].fused_group[-1]}.json").unlink()
     broken = verify_results(results, rerun_count=3, seed=0)
