@@ -13,7 +13,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from harness.records import Curves, Protocol, RunConfig, RunRecord
+from harness.run.record import Curves, Protocol, RunConfig, RunRecord
 
 TRACK = "toy"
 TARGET = "half"

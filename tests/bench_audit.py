@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from audit_fixtures import synthetic_grid
+
 from harness.audit import audit_results
-from harness.leaderboard import build_leaderboard
-from harness.records import record_path, seal
-from harness.report import write_report
+from harness.core.layout import ResultsLayout
+from harness.publish.leaderboard import build_leaderboard
+from harness.publish.report import write_report
+from harness.run.record import record_path, seal
 
 N_RECORDS = 10_000
 pytestmark = pytest.mark.slow
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.slow
 def results(tmp_path_factory):
     folder = tmp_path_factory.mktemp("results")
     for record in synthetic_grid(N_RECORDS):
-        path = record_path(folder, record)
+        path = record_path(ResultsLayout(folder), record)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(seal(record).model_dump(mode="json"), indent=1, sort_keys=True) + "\n")
     return folder
@@ -34,7 +35,7 @@ def results(tmp_path_factory):
 
 def test_audit_of_10000_records_with_report(benchmark, results, tmp_path):
     def audit_and_report():
-        result = audit_results(results)
+        result = audit_results(ResultsLayout(results))
         write_report(result, build_leaderboard(result), tmp_path / "report")
         return result
 

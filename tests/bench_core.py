@@ -11,16 +11,17 @@ import pytest
 import torch
 from torch import nn
 
+from harness.core.layout import ResultsLayout
 from harness.data import augment_batch
-from harness.grid import expand, select
-from harness.runner import Workspace, prune, retrain
+from harness.grid.selection import expand, select
+from harness.run.pipeline import Workspace, prune, retrain
 
 BUDGET = 10
 
 
 @pytest.fixture(scope="module")
 def pruned_run(digits_track, trained_results):
-    workspace = Workspace(digits_track, trained_results)
+    workspace = Workspace(digits_track, ResultsLayout(trained_results))
     config = expand(digits_track, select(digits_track, schedules=["ft"], budgets=[BUDGET], seeds=[0]))[0]
     return workspace, config, prune(workspace, config)
 

@@ -9,18 +9,17 @@ import copy
 
 import pytest
 import torch
+from conftest import TRACKS
 
 from harness.data import augment_batch
-from harness.fastpath import EngineSettings, step_factory
-from harness.fusion import FusedStep
-from harness.measure import count
 from harness.models import create_model, prunable_layers
 from harness.plans import ChannelPlan
-from harness.surgery import prune_channels
-from harness.tracks import load_track
-from harness.train import make_optimizer
-
-from conftest import TRACKS
+from harness.prune.counting import count
+from harness.prune.surgery import prune_channels
+from harness.track.definition import load_track
+from harness.train.engines import EngineSettings, step_factory
+from harness.train.fusion import FusedStep
+from harness.train.loop import make_optimizer
 
 CIFAR = (3, 32, 32)
 BATCH = 64

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.tracks import load_track
+from harness.core.layout import ResultsLayout
+from harness.track.definition import load_track
 
 REPO = Path(__file__).resolve().parents[1]
 TRACKS = REPO / "bench" / "tracks"
@@ -18,10 +19,10 @@ def digits_track():
 @pytest.fixture(scope="session")
 def trained_results(tmp_path_factory, digits_track):
     """A results folder holding the digits dense baseline (seed 0), trained once per test session."""
-    from harness.runner import Workspace
+    from harness.run.pipeline import Workspace
 
     results = tmp_path_factory.mktemp("results")
-    Workspace(digits_track, results).dense(0)
+    Workspace(digits_track, ResultsLayout(results)).dense(0)
     return results
 
 

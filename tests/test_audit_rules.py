@@ -8,19 +8,35 @@ import math
 
 import numpy as np
 import pytest
+from audit_fixtures import (
+    SEEDS,
+    TARGET,
+    TRACK,
+    cell,
+    dense_hash,
+    fair_records,
+    noisy,
+    record,
+    replace_cell,
+)
 from scipy import stats as scipy_stats
 
-from audit_fixtures import (SEEDS, TARGET, TRACK, cell, dense_hash, fair_records, noisy, record, replace_cell)
 from harness import stats
-from harness.audit import AuditConfig, audit
-from harness.audit import power, vectorized
+from harness.audit import AuditConfig, audit, power, vectorized
 from harness.audit.claims import Claim
-from harness.audit.comparisons import adjust, build_cells, compare_pairs, table_comparisons, verdict
+from harness.audit.comparisons import (
+    adjust,
+    build_cells,
+    compare_pairs,
+    table_comparisons,
+    verdict,
+)
 from harness.audit.reported import ReportedResult, to_records
 from harness.audit.rules import RULE_FUNCTIONS, AuditInput
-from harness.audit.tuning import TuningStudy, load_tuning
-from harness.errors import BenchError
-from harness.records import Curves, Protocol
+from harness.audit.tuning import TuningStudy, load_studies
+from harness.core.errors import BenchError
+from harness.core.layout import ResultsLayout
+from harness.run.record import Curves, Protocol
 
 CONFIG = AuditConfig()
 
@@ -275,10 +291,10 @@ def test_tuning_histories_are_read_and_bad_ones_reported(tmp_path):
                "best_params": {}, "best_value": 0.92}
     (folder / "s1.json").write_text(json.dumps(history))
     (folder / "broken.json").write_text(json.dumps({"study": "broken"}))
-    studies, problems = load_tuning(tmp_path)
+    studies, problems = load_studies(ResultsLayout(tmp_path))
     assert [(s.study, s.n_trials, s.values) for s in studies] == [("s1", 3, (0.9, 0.92))]
     assert problems[0].path.name == "broken.json" and "lacks the key" in problems[0].reason
-    assert load_tuning(tmp_path / "missing") == ([], [])
+    assert load_studies(ResultsLayout(tmp_path / "missing")) == ([], [])
 
 
 # -- R11 ---------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Cells never pool runs of different configurations, so a seed is never counted twice."""
 
-from harness.cells import group_cells, one_configuration_per_cell
-from harness.records import RunConfig, RunRecord
+from harness.run.cells import group_cells, one_configuration_per_cell
+from harness.run.record import RunConfig, RunRecord
 
 
 def record(seed, **changes):

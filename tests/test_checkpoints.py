@@ -6,9 +6,10 @@ import dataclasses
 import pytest
 import torch
 
-from harness.checkpoints import FileCheckpoint, checkpoint_dir
-from harness.grid import expand, select
-from harness.runner import Workspace, execute, prune, retrain
+from harness.core.layout import ResultsLayout
+from harness.grid.selection import expand, select
+from harness.run.pipeline import Workspace, execute, prune, retrain
+from harness.train.checkpoints import FileCheckpoint
 
 
 class Stopped(Exception):
@@ -31,7 +32,7 @@ def stop_after(epochs):
 
 @pytest.fixture(scope="module")
 def workspace(digits_track, trained_results):
-    return Workspace(digits_track, trained_results)
+    return Workspace(digits_track, ResultsLayout(trained_results))
 
 
 @pytest.mark.parametrize("method, schedule, stop", [("l1-norm", "clr", 2), ("magnitude-global", "slr", 4)])
@@ -45,7 +46,7 @@ def test_training_resumed_from_a_checkpoint_equals_an_uninterrupted_run(workspac
 
     straight = fresh()
     expected, _ = retrain(workspace, config, straight)
-    checkpoint = FileCheckpoint.for_run(tmp_path, config)
+    checkpoint = FileCheckpoint.for_run(tmp_path, config.run_id)
     with pytest.raises(Stopped):
         retrain(workspace, config, fresh(), on_epoch=stop_after(stop), checkpoint=checkpoint)
     assert checkpoint.load().epochs_done == stop
@@ -61,7 +62,7 @@ def test_training_resumed_from_a_checkpoint_equals_an_uninterrupted_run(workspac
 
 def test_a_run_resumed_by_execute_gives_the_same_record(workspace, tmp_path):
     config = one_config(workspace.track, "l1-norm", "ft", budget=4)
-    checkpoint = FileCheckpoint.for_run(checkpoint_dir(tmp_path, config.track), config)
+    checkpoint = FileCheckpoint.for_run(ResultsLayout(tmp_path).checkpoints(config.track), config.run_id)
     with pytest.raises(Stopped):
         retrain(workspace, config, prune(workspace, config), on_epoch=stop_after(3), checkpoint=checkpoint)
     resumed = execute(workspace, config, checkpoint=checkpoint)
@@ -73,7 +74,7 @@ def test_a_run_resumed_by_execute_gives_the_same_record(workspace, tmp_path):
 
 def test_a_checkpoint_is_one_atomic_file_per_run_that_discard_removes(workspace, tmp_path):
     config = one_config(workspace.track, "l1-norm", "ft", budget=2)
-    checkpoint = FileCheckpoint.for_run(tmp_path, config)
+    checkpoint = FileCheckpoint.for_run(tmp_path, config.run_id)
     assert checkpoint.load() is None
     _, values = retrain(workspace, config, prune(workspace, config), checkpoint=checkpoint)
     assert [p.name for p in tmp_path.iterdir()] == [f"{config.run_id}.pt"]

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from audit_fixtures import cell, fair_records, noisy
+
 from harness.audit import audit, import_reported, load_claims, load_reported
 from harness.audit.claims import Claim
-from harness.errors import BenchError
-from harness.records import load_records
+from harness.core.errors import BenchError
+from harness.core.layout import ResultsLayout
+from harness.run.record import load_records
 
 
 def judged(records, *claims, **kwargs):
@@ -210,9 +211,9 @@ values = [0.90, 0.91, 0.92]
 def test_import_reported_writes_loadable_reported_records(tmp_path):
     source = tmp_path / "paper.toml"
     source.write_text(REPORTED)
-    paths = import_reported(source, tmp_path / "results")
-    assert len(paths) == 4 and import_reported(source, tmp_path / "results") == paths  # idempotent
-    records, problems = load_records(tmp_path / "results")
+    paths = import_reported(source, ResultsLayout(tmp_path / "results"))
+    assert len(paths) == 4 and import_reported(source, ResultsLayout(tmp_path / "results")) == paths  # idempotent
+    records, problems = load_records(ResultsLayout(tmp_path / "results"))
     assert problems == [] and {r.source for r in records} == {"reported"}
     alpha = next(r for r in records if r.method == "alpha")
     assert alpha.env == {"citation": "Li et al. 2017, Table 2", "reported_std": 0.002, "reported_n": 3}

@@ -14,6 +14,7 @@ from PIL import Image
 from sklearn.datasets import load_digits
 from torchvision import transforms
 
+from harness.core.errors import BenchError
 from harness.data import (
     DataSpec,
     Normalization,
@@ -23,8 +24,6 @@ from harness.data import (
     load_splits,
     stratified_carve,
 )
-from harness.errors import BenchError
-
 
 # ---------------------------------------------------------------- digits
 

@@ -9,9 +9,16 @@ import torch
 from typer.testing import CliRunner
 
 from harness.cli import app
-from harness.errors import BenchError
-from harness.executors import LocalExecutor
-from harness.fastpath import (
+from harness.core.errors import BenchError
+from harness.core.layout import ResultsLayout
+from harness.core.seeding import generator
+from harness.grid.local import LocalExecutor
+from harness.grid.pool import PoolExecutor
+from harness.grid.selection import expand, select
+from harness.models import create_model
+from harness.run.pipeline import Workspace, execute, prune, retraining_steps
+from harness.run.record import load_records
+from harness.train.engines import (
     CompileCache,
     EngineSettings,
     FastStep,
@@ -20,13 +27,7 @@ from harness.fastpath import (
     sgd_update,
     step_factory,
 )
-from harness.grid import expand, select
-from harness.models import create_model
-from harness.pool_executor import PoolExecutor
-from harness.records import load_records
-from harness.runner import Workspace, execute, prune, retraining_steps
-from harness.seeding import generator
-from harness.train import eager_step, train
+from harness.train.loop import eager_step, train
 
 
 def _model(name="digits-cnn", seed=0):
@@ -128,7 +129,7 @@ class MemoryCheckpoint:
 
 @pytest.fixture(scope="module")
 def digits_run(digits_track, trained_results):
-    workspace = Workspace(digits_track, trained_results)
+    workspace = Workspace(digits_track, ResultsLayout(trained_results))
     config = expand(digits_track, select(digits_track, methods=["l1-norm"], targets=["uniform-50"],
                                          schedules=["clr"], budgets=[3], seeds=[0], twins=False))[0]
     return workspace, config, prune(workspace, config)
@@ -173,10 +174,10 @@ def test_graph_engine_resumes_from_a_checkpoint_bit_for_bit(digits_run):
 
 def test_records_say_which_engine_and_precision_ran(digits_track, trained_results, digits_run):
     _, config, _ = digits_run
-    plain = execute(Workspace(digits_track, trained_results), config)
-    fast = execute(Workspace(digits_track, trained_results, engine=EngineSettings("graph")),
+    plain = execute(Workspace(digits_track, ResultsLayout(trained_results)), config)
+    fast = execute(Workspace(digits_track, ResultsLayout(trained_results), engine=EngineSettings("graph")),
                    config.model_copy(update={"engine": "graph"}))
-    bf16 = execute(Workspace(digits_track, trained_results, engine=EngineSettings("graph", bf16=True)),
+    bf16 = execute(Workspace(digits_track, ResultsLayout(trained_results), engine=EngineSettings("graph", bf16=True)),
                    config.model_copy(update={"engine": "graph", "precision": "bf16-autocast"}))
     assert (plain.engine, plain.precision) == ("eager", "fp32")
     assert (fast.engine, fast.precision) == ("graph", "fp32")
@@ -184,14 +185,14 @@ def test_records_say_which_engine_and_precision_ran(digits_track, trained_result
     assert len({plain.id, fast.id, bf16.id}) == 3, "engine and precision are part of a run's identity"
     assert abs(fast.test_acc - plain.test_acc) <= 2 / 359
     with pytest.raises(BenchError, match="asks for the eager/fp32 engine"):
-        execute(Workspace(digits_track, trained_results, engine=EngineSettings("graph")), config)
+        execute(Workspace(digits_track, ResultsLayout(trained_results), engine=EngineSettings("graph")), config)
 
 
 def test_pool_of_workers_writes_the_records_a_sequential_run_writes(digits_track, trained_results):
     configs = expand(digits_track, select(digits_track, methods=["l1-norm"], targets=["uniform-50"],
                                           schedules=["ft", "clr"], budgets=[1], seeds=[0, 1]))
-    sequential = {r.id: r for r in LocalExecutor(trained_results).map(digits_track, configs)}
-    pooled = list(PoolExecutor(trained_results, workers=2).map(digits_track, configs))
+    sequential = {r.id: r for r in LocalExecutor(ResultsLayout(trained_results)).map(digits_track, configs)}
+    pooled = list(PoolExecutor(ResultsLayout(trained_results), workers=2).map(digits_track, configs))
     assert sorted(r.id for r in pooled) == sorted(sequential)
     varying = {"wall_seconds"}
     for record in pooled:
@@ -200,7 +201,7 @@ def test_pool_of_workers_writes_the_records_a_sequential_run_writes(digits_track
 
 def test_pool_refuses_zero_workers(trained_results):
     with pytest.raises(BenchError, match="--workers must be at least 1"):
-        PoolExecutor(trained_results, workers=0)
+        PoolExecutor(ResultsLayout(trained_results), workers=0)
 
 
 @pytest.mark.slow
@@ -234,7 +235,7 @@ def test_bench_run_takes_the_engine_and_refuses_it_with_ray(digits_track, traine
             "--seeds", "0", "--no-twins", "--results", str(results), "--json"]
     done = CliRunner().invoke(app, [*grid, "--engine", "graph"])
     assert done.exit_code == 0, done.output
-    (record,) = load_records(results, "digits-cnn")[0]
+    (record,) = load_records(ResultsLayout(results), "digits-cnn")[0]
     assert record.engine == "graph" and record.precision == "fp32"
     refused = CliRunner().invoke(app, [*grid, "--engine", "graph", "--executor", "ray"])
     assert refused.exit_code == 2 and "apply with --executor local" in refused.output

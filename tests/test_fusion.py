@@ -7,28 +7,29 @@ from dataclasses import replace
 
 import pytest
 import torch
+from conftest import TRACKS
 from typer.testing import CliRunner
 
-from harness import fused_grid, verify
-from harness.checkpoints import FileCheckpoint
 from harness.cli import app
-from harness.errors import BenchError
-from harness.executors import run_grid
-from harness.fastpath import EngineSettings, step_factory
-from harness.fused_grid import execute_group, execute_many, fusion_order
-from harness.fusion import FusedRun, FusedStep, train_fused
-from harness.grid import expand, select
+from harness.core.errors import BenchError
+from harness.core.layout import ResultsLayout
+from harness.core.seeding import generator
+from harness.grid import fused as fused_grid
+from harness.grid.driver import run_grid
+from harness.grid.fused import execute_group, execute_many, fusion_order
+from harness.grid.pool import PoolExecutor
+from harness.grid.selection import expand, select
 from harness.models import create_model
-from harness.perf import PerfSettings, compare_engines, measure
-from harness.pool_executor import PoolExecutor
-from harness.records import load_records
-from harness.runner import Workspace, execute, prune, retraining_steps
-from harness.seeding import generator
-from harness.tracks import load_track
-from harness.train import eager_step, make_optimizer, train
-from harness.verify import verify_results
-
-from conftest import TRACKS
+from harness.protocols import verify
+from harness.protocols.perf import PerfSettings, compare_engines, measure
+from harness.protocols.verify import verify_results
+from harness.run.pipeline import Workspace, execute, prune, retraining_steps
+from harness.run.record import load_records
+from harness.track.definition import load_track
+from harness.train.checkpoints import FileCheckpoint
+from harness.train.engines import EngineSettings, step_factory
+from harness.train.fusion import FusedRun, FusedStep, train_fused
+from harness.train.loop import eager_step, make_optimizer, train
 
 FUSED = EngineSettings("fused")
 
@@ -69,7 +70,7 @@ def _assert_same_training(solo, fused, val_size):
 
 def test_a_plan_its_twin_and_other_schedules_train_as_one_network_as_they_train_alone(digits_track,
                                                                                       trained_results):
-    workspace = Workspace(digits_track, trained_results)
+    workspace = Workspace(digits_track, ResultsLayout(trained_results))
     configs = _configs(digits_track, ["l1-norm"], ["clr", "ft"], seeds=(0, 3))
     pruned = [prune(workspace, c) for c in configs]
     models, results = _fused(workspace, configs, pruned)
@@ -78,7 +79,7 @@ def test_a_plan_its_twin_and_other_schedules_train_as_one_network_as_they_train_
 
 
 def test_masked_runs_keep_their_own_masks_through_fused_training(digits_track, trained_results):
-    workspace = Workspace(digits_track, trained_results)
+    workspace = Workspace(digits_track, ResultsLayout(trained_results))
     configs = _configs(digits_track, ["magnitude-layerwise"], ["ft"], budgets=(1,))
     pruned = [prune(workspace, c) for c in configs]
     assert pruned[0].masks and not all(torch.equal(pruned[0].masks[k], pruned[1].masks[k]) for k in pruned[0].masks)
@@ -91,7 +92,7 @@ def test_masked_runs_keep_their_own_masks_through_fused_training(digits_track, t
 
 
 def test_a_diverging_run_is_recorded_diverged_and_leaves_its_partners_alone(digits_track, trained_results):
-    workspace = Workspace(digits_track, trained_results)
+    workspace = Workspace(digits_track, ResultsLayout(trained_results))
     configs = _configs(digits_track, ["l1-norm"], ["ft"], budgets=(3,))
     pruned = [prune(workspace, c) for c in configs]
     normal = retraining_steps(workspace, configs[0])
@@ -104,7 +105,7 @@ def test_a_diverging_run_is_recorded_diverged_and_leaves_its_partners_alone(digi
 
 
 def test_runs_of_different_architectures_or_lengths_are_not_fused(digits_track, trained_results):
-    workspace = Workspace(digits_track, trained_results)
+    workspace = Workspace(digits_track, ResultsLayout(trained_results))
     (a,) = _configs(digits_track, ["l1-norm"], ["ft"], budgets=(1,), twins=False)
     (b,) = _configs(digits_track, ["magnitude-layerwise"], ["ft"], budgets=(2,), twins=False)
     pruned = [prune(workspace, a), prune(workspace, b)]
@@ -116,14 +117,14 @@ def test_a_grid_is_grouped_by_architecture_and_gives_the_records_of_single_fused
                                                                                        monkeypatch):
     configs = _configs(digits_track, ["l1-norm", "magnitude-layerwise"], ["ft", "clr"], budgets=(1,),
                        engine="fused")
-    workspace = Workspace(digits_track, trained_results, engine=replace(FUSED, group_size=3))
+    workspace = Workspace(digits_track, ResultsLayout(trained_results), engine=replace(FUSED, group_size=3))
     sizes = []
     retrain = fused_grid.retrain_fused
     monkeypatch.setattr(fused_grid, "retrain_fused", lambda ws, group: sizes.append(len(group)) or retrain(ws, group))
     grouped = {r.id: r for r in execute_many(workspace, configs)}
     assert sorted(grouped) == sorted(c.run_id for c in configs)
     assert sorted(sizes) == [1, 1, 3, 3], "each method's plan, twin and schedules share one architecture"
-    alone = Workspace(digits_track, trained_results, engine=FUSED)
+    alone = Workspace(digits_track, ResultsLayout(trained_results), engine=FUSED)
     for config in configs[:3]:
         record, solo = grouped[config.run_id], execute(alone, config)
         assert record.engine == "fused" and record.status == "ok"
@@ -142,15 +143,15 @@ def test_fusion_order_puts_a_plan_beside_its_twin(digits_track):
 def test_pool_workers_fuse_their_chunks(digits_track, trained_results):
     configs = _configs(digits_track, ["l1-norm"], ["ft", "clr"], budgets=(1,), engine="fused")
     engine = replace(FUSED, group_size=2)
-    pooled = {r.id: r for r in PoolExecutor(trained_results, workers=2, engine=engine).map(digits_track, configs)}
-    inline = {r.id: r for r in PoolExecutor(trained_results, workers=1, engine=engine).map(digits_track, configs)}
+    pooled = {r.id: r for r in PoolExecutor(ResultsLayout(trained_results), workers=2, engine=engine).map(digits_track, configs)}
+    inline = {r.id: r for r in PoolExecutor(ResultsLayout(trained_results), workers=1, engine=engine).map(digits_track, configs)}
     assert sorted(pooled) == sorted(inline) == sorted(c.run_id for c in configs)
     for run_id, record in pooled.items():
         assert record.test_acc == inline[run_id].test_acc and record.curves == inline[run_id].curves
 
 
 def test_fused_engine_is_equivalent_to_the_plain_loop_on_digits(digits_track, trained_results):
-    result = compare_engines(digits_track, trained_results, FUSED, seeds=[0, 5, 10, 15], schedule="clr", budget=3)
+    result = compare_engines(digits_track, ResultsLayout(trained_results), FUSED, seeds=[0, 5, 10, 15], schedule="clr", budget=3)
     assert result.engine == "fused" and result.equivalent and result.welch.pvalue > 0.05
     assert max(abs(a - b) for a, b in zip(result.fast, result.plain)) <= 2 / 359
 
@@ -162,7 +163,7 @@ def test_bench_run_fuses_and_refuses_what_fusion_cannot_do(digits_track, trained
             "--seeds", "0", "--results", str(results), "--json"]
     done = CliRunner().invoke(app, [*grid, "--engine", "fused", "--group-size", "2"])
     assert done.exit_code == 0, done.output
-    records = load_records(results, "digits-cnn")[0]
+    records = load_records(ResultsLayout(results), "digits-cnn")[0]
     assert len(records) == 4 and {r.engine for r in records} == {"fused"}
     assert json.loads(done.stdout)["written"] == 4
     for extra, message in ((["--group-size", "2"], "--group-size applies to the fused engine only"),
@@ -176,8 +177,8 @@ def test_bench_run_fuses_and_refuses_what_fusion_cannot_do(digits_track, trained
 def test_a_fused_run_refuses_a_checkpoint(digits_track, trained_results, tmp_path):
     (config,) = _configs(digits_track, ["l1-norm"], ["ft"], budgets=(1,), twins=False, engine="fused")
     with pytest.raises(BenchError, match="fused runs keep no per-epoch checkpoints"):
-        execute(Workspace(digits_track, trained_results, engine=FUSED), config,
-                FileCheckpoint.for_run(tmp_path, config))
+        execute(Workspace(digits_track, ResultsLayout(trained_results), engine=FUSED), config,
+                FileCheckpoint.for_run(tmp_path, config.run_id))
 
 
 def test_perf_times_fused_runs_for_the_grid():
@@ -226,18 +227,18 @@ def test_verify_reruns_a_fused_record_with_its_whole_group_bit_for_bit(digits_tr
     results = tmp_path / "results"
     shutil.copytree(trained_results / "digits-cnn" / "dense", results / "digits-cnn" / "dense")
     configs = _configs(digits_track, ["l1-norm"], ["clr"], budgets=(2,), seeds=(0, 1), engine="fused")
-    run_grid(digits_track, configs, results, PoolExecutor(results, engine=FUSED))
-    records = load_records(results, "digits-cnn")[0]
+    run_grid(digits_track, configs, ResultsLayout(results), PoolExecutor(ResultsLayout(results), engine=FUSED))
+    records = load_records(ResultsLayout(results), "digits-cnn")[0]
     assert all(sorted(r.fused_group) == sorted(c.run_id for c in configs) for r in records)
     repeated = []
     monkeypatch.setattr(verify, "execute_group",
                         lambda ws, configs: repeated.append(configs) or execute_group(ws, configs))
-    checked = verify_results(results, rerun_count=2, seed=0)
+    checked = verify_results(ResultsLayout(results), rerun_count=2, seed=0)
     assert not checked.problems and len(checked.reruns) == 2
     assert len(repeated) == 1, "two records of one group: the group is retrained once"
     assert all(r.reproduced == r.stored for r in checked.reruns)
     (results / "digits-cnn" / f"{records[0].fused_group[-1]}.json").unlink()
-    broken = verify_results(results, rerun_count=3, seed=0)
+    broken = verify_results(ResultsLayout(results), rerun_count=3, seed=0)
     assert any("restore it to rerun" in p.message for p in broken.problems)
 
 
@@ -245,4 +246,4 @@ def test_a_group_whose_runs_no_longer_share_an_architecture_is_refused_in_one_li
     (a,) = _configs(digits_track, ["l1-norm"], ["ft"], budgets=(1,), twins=False, engine="fused")
     (b,) = _configs(digits_track, ["magnitude-layerwise"], ["ft"], budgets=(1,), twins=False, engine="fused")
     with pytest.raises(BenchError, match="no longer prune to one architecture"):
-        execute_group(Workspace(digits_track, trained_results, engine=FUSED), [a, b])
+        execute_group(Workspace(digits_track, ResultsLayout(trained_results), engine=FUSED), [a, b])

@@ -11,16 +11,18 @@ import numpy as np
 import pytest
 import torch
 
-from harness.errors import BenchError
-from harness.executors import run_grid
-from harness.grid import Selection, expand
-from harness.isolation import Isolation, Limits, plan_from_data, plan_to_data
-from harness.plans import ChannelPlan, MaskPlan, validate_plan
-from harness.plugins import load_plugin
-from harness.records import load_records, read_record, record_path
-from harness.runner import METHOD_BATCHES, Workspace
-from harness.seeding import generator
-from harness.submit import WorkspaceExecutor
+from harness.core.errors import BenchError
+from harness.core.layout import ResultsLayout
+from harness.core.seeding import generator
+from harness.grid.driver import run_grid
+from harness.grid.local import LocalExecutor
+from harness.grid.selection import Selection, expand
+from harness.methods.isolation import Isolation, Limits, plan_from_data, plan_to_data
+from harness.methods.plugins import load_plugin
+from harness.plans import ChannelPlan, MaskPlan
+from harness.prune.validation import validate_plan
+from harness.run.pipeline import METHOD_BATCHES, Workspace, execute
+from harness.run.record import load_records, read_record, record_path
 
 PLUGINS = {
     "probe-raises": ("""
@@ -88,7 +90,7 @@ def results(tmp_path_factory, digits_track, trained_results):
     """A results folder with the seed-0 dense baseline and one finished l1-norm run."""
     folder = tmp_path_factory.mktemp("isolation")
     shutil.copytree(trained_results / digits_track.name / "dense", folder / digits_track.name / "dense")
-    run_grid(digits_track, configs(digits_track, "l1-norm"), folder, WorkspaceExecutor(Workspace(digits_track, folder)))
+    run_grid(digits_track, configs(digits_track, "l1-norm"), ResultsLayout(folder), LocalExecutor(ResultsLayout(folder)))
     return folder
 
 
@@ -114,27 +116,26 @@ def test_a_plugin_that_fails_is_recorded_with_its_cause_and_limit_and_nothing_el
     body, limits, expected = PLUGINS[name]
     method, path = plugin(tmp_path, name, body)
     before = snapshot(results, digits_track)
-    workspace = Workspace(digits_track, results)
-    workspace.isolation = Isolation(limits)
     (config,) = configs(digits_track, method.name)
-    outcome = run_grid(digits_track, [config], results, WorkspaceExecutor(workspace))
+    executor = LocalExecutor(ResultsLayout(results), isolation=Isolation(limits))
+    outcome = run_grid(digits_track, [config], ResultsLayout(results), executor)
     (record,) = outcome.written
     assert record.status == "failed" and record.test_acc is None and record.retrain_steps is None
     assert record.error.startswith(f"method '{name}' ({path}): ")
     assert re.search(expected.format(path=re.escape(str(path))), record.error), record.error
-    assert read_record(record_path(results, config)) == record
+    assert read_record(record_path(ResultsLayout(results), config)) == record
     assert record.method_digest == hashlib.sha256(path.read_bytes()).hexdigest()
     after = snapshot(results, digits_track)
     assert {k: v for k, v in after.items() if k in before} == before
     assert set(after) - set(before) == {f"{config.run_id}.json"}
-    assert load_records(results)[1] == []
+    assert load_records(ResultsLayout(results))[1] == []
 
 
 def test_an_invalid_plan_from_a_plugin_is_refused_by_the_harness_validation(tmp_path, results, digits_track):
     method, _ = plugin(tmp_path, "probe-invalid", INVALID)
     before = snapshot(results, digits_track)
     (config,) = configs(digits_track, method.name)
-    (record,) = run_grid(digits_track, [config], results, WorkspaceExecutor(Workspace(digits_track, results))).written
+    (record,) = run_grid(digits_track, [config], ResultsLayout(results), LocalExecutor(ResultsLayout(results))).written
     assert record.status == "failed"
     assert record.error == "method 'probe-invalid', layer 'features.0': channel index out of range 0..15"
     after = snapshot(results, digits_track)
@@ -145,21 +146,21 @@ def test_the_child_gets_the_model_and_bounded_training_batches_and_runs_once_per
         tmp_path, results, digits_track):
     log = tmp_path / "calls.jsonl"
     method, _ = plugin(tmp_path, "probe-random", PROBE.format(log=str(log)))
-    workspace = Workspace(digits_track, results)
+    workspace = Workspace(digits_track, ResultsLayout(results))
     model = workspace.dense_model(0)
     for twin in (False, True):
         assert workspace.make_plan(method.name, "uniform-50", 0, model, twin) == \
             workspace.make_plan("random", "uniform-50", 0, model, twin)
     grid = configs(digits_track, method.name, schedules=("none", "ft"), twins=True)
-    outcome = run_grid(digits_track, grid, results, WorkspaceExecutor(workspace))
-    assert [r.status for r in outcome.written] == ["ok"] * 4
+    records = [execute(workspace, config) for config in grid]
+    assert [r.status for r in records] == ["ok"] * 4
     (facts,) = [json.loads(line) for line in log.read_text().splitlines()]
     first, _ = next(workspace.splits.train.batches(digits_track.recipe.batch_size, shuffle=True, augment=False,
                                                    generator=generator(0, "method-data")))
     assert facts["batches"] == METHOD_BATCHES and facts["shapes"] == [[64, 1, 8, 8]] * METHOD_BATCHES
     assert facts["first"] == hashlib.sha256(first.numpy().tobytes()).hexdigest()
     assert facts["model"] == "DigitsCNN" and facts["cwd_files"] == []
-    assert str(results) not in facts["cwd"] and workspace.splits.test_reads == len(outcome.written)
+    assert str(results) not in facts["cwd"] and workspace.splits.test_reads == len(records)
 
 
 def test_a_plan_travels_as_data_and_validation_sees_what_the_method_returned():

@@ -7,11 +7,18 @@ import torch
 from typer.testing import CliRunner
 
 from harness.cli import app
-from harness.errors import BenchError
-from harness.grid import expand, select
-from harness.latency import LatencyComparison, LatencyMeasurement, LatencySettings, compare_latency, measure_latency
+from harness.core.errors import BenchError
+from harness.core.layout import ResultsLayout
+from harness.grid.selection import expand, select
 from harness.models import create_model
-from harness.runner import Workspace, execute
+from harness.prune.latency import (
+    LatencyComparison,
+    LatencyMeasurement,
+    LatencySettings,
+    compare_latency,
+    measure_latency,
+)
+from harness.run.pipeline import Workspace, execute
 
 
 def test_median_and_interquartile_range_follow_numpys_definitions():
@@ -53,7 +60,7 @@ def test_bench_latency_reports_medians_spread_and_macs_side_by_side():
 
 
 def test_a_run_can_record_dense_and_pruned_latency(digits_track, trained_results):
-    workspace = Workspace(digits_track, trained_results, latency=LatencySettings(warmup=0, repeats=2))
+    workspace = Workspace(digits_track, ResultsLayout(trained_results), latency=LatencySettings(warmup=0, repeats=2))
     config = expand(digits_track, select(digits_track, methods=["l1-norm"], targets=["uniform-50"],
                                          schedules=["none"], seeds=[0], twins=False))[0]
     record = execute(workspace, config)

@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 
 import pytest
+from audit_fixtures import cell, fair_records, noisy, replace_cell
 from typer.testing import CliRunner
 
-from audit_fixtures import cell, fair_records, noisy, replace_cell
 from harness.audit import audit
 from harness.cli import app
-from harness.leaderboard import build_leaderboard
-from harness.records import write_record
+from harness.core.layout import ResultsLayout
+from harness.publish.leaderboard import build_leaderboard
+from harness.run.record import write_record
 
 
 def board(records):
@@ -83,7 +84,7 @@ def test_missing_twins_show_as_no_twin_and_fail_r9():
 @pytest.fixture
 def results(tmp_path):
     for record in fair_records():
-        write_record(tmp_path, record)
+        write_record(ResultsLayout(tmp_path), record)
     return tmp_path
 
 

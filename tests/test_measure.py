@@ -3,10 +3,10 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize, prune
 
-from harness.errors import BenchError
-from harness.measure import Counts, count, count_flop_counter_mode
+from harness.core.errors import BenchError
 from harness.models import create_model
 from harness.models.vgg import POOL, CifarVGG
+from harness.prune.counting import Counts, count, count_flop_counter_mode
 
 CIFAR_SHAPE = (3, 32, 32)
 SHIPPED_SMALL_MODELS = {

@@ -11,17 +11,19 @@ from torch import nn
 from typer.testing import CliRunner
 
 from harness.cli import app
-from harness.errors import BenchError
-from harness.grid import expand, select
-from harness.measure import count, count_sparse
-from harness.methods import PruningContext, get_method, list_methods
-from harness.methods import registry
+from harness.core.errors import BenchError
+from harness.core.layout import ResultsLayout
+from harness.grid.selection import expand, select
+from harness.methods import PruningContext, get_method, list_methods, registry
 from harness.models import create_model
-from harness.plans import ChannelPlan, MaskPlan, keep_top, random_twin, validate_plan
-from harness.runner import Workspace, execute
-from harness.surgery import apply_masks, prune_channels
-from harness.targets import resolve_target
-from harness.tracks import Target
+from harness.plans import ChannelPlan, MaskPlan, keep_top
+from harness.prune.allocation import resolve_target
+from harness.prune.counting import count, count_sparse
+from harness.prune.surgery import apply_masks, prune_channels
+from harness.prune.twins import random_twin
+from harness.prune.validation import validate_plan
+from harness.run.pipeline import Workspace, execute
+from harness.track.definition import Target
 
 CIFAR = (3, 32, 32)
 MODELS = {"digits-cnn": (1, 8, 8), "cifar-resnet56": CIFAR, "cifar-vgg16": CIFAR}
@@ -225,7 +227,7 @@ def runs(track, **choices):
 
 
 def test_an_unstructured_run_records_sparsity_and_theoretical_macs(digits_track, trained_results):
-    workspace = Workspace(digits_track, trained_results)
+    workspace = Workspace(digits_track, ResultsLayout(trained_results))
     config = runs(digits_track, methods=["magnitude-layerwise"], targets=["uniform-75"])[0]
     record = execute(workspace, config)
     assert record.status == "ok"
@@ -237,7 +239,7 @@ def test_an_unstructured_run_records_sparsity_and_theoretical_macs(digits_track,
 
 
 def test_a_globally_ranking_run_meets_the_macs_goal_and_its_twin_keeps_its_counts(digits_track, trained_results):
-    workspace = Workspace(digits_track, trained_results)
+    workspace = Workspace(digits_track, ResultsLayout(trained_results))
     plain, twin = runs(digits_track, methods=["taylor"], targets=["macs-50"], schedules=["none"], twins=True)
     records = execute(workspace, plain), execute(workspace, twin)
     assert all(r.status == "ok" for r in records)
@@ -253,7 +255,7 @@ def test_an_invalid_plan_fails_the_run_before_any_retraining(digits_track, train
     monkeypatch.setitem(registry._METHODS, "keeps-everything",
                         registry.Method("keeps-everything", "structured", False, "test", keeps_too_much))
     config = runs(digits_track, methods=["keeps-everything"], targets=["uniform-50"])[0]
-    record = execute(Workspace(digits_track, trained_results), config)
+    record = execute(Workspace(digits_track, ResultsLayout(trained_results)), config)
     assert record.status == "failed"
     assert record.error == ("method 'keeps-everything', layer 'features.0': keeps 16 channels "
                             "but the target asks for 8")

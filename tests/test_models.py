@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from harness.errors import BenchError
+from harness.core.errors import BenchError
 from harness.models import create_model, list_models, prunable_layers, register_model
 from harness.models.cifar_resnet import ZeroPadShortcut
 from harness.models.vgg import VGG16_CFG

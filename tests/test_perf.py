@@ -4,18 +4,25 @@ import json
 
 import pytest
 import torch
+from conftest import TRACKS
 from PIL import Image
 from torchvision import transforms
 from typer.testing import CliRunner
 
 from harness.cli import app
-from harness.errors import BenchError
-from harness.fastpath import EngineSettings
-from harness.perf import PerfSettings, cifar_shaped_track, compare_engines, measure, perf_splits, reference_dataset
+from harness.core.errors import BenchError
+from harness.core.layout import ResultsLayout
+from harness.protocols.perf import (
+    PerfSettings,
+    cifar_shaped_track,
+    compare_engines,
+    measure,
+    perf_splits,
+    reference_dataset,
+)
 from harness.stats import tost, welch_test
-from harness.tracks import load_track
-
-from conftest import TRACKS
+from harness.track.definition import load_track
+from harness.train.engines import EngineSettings
 
 runner = CliRunner()
 
@@ -69,7 +76,7 @@ def test_bad_options_are_one_line_errors(arguments, message):
 
 
 def test_graph_engine_is_equivalent_to_the_plain_loop_on_digits(digits_track, trained_results):
-    result = compare_engines(digits_track, trained_results, EngineSettings("graph"), seeds=[0, 5, 10, 15],
+    result = compare_engines(digits_track, ResultsLayout(trained_results), EngineSettings("graph"), seeds=[0, 5, 10, 15],
                              schedule="clr", budget=3)
     assert result.seeds == (0, 5, 10, 15) and result.synthetic is False
     assert result.tost == tost(result.fast, result.plain, 0.005, paired=True)
@@ -94,6 +101,6 @@ def test_cifar_shaped_track_keeps_the_protocol_and_says_what_changed():
 def test_graph_engine_is_equivalent_to_the_plain_loop_on_cifar_shaped_data(tmp_path):
     track = cifar_shaped_track(load_track("cifar10-resnet56", TRACKS), "cifar-resnet20", train_size=128,
                                eval_size=64, dense_epochs=2)
-    result = compare_engines(track, tmp_path, EngineSettings("graph"), seeds=[0, 1, 2], schedule="ft", budget=1)
+    result = compare_engines(track, ResultsLayout(tmp_path), EngineSettings("graph"), seeds=[0, 1, 2], schedule="ft", budget=1)
     assert result.synthetic and len(result.plain) == len(result.fast) == 3
     assert result.equivalent and result.welch.pvalue > 0.05

@@ -3,12 +3,12 @@
 import pytest
 import torch
 
-from harness.errors import BenchError
+from harness.core.errors import BenchError
 from harness.models import create_model, prunable_layers
-from harness.persist import load_pruned, save_pruned
 from harness.plans import ChannelPlan, keep_top, keep_top_weights
-from harness.surgery import apply_masks, prune_channels
-from harness.targets import fixed_configuration
+from harness.prune.allocation import fixed_configuration
+from harness.prune.persist import load_pruned, save_pruned
+from harness.prune.surgery import apply_masks, prune_channels
 
 CIFAR = (3, 32, 32)
 

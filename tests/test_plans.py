@@ -3,16 +3,16 @@
 import pytest
 import torch
 
-from harness.errors import BenchError
+from harness.core.errors import BenchError
 from harness.plans import (
     ChannelPlan,
     MaskPlan,
     keep_counts,
     keep_top,
     keep_top_weights,
-    random_twin,
-    validate_plan,
 )
+from harness.prune.twins import random_twin
+from harness.prune.validation import validate_plan
 
 SHAPES = {"conv1": (4,), "conv2": (6,)}
 KEEP = {"conv1": 2, "conv2": 3}

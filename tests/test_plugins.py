@@ -9,9 +9,16 @@ import pytest
 from typer.testing import CliRunner
 
 from harness.cli import app
-from harness.errors import BenchError
+from harness.core.errors import BenchError
 from harness.methods import get_method
-from harness.plugins import PluginMethod, is_plugin, load_plugin, load_plugins, method_digest, method_source
+from harness.methods.plugins import (
+    PluginMethod,
+    is_plugin,
+    load_plugin,
+    load_plugins,
+    method_digest,
+    method_source,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "bench" / "methods" / "example_apoz.py"

@@ -20,22 +20,23 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
+from conftest import REPO  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
-from harness.cells import CellKey  # noqa: E402
-from harness.checkpoints import FileCheckpoint, checkpoint_dir  # noqa: E402
 from harness.cli import app  # noqa: E402
-from harness.errors import BenchError  # noqa: E402
-from harness.executors import LocalExecutor, run_grid  # noqa: E402
-from harness.grid import expand, select  # noqa: E402
+from harness.core.errors import BenchError  # noqa: E402
+from harness.core.layout import ResultsLayout
+from harness.grid.driver import run_grid  # noqa: E402
+from harness.grid.local import LocalExecutor
+from harness.grid.ray import RayExecutor  # noqa: E402
+from harness.grid.selection import expand, select  # noqa: E402
 from harness.methods import get_method, register_method  # noqa: E402
-from harness.ray_executor import RayExecutor  # noqa: E402
-from harness.records import RunConfig, load_records  # noqa: E402
-from harness.runner import Workspace, execute  # noqa: E402
-from harness.tracks import TRACKS_ENV, load_track_file  # noqa: E402
-from harness.tune import TuneOptions, tune_cells  # noqa: E402
-
-from conftest import REPO  # noqa: E402
+from harness.run.cells import CellKey  # noqa: E402
+from harness.run.pipeline import Workspace, execute  # noqa: E402
+from harness.run.record import RunConfig, load_records  # noqa: E402
+from harness.track.definition import TRACKS_ENV, load_track_file  # noqa: E402
+from harness.train.checkpoints import FileCheckpoint  # noqa: E402
+from harness.tune.search import TuneOptions, tune_cells  # noqa: E402
 
 TRACK_TOML = """
 name = "ray-digits"
@@ -96,7 +97,7 @@ def local_ray():
 @pytest.fixture(scope="module")
 def dense_results(tmp_path_factory, track):
     results = tmp_path_factory.mktemp("dense")
-    workspace = Workspace(track, results)
+    workspace = Workspace(track, ResultsLayout(results))
     for seed in track.seeds.dense:
         workspace.dense(seed)
     return results
@@ -120,12 +121,12 @@ def outcome_of(record):
 def test_a_grid_on_ray_gives_the_local_executors_records(track, local_ray, results, tmp_path):
     configs = grid(track)
     local_results = shutil.copytree(results, tmp_path / "local")
-    on_ray = run_grid(track, configs, results, RayExecutor(results))
-    local = run_grid(track, configs, local_results, LocalExecutor(local_results))
+    on_ray = run_grid(track, configs, ResultsLayout(results), RayExecutor(ResultsLayout(results)))
+    local = run_grid(track, configs, ResultsLayout(local_results), LocalExecutor(ResultsLayout(local_results)))
     assert len(configs) == 8 and on_ray.failed == [] and on_ray.skipped == 0
     assert {r.id: outcome_of(r) for r in on_ray.written} == {r.id: outcome_of(r) for r in local.written}
-    assert {r.id for r in load_records(results)[0]} == {c.run_id for c in configs}
-    assert not any(checkpoint_dir(results, track.name).glob("*"))
+    assert {r.id for r in load_records(ResultsLayout(results))[0]} == {c.run_id for c in configs}
+    assert not any(ResultsLayout(results).checkpoints(track.name).glob("*"))
 
 
 def exit_once_checkpointed(path):
@@ -151,14 +152,14 @@ def test_a_worker_killed_mid_run_is_retried_and_continues_from_its_checkpoint(tr
         return l1_norm.select(context)
 
     dying = grid(track, methods=["ray-test-dies-once"], schedules=["ft"], budgets=[30], seeds=[0], twins=False)[0]
-    checkpoint = FileCheckpoint.for_run(folder, dying).path
+    checkpoint = FileCheckpoint.for_run(folder, dying.run_id).path
     others = grid(track, schedules=["ft"], seeds=[1])
-    outcome = run_grid(track, [dying, *others], results, RayExecutor(results, max_retries=1, checkpoint_folder=folder))
+    outcome = run_grid(track, [dying, *others], ResultsLayout(results), RayExecutor(ResultsLayout(results), max_retries=1, checkpoint_folder=folder))
 
     assert [r.status for r in outcome.written].count("ok") == 3
     (first_pid, first_epochs), (second_pid, resumed_at) = [line.split() for line in attempts.read_text().splitlines()]
     assert first_pid != second_pid and first_epochs == "0" and 1 <= int(resumed_at) < 30
-    straight = execute(Workspace(track, results), RunConfig(**{**dying.model_dump(), "method": "l1-norm"}))
+    straight = execute(Workspace(track, ResultsLayout(results)), RunConfig(**{**dying.model_dump(), "method": "l1-norm"}))
     record = next(r for r in outcome.written if r.id == dying.run_id)
     assert (record.test_acc, record.curves) == (straight.test_acc, straight.curves)
     assert list(folder.iterdir()) == []
@@ -184,7 +185,7 @@ def test_a_runs_own_failure_is_recorded_once_with_its_traceback(track, local_ray
     failing = grid(track, methods=["ray-test-raises"], schedules=["ft"], seeds=[0], twins=False)[0]
     counted_run = grid(track, methods=["ray-test-counted"], schedules=["ft"], seeds=[0], twins=False)[0]
     bad_schedule = RunConfig(**{**counted_run.model_dump(), "schedule_params": {"no_such_param": 1.0}})
-    outcome = run_grid(track, [failing, bad_schedule], results, RayExecutor(results, max_retries=2))
+    outcome = run_grid(track, [failing, bad_schedule], ResultsLayout(results), RayExecutor(ResultsLayout(results), max_retries=2))
 
     assert sorted(calls.read_text().split()) == ["counted", "raises"]
     by_id = {r.id: r for r in outcome.written}
@@ -193,7 +194,7 @@ def test_a_runs_own_failure_is_recorded_once_with_its_traceback(track, local_ray
     assert "in resolve_params" in by_id[bad_schedule.run_id].error  # a frame of the worker's traceback
     assert by_id[bad_schedule.run_id].error.endswith("has no hyperparameter 'no_such_param' (tunable: lr); "
                                                      "everything else is fixed by the track")
-    again = run_grid(track, [failing, bad_schedule], results, RayExecutor(results))
+    again = run_grid(track, [failing, bad_schedule], ResultsLayout(results), RayExecutor(ResultsLayout(results)))
     assert again.skipped == 2 and sorted(calls.read_text().split()) == ["counted", "raises"]
 
 
@@ -210,7 +211,7 @@ def test_a_killed_bench_run_on_ray_resumes(tracks, local_ray, tmp_path, monkeypa
         time.sleep(0.05)
     os.killpg(driver.pid, signal.SIGKILL)
     driver.wait()
-    survivors, problems = load_records(tmp_path)
+    survivors, problems = load_records(ResultsLayout(tmp_path))
     assert problems == [] and len(survivors) >= 3
     written_before = {path: path.read_text() for path in folder.glob("*.json")}
     rerun = CliRunner().invoke(app, arguments)
@@ -219,8 +220,8 @@ def test_a_killed_bench_run_on_ray_resumes(tracks, local_ray, tmp_path, monkeypa
     assert summary["planned"] == 12 and summary["skipped"] == len(survivors)
     assert summary["skipped"] + summary["written"] == 12
     assert all(path.read_text() == text for path, text in written_before.items())
-    assert len(load_records(tmp_path)[0]) == 12
-    assert not any(checkpoint_dir(tmp_path, "ray-digits").glob("*"))
+    assert len(load_records(ResultsLayout(tmp_path))[0]) == 12
+    assert not any(ResultsLayout(tmp_path).checkpoints("ray-digits").glob("*"))
 
 
 def test_tuning_workers_share_one_storage_and_run_exactly_the_requested_trials(tracks, track, local_ray, results,
@@ -239,7 +240,7 @@ def test_tuning_workers_share_one_storage_and_run_exactly_the_requested_trials(t
     exported = [json.loads((results / "ray-digits" / "tuning" / f"{s['study']}.json").read_text()) for s in studies]
     cells = [CellKey("ray-digits", "l1-norm", twin, "half", "ft", 2) for twin in (False, True)]
     one_machine = TuneOptions(trials=3, seeds=(0,), pruner="none", storage=f"sqlite:///{tmp_path / 'one.db'}")
-    sequential = tune_cells(Workspace(track, results), cells, one_machine)
+    sequential = tune_cells(Workspace(track, ResultsLayout(results)), cells, one_machine)
     assert [[(t["params"], t["value"]) for t in e["trials"]] for e in exported] == [
         [(t.params, t.value) for t in h.trials] for h in sequential]
 
@@ -258,5 +259,5 @@ def test_ray_options_are_checked_before_anything_runs(tracks, track, local_ray, 
         invoked = CliRunner().invoke(app, [*base, *extra])
         assert invoked.exit_code == 2 and message in invoked.output, (extra, invoked.output)
     with pytest.raises(BenchError, match="asks for more than the Ray cluster's 0 GPU"):
-        next(RayExecutor(results, gpus_per_run=0.5).map(track, grid(track)))
-    assert load_records(results)[0] == []
+        next(RayExecutor(ResultsLayout(results), gpus_per_run=0.5).map(track, grid(track)))
+    assert load_records(ResultsLayout(results))[0] == []

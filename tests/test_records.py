@@ -4,7 +4,15 @@ import json
 
 import pytest
 
-from harness.records import RunConfig, RunRecord, load_records, read_record, record_path, write_record
+from harness.core.layout import ResultsLayout
+from harness.run.record import (
+    RunConfig,
+    RunRecord,
+    load_records,
+    read_record,
+    record_path,
+    write_record,
+)
 
 
 def config(**changes):
@@ -32,14 +40,14 @@ def test_adding_a_field_at_its_default_keeps_the_hash():
 
 def test_round_trip(tmp_path):
     original = record()
-    path = write_record(tmp_path, original)
-    assert path == record_path(tmp_path, original) and path.name == f"{original.id}.json"
+    path = write_record(ResultsLayout(tmp_path), original)
+    assert path == record_path(ResultsLayout(tmp_path), original) and path.name == f"{original.id}.json"
     assert read_record(path) == original
     assert not [p for p in path.parent.iterdir() if p.suffix == ".tmp"]
 
 
 def test_edited_content_no_longer_matches_its_name(tmp_path):
-    path = write_record(tmp_path, record())
+    path = write_record(ResultsLayout(tmp_path), record())
     raw = json.loads(path.read_text())
     raw["seed"] = 7
     path.write_text(json.dumps(raw))
@@ -48,12 +56,12 @@ def test_edited_content_no_longer_matches_its_name(tmp_path):
 
 
 def test_load_records_reports_bad_files_and_keeps_good_ones(tmp_path):
-    good = write_record(tmp_path, record())
+    good = write_record(ResultsLayout(tmp_path), record())
     (good.parent / "broken.json").write_text("{not json")
     (good.parent / "schema.json").write_text(json.dumps({"track": "digits-cnn"}))
     renamed = good.parent / "0000000000000000.json"
-    renamed.write_text(write_record(tmp_path, record(seed=3)).read_text())
-    records, problems = load_records(tmp_path)
+    renamed.write_text(write_record(ResultsLayout(tmp_path), record(seed=3)).read_text())
+    records, problems = load_records(ResultsLayout(tmp_path))
     assert len(records) == 2
     reasons = {p.path.name: p.reason for p in problems}
     assert "not readable JSON" in reasons["broken.json"]
@@ -62,4 +70,4 @@ def test_load_records_reports_bad_files_and_keeps_good_ones(tmp_path):
 
 
 def test_an_empty_results_folder_gives_no_records(tmp_path):
-    assert load_records(tmp_path / "missing") == ([], [])
+    assert load_records(ResultsLayout(tmp_path / "missing")) == ([], [])

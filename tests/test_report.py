@@ -7,19 +7,20 @@ import json
 from pathlib import Path
 
 import pytest
+from audit_fixtures import TARGET, TRACK, cell, fair_records, noisy, replace_cell
 from typer.testing import CliRunner
 
-from audit_fixtures import TARGET, TRACK, cell, fair_records, noisy, replace_cell
 from harness import __version__
 from harness.audit import audit
 from harness.audit.claims import Claim
 from harness.audit.reported import ReportedResult, to_records
 from harness.audit.tuning import TuningStudy
 from harness.cli import app
-from harness.leaderboard import build_leaderboard
-from harness.records import write_record
-from harness.report import write_report
-from harness.report.html import markdown_to_html, render_html
+from harness.core.layout import ResultsLayout
+from harness.publish.leaderboard import build_leaderboard
+from harness.publish.report import write_report
+from harness.publish.report.html import markdown_to_html, render_html
+from harness.run.record import write_record
 
 runner = CliRunner()
 
@@ -107,7 +108,7 @@ def test_audit_json_carries_cells_comparisons_and_findings(written):
 def results(tmp_path):
     folder = tmp_path / "results"
     for record in fair_records():
-        write_record(folder, record)
+        write_record(ResultsLayout(folder), record)
     return folder
 
 
@@ -123,7 +124,7 @@ def test_audit_command_exits_zero_when_clean_and_prints_the_json_contract(result
 
 def test_audit_command_exits_one_on_a_fail_finding_and_writes_the_track_report(results):
     for record in replace_cell(fair_records(), "beta", "ft", retrain_steps=150):
-        write_record(results, record)
+        write_record(ResultsLayout(results), record)
     outcome = runner.invoke(app, ["audit", "--results", str(results), "--track", TRACK])
     assert outcome.exit_code == 1
     assert "fail R1" in outcome.stdout

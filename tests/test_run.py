@@ -8,14 +8,15 @@ import sys
 import time
 
 import pytest
-
-from harness import dense as dense_module
-from harness.executors import LocalExecutor, run_grid
-from harness.grid import expand, select
-from harness.records import RunConfig, load_records, record_path
-from harness.runner import Workspace, execute
-
 from conftest import REPO
+
+from harness.core.layout import ResultsLayout
+from harness.dense import baseline as dense_module
+from harness.grid.driver import run_grid
+from harness.grid.local import LocalExecutor
+from harness.grid.selection import expand, select
+from harness.run.pipeline import Workspace, execute
+from harness.run.record import RunConfig, load_records, record_path
 
 
 def small_grid(track, **changes):
@@ -25,7 +26,7 @@ def small_grid(track, **changes):
 
 
 def test_a_run_record_has_every_promised_field(digits_track, trained_results):
-    workspace = Workspace(digits_track, trained_results)
+    workspace = Workspace(digits_track, ResultsLayout(trained_results))
     config = small_grid(digits_track, schedules=["slr"], seeds=[0])[0]
     record = execute(workspace, config)
     assert record.status == "ok" and record.id == config.run_id
@@ -41,7 +42,7 @@ def test_a_run_record_has_every_promised_field(digits_track, trained_results):
 
 
 def test_the_test_split_is_read_once_per_run_and_only_at_the_end(digits_track, trained_results):
-    workspace = Workspace(digits_track, trained_results)
+    workspace = Workspace(digits_track, ResultsLayout(trained_results))
     workspace.dense(0)
     reads = workspace.splits.test_reads
     config = small_grid(digits_track, schedules=["ft"], seeds=[0])[0]
@@ -51,7 +52,7 @@ def test_the_test_split_is_read_once_per_run_and_only_at_the_end(digits_track, t
 
 
 def test_the_random_twin_keeps_the_same_count_in_every_layer(digits_track, trained_results):
-    workspace = Workspace(digits_track, trained_results)
+    workspace = Workspace(digits_track, ResultsLayout(trained_results))
     method, twin = [c for c in small_grid(digits_track, schedules=["none"], seeds=[0])]
     assert twin.twin and not method.twin
     a, b = execute(workspace, method), execute(workspace, twin)
@@ -62,17 +63,17 @@ def test_the_random_twin_keeps_the_same_count_in_every_layer(digits_track, train
 def test_a_diverging_run_is_recorded_and_the_grid_goes_on(digits_track, trained_results):
     good = small_grid(digits_track, schedules=["ft"], seeds=[0])[0]
     exploding = RunConfig(**{**good.model_dump(), "schedule_params": {"lr": 1e6}})
-    outcome = run_grid(digits_track, [exploding, good], trained_results, LocalExecutor(trained_results))
+    outcome = run_grid(digits_track, [exploding, good], ResultsLayout(trained_results), LocalExecutor(ResultsLayout(trained_results)))
     statuses = [r.status for r in outcome.written]
     assert statuses == ["diverged", "ok"]
     assert outcome.written[0].test_acc is None
-    stored = json.loads(record_path(trained_results, exploding).read_text())
+    stored = json.loads(record_path(ResultsLayout(trained_results), exploding).read_text())
     assert stored["status"] == "diverged"
 
 
 def test_the_dense_baseline_is_cached_by_hash(digits_track, trained_results, monkeypatch):
     monkeypatch.setattr(dense_module, "train", lambda *a, **k: pytest.fail("dense baseline retrained"))
-    baseline = Workspace(digits_track, trained_results).dense(0)
+    baseline = Workspace(digits_track, ResultsLayout(trained_results)).dense(0)
     assert baseline.test_acc > 0.9
 
 
@@ -91,12 +92,12 @@ def test_an_interrupted_grid_resumes_without_redoing_anything(digits_track, trai
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        run_grid(digits_track, configs, results, LocalExecutor(results), on_record=interrupt_after_three)
-    assert len(load_records(results)[0]) == 3
-    outcome = run_grid(digits_track, configs, results, LocalExecutor(results))
+        run_grid(digits_track, configs, ResultsLayout(results), LocalExecutor(ResultsLayout(results)), on_record=interrupt_after_three)
+    assert len(load_records(ResultsLayout(results))[0]) == 3
+    outcome = run_grid(digits_track, configs, ResultsLayout(results), LocalExecutor(ResultsLayout(results)))
     assert outcome.skipped == 3 and len(outcome.written) == len(configs) - 3
     assert not {r.id for r in outcome.written} & set(seen)
-    again = run_grid(digits_track, configs, results, LocalExecutor(results))
+    again = run_grid(digits_track, configs, ResultsLayout(results), LocalExecutor(ResultsLayout(results)))
     assert again.skipped == len(configs) and again.written == []
 
 
@@ -112,30 +113,30 @@ def test_a_killed_bench_run_loses_nothing(tmp_path):
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    survivors = load_records(tmp_path)
+    survivors = load_records(ResultsLayout(tmp_path))
     assert survivors[1] == [] and len(survivors[0]) >= 3
     finished = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True)
     summary = json.loads(finished.stdout)
     assert summary["skipped"] >= len(survivors[0]) and summary["planned"] == 12
     assert summary["skipped"] + summary["written"] == 12
-    assert len(load_records(tmp_path)[0]) == 12
+    assert len(load_records(ResultsLayout(tmp_path))[0]) == 12
 
 
 def test_an_unreadable_record_is_rerun_not_skipped(digits_track, trained_results):
     config = small_grid(digits_track, schedules=["ft"], seeds=[0])[0]
-    run_grid(digits_track, [config], trained_results, LocalExecutor(trained_results))
-    path = record_path(trained_results, config)
+    run_grid(digits_track, [config], ResultsLayout(trained_results), LocalExecutor(ResultsLayout(trained_results)))
+    path = record_path(ResultsLayout(trained_results), config)
     path.write_text("{truncated")
-    outcome = run_grid(digits_track, [config], trained_results, LocalExecutor(trained_results))
+    outcome = run_grid(digits_track, [config], ResultsLayout(trained_results), LocalExecutor(ResultsLayout(trained_results)))
     assert outcome.skipped == 0 and len(outcome.written) == 1
-    assert load_records(trained_results, "digits-cnn")[1] == []
+    assert load_records(ResultsLayout(trained_results), "digits-cnn")[1] == []
 
 
 def test_local_checkpoints_are_removed_once_the_record_is_written(digits_track, trained_results, tmp_path):
     configs = small_grid(digits_track, schedules=["clr"], seeds=[0], twins=False)
     checkpoints = tmp_path / "checkpoints"
     written = []
-    executor = LocalExecutor(trained_results, checkpoint_folder=checkpoints)
+    executor = LocalExecutor(ResultsLayout(trained_results), checkpoint_folder=checkpoints)
     for record in executor.map(digits_track, configs):
         written.append(record)
         assert list(checkpoints.glob("*.pt")), "the run saved its per-epoch state"

@@ -3,9 +3,15 @@
 import pytest
 import torch
 
-from harness.errors import BenchError
-from harness.recipe import Recipe
-from harness.schedules import SCHEDULES, get_schedule, original_step_values, resolve_params, step_values
+from harness.core.errors import BenchError
+from harness.track.recipe import Recipe
+from harness.track.schedules import (
+    SCHEDULES,
+    get_schedule,
+    original_step_values,
+    resolve_params,
+    step_values,
+)
 
 CIFAR = Recipe(lr=0.1, momentum=0.9, weight_decay=1e-4, batch_size=64, epochs=160, milestones=(80, 120))
 
@@ -97,7 +103,7 @@ def test_hyperparameter_values_must_be_valid(name, value):
 
 
 def test_recorded_warmup_equals_the_schedules_warmup():
-    from harness.schedules import warmup_epochs
+    from harness.track.schedules import warmup_epochs
 
     lrs = per_epoch("slr", 100, warmup_fraction=0.29)
     assert warmup_epochs(0.29, 100) == 29 and lrs[28] < 0.1 and lrs[29] == 0.1

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from harness.errors import BenchError
+from harness.core.errors import BenchError
 from harness.stats import (
     aggregate_iqm,
     aggregate_probability_of_improvement,

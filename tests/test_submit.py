@@ -10,13 +10,15 @@ import pytest
 from typer.testing import CliRunner
 
 from harness.cli import app
-from harness.errors import BenchError
-from harness.executors import LocalExecutor, run_grid
-from harness.grid import expand, select
-from harness.records import load_records
-from harness.submit import equal_tuning, submission_seeds, submit
-from harness.tracks import load_track, load_track_file
-from harness.tune import TuneOptions
+from harness.core.errors import BenchError
+from harness.core.layout import ResultsLayout
+from harness.grid.driver import run_grid
+from harness.grid.local import LocalExecutor
+from harness.grid.selection import expand, select
+from harness.protocols.submit import equal_tuning, submission_seeds, submit
+from harness.run.record import load_records
+from harness.track.definition import load_track, load_track_file
+from harness.tune.search import TuneOptions
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "bench" / "methods" / "example_apoz.py"
@@ -44,7 +46,7 @@ def leaderboard(tmp_path_factory):
     tracks = mini_track(root / "tracks")
     track = load_track(TRACK, tracks)
     results = root / "results"
-    run_grid(track, expand(track, select(track, full=True, methods=["l1-norm"])), results, LocalExecutor(results))
+    run_grid(track, expand(track, select(track, full=True, methods=["l1-norm"])), ResultsLayout(results), LocalExecutor(ResultsLayout(results)))
     return tracks, results
 
 
@@ -77,14 +79,14 @@ def test_the_example_plugin_submits_end_to_end(leaderboard, monkeypatch):
     assert report == results / TRACK / "submissions" / "example-apoz" / "REPORT.md"
     assert "example-apoz" in report.read_text() and (report.parent / "audit.json").exists()
     assert json.loads((report.parent / "submission.json").read_text())["rows"] == track["rows"]
-    records, problems = load_records(results, TRACK)
+    records, problems = load_records(ResultsLayout(results), TRACK)
     new = [r for r in records if r.method == "example-apoz"]
     assert problems == [] and len(new) == 30 and {r.method_digest for r in new} == {digest}
     assert sum(r.twin for r in new) == 15 and all(r.status == "ok" for r in new)
     assert {p.name: p.read_bytes() for p in (results / TRACK).glob("*.json") if p.name in before} == before
     verified = CliRunner().invoke(app, ["verify", "--results", str(results), "--json"])
     assert verified.exit_code == 0 and json.loads(verified.stdout)["checked"] == 60
-    again = submit(EXAMPLE, [TRACK], results_dir=results, tracks_dir=tracks)
+    again = submit(EXAMPLE, [TRACK], layout=ResultsLayout(results), tracks_dir=tracks)
     assert again.passed and again.tracks[0].ran == 0
     assert json.loads(json.dumps(again.as_dict()))["tracks"][0]["rows"] == track["rows"]
 
@@ -115,18 +117,18 @@ def test_tuning_uses_exactly_the_baselines_trial_budget_and_protocol(tmp_path):
     track = load_track(TRACK, mini_track(tmp_path / "tracks"))
     folder = tmp_path / "results" / TRACK / "tuning"
     with pytest.raises(BenchError, match="no entry on track 'mini-digits' was tuned"):
-        equal_tuning(tmp_path / "results", track, "example-apoz", 4)
+        equal_tuning(ResultsLayout(tmp_path / "results"), track, "example-apoz", 4)
     folder.mkdir(parents=True)
     for twin in (False, True):
         (folder / f"l1-{twin}.json").write_text(json.dumps(history(TRACK, "l1-norm", twin, 4)))
     (folder / "own.json").write_text(json.dumps(history(TRACK, "example-apoz", False, 9)))
-    options, prefix = equal_tuning(tmp_path / "results", track, "example-apoz", 4)
+    options, prefix = equal_tuning(ResultsLayout(tmp_path / "results"), track, "example-apoz", 4)
     assert (options, prefix) == (TuneOptions(trials=4, seeds=(0, 1), sampler="tpe", seed=3, pruner="median",
                                              study_prefix="base"), "base")
     with pytest.raises(BenchError) as raised:
-        equal_tuning(tmp_path / "results", track, "example-apoz", 8)
+        equal_tuning(ResultsLayout(tmp_path / "results"), track, "example-apoz", 8)
     assert str(raised.value) == ("--tune-trials 8 differs from the 4 trials every baseline on track 'mini-digits' "
                                  "was tuned with; pass --tune-trials 4")
     (folder / "other.json").write_text(json.dumps(history(TRACK, "l2-norm", False, 6)))
     with pytest.raises(BenchError, match=r"tuned with unequal budgets \[4, 6\]"):
-        equal_tuning(tmp_path / "results", track, "example-apoz", 4)
+        equal_tuning(ResultsLayout(tmp_path / "results"), track, "example-apoz", 4)

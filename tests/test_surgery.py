@@ -6,14 +6,14 @@ import copy
 import pytest
 import torch
 
+from harness.core.errors import BenchError
 from harness.data.splits import TensorSplit
-from harness.errors import BenchError
 from harness.models import create_model, prunable_layers
 from harness.plans import ChannelPlan, MaskPlan
-from harness.recipe import Recipe
-from harness.schedules import StepValues
-from harness.surgery import apply_masks, channel_dependents, prune_channels
-from harness.train import train
+from harness.prune.surgery import apply_masks, channel_dependents, prune_channels
+from harness.track.recipe import Recipe
+from harness.track.schedules import StepValues
+from harness.train.loop import train
 
 CIFAR = (3, 32, 32)
 

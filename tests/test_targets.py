@@ -12,13 +12,22 @@ import torch
 from typer.testing import CliRunner
 
 from harness.cli import app
-from harness.errors import BenchError
-from harness.measure import Estimate, count, count_flop_counter_mode, count_sparse
+from harness.core.errors import BenchError
 from harness.models import create_model
 from harness.plans import ChannelPlan, keep_top_weights
-from harness.surgery import apply_masks, prune_channels
-from harness.targets import fixed_configuration, maskable_layers, resolve_target
-from harness.tracks import Target
+from harness.prune.allocation import (
+    fixed_configuration,
+    maskable_layers,
+    resolve_target,
+)
+from harness.prune.counting import (
+    Estimate,
+    count,
+    count_flop_counter_mode,
+    count_sparse,
+)
+from harness.prune.surgery import apply_masks, prune_channels
+from harness.track.definition import Target
 
 CIFAR = (3, 32, 32)
 DIGITS = (1, 8, 8)

@@ -1,11 +1,10 @@
 """Track files: every shipped track parses, and a malformed one is one line naming file and key."""
 
 import pytest
-
-from harness.errors import BenchError
-from harness.tracks import list_tracks, load_track, load_track_file
-
 from conftest import TRACKS
+
+from harness.core.errors import BenchError
+from harness.track.definition import list_tracks, load_track, load_track_file
 
 SHIPPED = {"digits-cnn", "cifar10-resnet56", "cifar10-resnet110", "cifar10-vgg16", "cifar100-resnet56",
            "imagenet-resnet34", "imagenet-resnet50"}

@@ -12,18 +12,17 @@ import pytest
 from optuna.trial import TrialState
 from typer.testing import CliRunner
 
-from harness.cells import CellKey
 from harness.cli import app
-from harness.errors import BenchError
-from harness.grid import expand, select
-from harness.records import load_records
-from harness.runner import Workspace
-from harness.tracks import TRACKS_ENV, load_track_file
-from harness.tune import (
+from harness.core.errors import BenchError
+from harness.core.layout import ResultsLayout
+from harness.grid.selection import expand, select
+from harness.run.cells import CellKey
+from harness.run.pipeline import Workspace
+from harness.run.record import load_records
+from harness.track.definition import TRACKS_ENV, load_track_file
+from harness.tune.search import (
     TuneOptions,
-    default_storage,
     grid_points,
-    history_path,
     open_storage,
     search_space,
     study_name,
@@ -90,7 +89,7 @@ def track(tracks):
 @pytest.fixture(scope="module")
 def dense_results(track, tmp_path_factory):
     folder = tmp_path_factory.mktemp("dense")
-    Workspace(track, folder).dense(0)
+    Workspace(track, ResultsLayout(folder)).dense(0)
     return folder
 
 
@@ -113,7 +112,7 @@ def test_the_search_space_is_exactly_the_schedules_declared_tunables(track):
 def test_tuning_the_batch_size_is_refused_before_anything_runs(track, tmp_path):
     with pytest.raises(BenchError, match=r"cannot tune 'batch_size': schedule 'slr' tunes only peak_lr, "
                                          r"warmup_fraction; .*batch size.* fixed by the track"):
-        tune_cells(Workspace(track, tmp_path), [cell("slr")], TuneOptions(trials=2, seeds=(0,), params=("batch_size",)))
+        tune_cells(Workspace(track, ResultsLayout(tmp_path)), [cell("slr")], TuneOptions(trials=2, seeds=(0,), params=("batch_size",)))
     assert not (tmp_path / "tiny-digits").exists()
 
 
@@ -129,10 +128,10 @@ def test_a_schedule_without_tunables_is_a_clear_message(track, tracks, tmp_path,
 
 
 def test_tuning_reads_validation_only_and_exports_its_history(track, results):
-    workspace = Workspace(track, results)
+    workspace = Workspace(track, ResultsLayout(results))
     history = tune_cell(workspace, cell("slr", budget=2), TuneOptions(trials=2, seeds=(0,), pruner="none"))
     assert workspace.splits.test_reads == 0
-    exported = json.loads(history_path(results, "tiny-digits", history.study).read_text())
+    exported = json.loads(ResultsLayout(results).history("tiny-digits", history.study).read_text())
     assert EXPORT_KEYS <= set(exported)
     assert exported["study"] == "tiny-digits.l1-norm.half.slr.2ep" == study_name(cell("slr", budget=2))
     assert (exported["objective"], exported["split"], exported["n_trials"]) == ("val_acc", "val", 2)
@@ -148,7 +147,7 @@ def test_tuning_reads_validation_only_and_exports_its_history(track, results):
 
 
 def test_a_killed_study_resumes_to_exactly_n_trials_and_the_same_trials(track, results):
-    workspace = Workspace(track, results)
+    workspace = Workspace(track, ResultsLayout(results))
     options = TuneOptions(trials=2, seeds=(0,), pruner="none")
     straight = tune_cell(workspace, cell(), options, study="straight")
 
@@ -158,7 +157,7 @@ def test_a_killed_study_resumes_to_exactly_n_trials_and_the_same_trials(track, r
 
     with pytest.raises(Killed):
         tune_cell(workspace, cell(), options, study="killed", on_progress=die_in_second_trial)
-    interrupted = json.loads(history_path(results, "tiny-digits", "killed").read_text())
+    interrupted = json.loads(ResultsLayout(results).history("tiny-digits", "killed").read_text())
     assert [t["state"] for t in interrupted["trials"]] == ["COMPLETE", "FAIL"]
     resumed = tune_cell(workspace, cell(), options, study="killed")
     assert (resumed.n_trials, resumed.n_complete, resumed.n_failed) == (2, 2, 1)
@@ -168,9 +167,9 @@ def test_a_killed_study_resumes_to_exactly_n_trials_and_the_same_trials(track, r
 
 
 def test_pruned_trials_count_against_the_budget(track, results):
-    workspace = Workspace(track, results)
+    workspace = Workspace(track, ResultsLayout(results))
     tune_cell(workspace, cell(), TuneOptions(trials=1, seeds=(0,)))
-    study = optuna.load_study(study_name=study_name(cell()), storage=default_storage(results, "tiny-digits"))
+    study = optuna.load_study(study_name=study_name(cell()), storage=ResultsLayout(results).storage("tiny-digits"))
     lr = search_space(track, "ft")[0]
     pruned = study.ask({"lr": optuna.distributions.FloatDistribution(lr.low, lr.high, log=True)})
     pruned.report(0.1, 0)
@@ -181,7 +180,7 @@ def test_pruned_trials_count_against_the_budget(track, results):
 
 
 def test_resuming_with_other_options_is_refused(track, results):
-    workspace = Workspace(track, results)
+    workspace = Workspace(track, ResultsLayout(results))
     tune_cell(workspace, cell(), TuneOptions(trials=1, seeds=(0,)))
     with pytest.raises(BenchError, match=r"was run with sampler='tpe', not 'random'; .*new --study"):
         tune_cell(workspace, cell(), TuneOptions(trials=2, seeds=(0,), sampler="random"))
@@ -189,16 +188,16 @@ def test_resuming_with_other_options_is_refused(track, results):
 
 def test_the_grid_sampler_visits_distinct_grid_points(track, results):
     assert [grid_points(1, 1), grid_points(9, 2), grid_points(10, 2), grid_points(8, 3)] == [2, 3, 4, 2]
-    history = tune_cell(Workspace(track, results), cell(), TuneOptions(trials=2, seeds=(0,), sampler="grid"))
+    history = tune_cell(Workspace(track, ResultsLayout(results)), cell(), TuneOptions(trials=2, seeds=(0,), sampler="grid"))
     lr = search_space(track, "ft")[0]
     assert sorted(t.params["lr"] for t in history.trials) == pytest.approx([lr.low, lr.high])
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
 def test_heartbeats_fail_and_retry_the_trial_of_a_dead_worker(track, results):
-    workspace = Workspace(track, results)
+    workspace = Workspace(track, ResultsLayout(results))
     tune_cell(workspace, cell(), TuneOptions(trials=1, seeds=(0,), heartbeat=1))
-    storage = open_storage(default_storage(results, "tiny-digits"), heartbeat=1)
+    storage = open_storage(ResultsLayout(results).storage("tiny-digits"), heartbeat=1)
     study = optuna.load_study(study_name=study_name(cell()), storage=storage)
     lr = search_space(track, "ft")[0]
     orphan = study.ask({"lr": optuna.distributions.FloatDistribution(lr.low, lr.high, log=True)})
@@ -229,7 +228,7 @@ def test_all_methods_get_equal_trials_and_tuned_runs_carry_them(tracks, results,
 
     ran = runner.invoke(app, ["run", "--tuned", "--seeds", "0", *common])
     assert ran.exit_code == 0, ran.output
-    records, problems = load_records(results, "tiny-digits")
+    records, problems = load_records(ResultsLayout(results), "tiny-digits")
     assert not problems and len(records) == 2
     for record in records:
         history = histories[study_name(cell(twin=record.twin))]

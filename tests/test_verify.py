@@ -11,13 +11,13 @@ from typer.testing import CliRunner
 
 from harness.audit import audit_results
 from harness.cli import app
-from harness.executors import run_grid
-from harness.grid import Selection, expand
-from harness.plugins import load_plugin
-from harness.records import RunRecord, content_digest, read_record, write_record
-from harness.runner import Workspace
-from harness.submit import WorkspaceExecutor
-from harness.verify import choose_reruns, check_records
+from harness.core.layout import ResultsLayout
+from harness.grid.driver import run_grid
+from harness.grid.local import LocalExecutor
+from harness.grid.selection import Selection, expand
+from harness.methods.plugins import load_plugin
+from harness.protocols.verify import check_records, choose_reruns
+from harness.run.record import RunRecord, content_digest, read_record, write_record
 
 REPO = Path(__file__).resolve().parents[1]
 KEEP_FIRST = """
@@ -41,7 +41,7 @@ def sealed(tmp_path_factory, digits_track, trained_results):
     load_plugin(plugin)
     configs = [*expand(digits_track, Selection(("l1-norm",), ("uniform-50",), ("none", "ft"), (1,), (0,))),
                *expand(digits_track, Selection(("verify-keep-first",), ("uniform-50",), ("none",), (1,), (0,), False))]
-    run_grid(digits_track, configs, results, WorkspaceExecutor(Workspace(digits_track, results)))
+    run_grid(digits_track, configs, ResultsLayout(results), LocalExecutor(ResultsLayout(results)))
     return results, plugin
 
 
@@ -84,7 +84,7 @@ def test_every_record_passes_and_every_rerun_is_bit_exact_on_the_cpu(results):
 
 
 def test_the_records_to_rerun_are_drawn_with_the_seed(results):
-    valid, problems, files = check_records(results)
+    valid, problems, files = check_records(ResultsLayout(results))
     assert (len(valid), problems, files) == (5, [], 5)
     first = choose_reruns(valid, 2, seed=7)
     assert first == choose_reruns(valid, 2, seed=7) and len(first) == 2
@@ -108,7 +108,7 @@ def test_an_edited_result_or_a_removed_digest_is_reported_and_the_audit_refuses_
     assert problems[str(edited)]["check"] == "content digest"
     assert problems[str(edited)]["message"].startswith("content digest mismatch: the record says ")
     assert problems[str(stripped)]["message"].startswith("not sealed (no content digest)")
-    refused = {str(p.path): p.reason for p in audit_results(results, "digits-cnn").problems}
+    refused = {str(p.path): p.reason for p in audit_results(ResultsLayout(results), "digits-cnn").problems}
     assert set(refused) == {str(edited), str(stripped)} and refused[str(edited)].startswith("content digest mismatch")
 
 
@@ -119,7 +119,7 @@ def test_an_edited_method_file_is_reported_and_the_audit_refuses_its_records(res
     try:
         plugin.write_bytes(original + b"# tuned after the run\n")
         code, report = verify(results)
-        refused = {str(p.path): p.reason for p in audit_results(results, "digits-cnn").problems}
+        refused = {str(p.path): p.reason for p in audit_results(ResultsLayout(results), "digits-cnn").problems}
     finally:
         plugin.write_bytes(original)
     expected = (f"method file {plugin} changed since the run: the record has sha256 "
@@ -134,7 +134,7 @@ def test_a_resealed_forgery_passes_the_digests_but_not_its_rerun(results):
     path = record_file(results, "l1-norm", "ft")
     record = read_record(path)
     forged = record.model_copy(update={"test_acc": record.test_acc + 0.01})
-    write_record(results, forged)
+    write_record(ResultsLayout(results), forged)
     assert verify(results)[0] == 0
     code, report = verify(results, "--rerun", "10")
     assert code == 1

@@ -19,7 +19,7 @@ from typing import Sequence
 from harness import stats
 from harness.audit.comparisons import Cell, best_by_validation
 from harness.audit.config import AuditConfig
-from harness.seeding import derive_seed
+from harness.core.seeding import derive_seed
 
 Task = tuple[str, str, str]
 """(track, target, family), the family being ``structured`` or ``unstructured``."""

@@ -47,18 +47,32 @@ from pathlib import Path
 from typing import Any, Literal, Sequence
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from harness import stats
 from harness.audit import power
 from harness.audit.aggregate import pair_aggregate, task_entries
-from harness.audit.comparisons import REPRODUCED, Cell, Comparison, best_by_validation, compare_pairs, paired_cells
+from harness.audit.comparisons import (
+    REPRODUCED,
+    Cell,
+    Comparison,
+    best_by_validation,
+    compare_pairs,
+    paired_cells,
+)
 from harness.audit.config import AuditConfig
 from harness.audit.documents import describe, read_document
 from harness.audit.findings import Finding
 from harness.audit.reported import ReportedResult, to_records
-from harness.errors import BenchError
-from harness.records import Protocol, RunRecord
+from harness.core.errors import BenchError
+from harness.run.record import Protocol, RunRecord
 
 ALL_TRACKS = "*"
 DENSE = "dense"

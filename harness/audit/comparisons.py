@@ -24,10 +24,10 @@ from harness import stats
 from harness.audit import power, vectorized
 from harness.audit.config import AuditConfig
 from harness.audit.reported import citation
-from harness.cells import CellKey, cell_key
-from harness.records import RunRecord
-from harness.schedules import SCHEDULES
-from harness.seeding import derive_seed
+from harness.core.seeding import derive_seed
+from harness.run.cells import CellKey, cell_key
+from harness.run.record import RunRecord
+from harness.track.schedules import SCHEDULES
 
 Verdict = Literal["better", "tie", "worse", "equivalent"]
 Correction = Literal["none", "holm", "benjamini-hochberg"]

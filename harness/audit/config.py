@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from harness.errors import BenchError
+from harness.core.errors import BenchError
 
 
 @dataclass(frozen=True)

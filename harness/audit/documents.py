@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from harness.errors import BenchError
+from harness.core.errors import BenchError
 
 
 def read_document(path: str | Path) -> dict[str, Any]:

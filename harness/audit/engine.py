@@ -32,13 +32,13 @@ from harness.audit.comparisons import Cell, Comparison, build_cells, table_compa
 from harness.audit.config import AuditConfig
 from harness.audit.findings import Finding, sort_key
 from harness.audit.rules import RULE_FUNCTIONS, AuditInput
-from harness.audit.tuning import TuningStudy, load_tuning
-from harness.cells import one_configuration_per_cell
-from harness.errors import BenchError
-from harness.provenance import refuse_changed_methods
-from harness.records import RecordProblem, RunRecord, load_records, record_path
+from harness.audit.tuning import TuningStudy, load_studies
+from harness.core.errors import BenchError
+from harness.core.layout import ResultsLayout
+from harness.methods.provenance import MethodSources
+from harness.run.cells import one_configuration_per_cell
+from harness.run.record import RecordProblem, RunRecord, load_records, record_path
 
-REPORT_FOLDER = "report"
 """Where reports go by default: ``<results>/<track>/report`` or, for every track, ``<results>/report``."""
 
 
@@ -93,13 +93,8 @@ def audit(
     )
 
 
-def track_folders(results_dir: Path) -> list[str]:
-    """The track folders of a results directory; ``report`` holds the cross-track report, not records."""
-    return sorted(p.name for p in results_dir.iterdir() if p.is_dir() and p.name != REPORT_FOLDER)
-
-
 def audit_results(
-    results_dir: str | Path,
+    layout: ResultsLayout,
     track: str | None = None,
     claims_path: str | Path | None = None,
     config: AuditConfig = AuditConfig(),
@@ -107,20 +102,20 @@ def audit_results(
 ) -> AuditResult:
     """Audit a results directory (one folder per track, tuning histories beside the records); records
     that fail their digests, or whose method file changed since the run, are refused as problems."""
-    root = Path(results_dir)
+    root = layout.root
     if not root.is_dir():
         raise BenchError(f"results directory {root} does not exist; run `bench run` first or pass --results DIR")
-    present = track_folders(root)
+    present = layout.tracks()
     if track and track not in present:
         raise BenchError(f"no results for track '{track}' in {root} (tracks there: {', '.join(present) or 'none'}); "
                          "check --track")
     records, problems, studies, study_problems = [], [], [], []
     for name in [track] if track else present:
-        found, refused = load_records(root, name)
-        found, changed = refuse_changed_methods(root, found)
+        found, refused = load_records(layout, name)
+        found, changed = refuse_changed_methods(layout, found)
         found, mixed = one_configuration_per_cell(found)
-        changed += [RecordProblem(record_path(root, record), reason) for record, reason in mixed]
-        tuned, unreadable = load_tuning(root, name)
+        changed += [RecordProblem(record_path(layout, record), reason) for record, reason in mixed]
+        tuned, unreadable = load_studies(layout, name)
         records += found
         problems += refused + changed
         studies += tuned
@@ -132,3 +127,17 @@ def audit_results(
     claims = load_claims(claims_path) if claims_path else []
     return audit(records, config=config, claims=claims, studies=studies, problems=[*problems, *study_problems],
                  seed=seed)
+
+
+def refuse_changed_methods(layout: ResultsLayout, records: Iterable[RunRecord]
+                           ) -> tuple[list[RunRecord], list[RecordProblem]]:
+    """Split records into those whose method file is unchanged (or uncheckable) and refused ones."""
+    sources = MethodSources()
+    kept, refused = [], []
+    for record in records:
+        reason = sources.changed(record)
+        if reason is None:
+            kept.append(record)
+        else:
+            refused.append(RecordProblem(record_path(layout, record), reason))
+    return kept, refused

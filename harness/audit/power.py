@@ -12,10 +12,11 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 
-from scipy import optimize, stats as distributions
+from scipy import optimize
+from scipy import stats as distributions
 
 from harness import stats
-from harness.errors import BenchError
+from harness.core.errors import BenchError
 
 
 def paired_power(difference: float, std: float, n: int, alpha: float) -> float:

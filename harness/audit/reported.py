@@ -30,8 +30,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from harness import __version__
 from harness.audit.documents import describe, read_document
-from harness.identity import digest
-from harness.records import Protocol, RunConfig, RunRecord, write_record
+from harness.core.identity import digest
+from harness.core.layout import ResultsLayout
+from harness.run.record import Protocol, RunConfig, RunRecord, write_record
 
 CITATION = "citation"
 """Key of a reported record's ``env`` that holds where the number comes from."""
@@ -124,7 +125,7 @@ def load_reported(path: str | Path) -> list[RunRecord]:
     return [record for result in parsed.result for record in to_records(result, parsed.source)]
 
 
-def import_reported(path: str | Path, results_dir: str | Path) -> list[Path]:
-    """Write the file's records under ``results_dir`` (one folder per track); importing twice is a no-op."""
-    return [write_record(results_dir, record) for record in load_reported(path)]
+def import_reported(path: str | Path, layout: ResultsLayout) -> list[Path]:
+    """Write the file's records into the layout (one folder per track); importing twice is a no-op."""
+    return [write_record(layout, record) for record in load_reported(path)]
 

@@ -24,7 +24,14 @@ from harness.audit.claims import ClaimTest
 from harness.audit.comparisons import Cell, Comparison, context, family
 from harness.audit.config import AuditConfig
 from harness.audit.findings import Finding, Severity
-from harness.audit.tuning import TuningStudy, cell_study, expected_best, record_splits, studies_by_cell, trial_count
+from harness.audit.tuning import (
+    TuningStudy,
+    cell_study,
+    expected_best,
+    record_splits,
+    studies_by_cell,
+    trial_count,
+)
 
 PROTOCOL_FIELDS = ("optimizer", "momentum", "nesterov", "weight_decay", "batch_size", "crop_padding",
                    "horizontal_flip", "peak_lr", "warmup_epochs")

@@ -11,14 +11,12 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Mapping
 
 from harness import stats
-from harness.cells import CellKey
-from harness.records import RecordProblem, RunRecord
-
-TUNING_FOLDER = "tuning"
+from harness.core.layout import ResultsLayout
+from harness.run.cells import CellKey
+from harness.run.record import RecordProblem, RunRecord
 
 
 @dataclass(frozen=True)
@@ -67,13 +65,11 @@ def parse_study(raw: Mapping[str, Any], path: str) -> TuningStudy:
         raise ValueError(f"tuning history is malformed ({exc})") from None
 
 
-def load_tuning(results_dir: str | Path, track: str | None = None) -> tuple[list[TuningStudy], list[RecordProblem]]:
-    """Every readable study under the results directory (or one track's), plus the refused files."""
-    root = Path(results_dir)
-    tracks = [root / track] if track else sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+def load_studies(layout: ResultsLayout, track: str | None = None) -> tuple[list[TuningStudy], list[RecordProblem]]:
+    """Every readable study in the layout (or one track's), plus the refused files."""
     studies, problems = [], []
-    for folder in tracks:
-        for path in sorted((folder / TUNING_FOLDER).glob("*.json")):
+    for name in [track] if track else layout.tracks():
+        for path in sorted(layout.tuning(name).glob("*.json")):
             try:
                 studies.append(parse_study(json.loads(path.read_text()), str(path)))
             except (OSError, json.JSONDecodeError, ValueError) as exc:

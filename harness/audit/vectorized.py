@@ -49,7 +49,7 @@ class TwoSampleBatch:
 
 
 def _constant_rows(values: np.ndarray) -> np.ndarray:
-    """Row-wise ``harness.stats._is_constant``: zero variance up to floating-point rounding."""
+    """Row-wise ``harness.stats.samples.is_constant``: zero variance up to floating-point rounding."""
     mean = values.mean(axis=1)
     return np.max(np.abs(values - mean[:, None]), axis=1) <= stats.ROUNDING_TOLERANCE * np.abs(mean)
 

@@ -10,13 +10,15 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from harness.audit import audit_results, import_reported as import_reported_file
-from harness.audit.engine import REPORT_FOLDER, AuditResult
+from harness.audit import audit_results
+from harness.audit import import_reported as import_reported_file
+from harness.audit.engine import AuditResult
 from harness.cli.common import DEFAULT_RESULTS, err, out, print_json, user_errors
-from harness.leaderboard import Leaderboard, build_leaderboard
-from harness.report import write_report
-from harness.report.markdown import interval, leaderboard_markdown, pct, pp
-from harness.report.payload import audit_payload, finite
+from harness.core.layout import ResultsLayout
+from harness.publish.leaderboard import Leaderboard, build_leaderboard
+from harness.publish.report import write_report
+from harness.publish.report.markdown import interval, leaderboard_markdown, pct, pp
+from harness.publish.report.payload import audit_payload, finite
 
 SEVERITY_STYLE = {"fail": "bold red", "warn": "yellow", "info": "dim"}
 VERDICT_STYLE = {"supported": "green", "not supported": "red", "inconclusive": "yellow"}
@@ -39,10 +41,11 @@ def audit(
 ) -> None:
     """Audit the records: statistics, fairness rules R1-R13, claims; write REPORT.md, report.html,
     audit.json and plots. Exit status 0 when clean, 1 when a finding fails, 2 for unusable input."""
-    result = audit_results(results, track, claims, seed=seed)
+    layout = ResultsLayout(results)
+    result = audit_results(layout, track, claims, seed=seed)
     _skipped(result)
     leaderboard = build_leaderboard(result)
-    folder = out_dir or (results / track / REPORT_FOLDER if track else results / REPORT_FOLDER)
+    folder = out_dir or layout.report(track)
     write_report(result, leaderboard, folder)
     if as_json:
         print_json(audit_payload(result, leaderboard))
@@ -75,7 +78,7 @@ def leaderboard(
 ) -> None:
     """Rank methods per track, target and budget under their best schedule (chosen on validation),
     with intervals, the gap to their random twin and shared ranks where tests cannot separate them."""
-    result = audit_results(results, track, seed=seed)
+    result = audit_results(ResultsLayout(results), track, seed=seed)
     _skipped(result)
     board = build_leaderboard(result)
     if as_json:
@@ -109,7 +112,7 @@ def import_reported(
 ) -> None:
     """Import numbers quoted from a paper as source="reported" records: audited against the
     reproduced runs of the same configuration (R11), never pooled with them."""
-    paths = import_reported_file(file, results)
+    paths = import_reported_file(file, ResultsLayout(results))
     if as_json:
         print_json({"written": [str(p) for p in paths]})
         return

@@ -9,12 +9,12 @@ import typer
 from rich.table import Table
 
 from harness.cli.common import out, print_json, user_errors
+from harness.core.errors import BenchError
 from harness.data import training_examples
-from harness.errors import BenchError
-from harness.runner import data_spec
-from harness.schedules import SCHEDULES, get_schedule, resolve_params, step_values
-from harness.tracks import DEFAULT_TRACK, list_tracks, load_track
-from harness.train import steps_per_epoch
+from harness.run.pipeline import data_spec
+from harness.track.definition import DEFAULT_TRACK, list_tracks, load_track
+from harness.track.schedules import SCHEDULES, get_schedule, resolve_params, step_values
+from harness.train.loop import steps_per_epoch
 
 
 @user_errors

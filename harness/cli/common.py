@@ -12,7 +12,7 @@ import torch
 import typer
 from rich.console import Console
 
-from harness.errors import BenchError
+from harness.core.errors import BenchError
 
 out = Console()
 err = Console(stderr=True)

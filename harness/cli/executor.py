@@ -6,15 +6,15 @@ Ray is imported only when ``--executor ray`` is chosen, so the local default nev
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
-from harness.errors import BenchError
+from harness.core.errors import BenchError
+from harness.core.layout import ResultsLayout
 
 if TYPE_CHECKING:
-    from harness.ray_executor import RayExecutor
+    from harness.grid.ray import RayExecutor
 
 EXECUTORS = ("local", "ray")
 
@@ -42,10 +42,10 @@ class ExecutorChoice:
     def uses_ray(self) -> bool:
         return self.name == "ray"
 
-    def ray(self, results: Path, **settings: Any) -> RayExecutor:
-        from harness.ray_executor import RayExecutor
+    def ray(self, layout: ResultsLayout, **settings: Any) -> RayExecutor:
+        from harness.grid.ray import RayExecutor
 
-        return RayExecutor(results, address=self.address, gpus_per_run=self.gpus_per_run,
+        return RayExecutor(layout, address=self.address, gpus_per_run=self.gpus_per_run,
                            cpus_per_run=self.cpus_per_run, memory_per_run=self.memory_per_run,
                            max_retries=self.max_retries, **settings)
 

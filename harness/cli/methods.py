@@ -17,17 +17,24 @@ import torch
 import typer
 from rich.table import Table
 
-from harness.cli.common import DEFAULT_RESULTS, check_device, out, print_json, user_errors
-from harness.dense import dense_dir, dense_hash, new_model
-from harness.errors import BenchError
-from harness.latency import LatencySettings, compare_latency
-from harness.measure import count, count_sparse
+from harness.cli.common import (
+    DEFAULT_RESULTS,
+    check_device,
+    out,
+    print_json,
+    user_errors,
+)
+from harness.core.errors import BenchError
+from harness.core.layout import ResultsLayout
+from harness.dense.baseline import dense_hash, new_model
 from harness.methods import list_methods
 from harness.plans import ChannelPlan, MaskPlan, Plan
-from harness.runner import Workspace
-from harness.surgery import apply_masks, prune_channels
-from harness.targets import resolve_target
-from harness.tracks import DEFAULT_TRACK, Target, Track, load_track
+from harness.prune.allocation import resolve_target
+from harness.prune.counting import count, count_sparse
+from harness.prune.latency import LatencySettings, compare_latency
+from harness.prune.surgery import apply_masks, prune_channels
+from harness.run.pipeline import Workspace
+from harness.track.definition import DEFAULT_TRACK, Target, Track, load_track
 
 
 @user_errors
@@ -63,8 +70,9 @@ def pruned_for_inspection(track: Track, plan_name: str | None, method: str | Non
         raise BenchError("give either --plan NAME or --method M --target X, not both")
     if bool(method) != bool(target):
         raise BenchError("--method and --target go together; give both")
-    workspace = Workspace(track, results, device)
-    cached = (dense_dir(results, track) / f"{dense_hash(track, seed)}.pt").exists()
+    layout = ResultsLayout(results)
+    workspace = Workspace(track, layout, device=device)
+    cached = all(path.exists() for path in layout.dense_files(track.name, dense_hash(track, seed)))
     dense = workspace.dense_model(seed) if cached else new_model(track, seed).to(device)
     weights = "dense checkpoint" if cached else "seeded initialisation"
     if not (plan_name or method):

@@ -9,11 +9,24 @@ import torch
 import typer
 from rich.table import Table
 
-from harness.cli.common import DEFAULT_RESULTS, check_device, out, print_json, split_list, user_errors
-from harness.errors import BenchError
-from harness.fastpath import ENGINES, EngineSettings
-from harness.perf import PerfSettings, cifar_shaped_track, compare_engines, measure
-from harness.tracks import DEFAULT_TRACK, load_track
+from harness.cli.common import (
+    DEFAULT_RESULTS,
+    check_device,
+    out,
+    print_json,
+    split_list,
+    user_errors,
+)
+from harness.core.errors import BenchError
+from harness.core.layout import ResultsLayout
+from harness.protocols.perf import (
+    PerfSettings,
+    cifar_shaped_track,
+    compare_engines,
+    measure,
+)
+from harness.track.definition import DEFAULT_TRACK, load_track
+from harness.train.engines import ENGINES, EngineSettings
 
 
 def _rate(value: float) -> str:
@@ -109,7 +122,7 @@ def perf_equivalence(
         raise BenchError("--model only applies with --cifar-shaped; the track fixes its model")
     if cifar_shaped:
         loaded = cifar_shaped_track(loaded, model, train_size, train_size // 2, dense_epochs)
-    result = compare_engines(loaded, results, EngineSettings(engine, bf16=bf16), split_list(seeds, int) or [],
+    result = compare_engines(loaded, ResultsLayout(results), EngineSettings(engine, bf16=bf16), split_list(seeds, int) or [],
                              schedule, budget, method, target, device, margin)
     if as_json:
         print_json(result.as_dict())

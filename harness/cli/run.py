@@ -8,23 +8,46 @@ from typing import Optional
 
 import torch
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
-from harness.cells import group_cells
-from harness.cli.common import DEFAULT_RESULTS, check_device, err, out, print_json, split_list, user_errors
-from harness.cli.executor import (
-    ADDRESS, CPUS_PER_RUN, EXECUTOR, GPUS_PER_RUN, MAX_RETRIES, MEMORY_PER_RUN, choose_executor,
+from harness.cli.common import (
+    DEFAULT_RESULTS,
+    check_device,
+    err,
+    out,
+    print_json,
+    split_list,
+    user_errors,
 )
-from harness.errors import BenchError
-from harness.executors import LocalExecutor, pending, run_grid
-from harness.fastpath import DEFAULT_GROUP_SIZE, EngineSettings
-from harness.grid import expand, select
-from harness.latency import LatencySettings
-from harness.pool_executor import PoolExecutor
-from harness.records import RunRecord, load_records
-from harness.tracks import DEFAULT_TRACK, load_track
-from harness.tune import TunedExecutor, load_tuning, tuned_params
+from harness.cli.executor import (
+    ADDRESS,
+    CPUS_PER_RUN,
+    EXECUTOR,
+    GPUS_PER_RUN,
+    MAX_RETRIES,
+    MEMORY_PER_RUN,
+    choose_executor,
+)
+from harness.core.errors import BenchError
+from harness.core.layout import ResultsLayout
+from harness.grid.driver import pending, run_grid
+from harness.grid.local import LocalExecutor
+from harness.grid.pool import PoolExecutor
+from harness.grid.selection import expand, select
+from harness.prune.latency import LatencySettings
+from harness.run.cells import group_cells
+from harness.run.record import RunRecord, load_records
+from harness.track.definition import DEFAULT_TRACK, load_track
+from harness.train.engines import DEFAULT_GROUP_SIZE, EngineSettings
+from harness.tune.search import TunedExecutor, load_tuning, tuned_params
 
 
 def summary_rows(records: list[RunRecord]) -> list[dict]:
@@ -107,15 +130,15 @@ def run(
                        twins=not no_twins)
     if study_prefix and not tuned:
         raise BenchError("--study-prefix only applies with --tuned")
-    histories = load_tuning(results, loaded, selection, study_prefix) if tuned else {}
+    layout = ResultsLayout(results)
+    histories = load_tuning(layout, loaded, selection, study_prefix) if tuned else {}
     configs = expand(loaded, selection, cell_params=tuned_params(histories), engine=steps.name,
                      precision=steps.precision)
     timing = LatencySettings() if latency else None
     torch.set_num_threads(threads)
-    base = (placement.ray(results, latency=timing, checkpoint_folder=checkpoint_dir) if placement.uses_ray
-            else LocalExecutor(results, device, threads, timing, checkpoint_dir)
-            if steps == EngineSettings() and workers == 1
-            else PoolExecutor(results, device, workers, threads, timing, steps))
+    base = (placement.ray(layout, latency=timing, checkpoint_folder=checkpoint_dir) if placement.uses_ray
+            else LocalExecutor(layout, device, threads, timing, steps, checkpoint_dir) if workers == 1
+            else PoolExecutor(layout, device, workers, threads, timing, steps))
     grid_executor = TunedExecutor(base, histories) if tuned else base
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[last]}"),
@@ -128,14 +151,14 @@ def run(
             acc = f"{100 * record.test_acc:.2f}%" if record.test_acc is not None else record.status
             progress.update(task, advance=1, last=f"{record.config().label} {acc}")
 
-        progress.update(task, completed=len(configs) - len(pending(configs, results, retry_failed)))
+        progress.update(task, completed=len(configs) - len(pending(configs, layout, retry_failed)))
         try:
-            outcome = run_grid(loaded, configs, results, grid_executor, on_record=advance, retry_failed=retry_failed)
+            outcome = run_grid(loaded, configs, layout, grid_executor, on_record=advance, retry_failed=retry_failed)
         except KeyboardInterrupt:
             err.print("interrupted: every finished run is saved; rerun the same command to resume", highlight=False)
             raise typer.Exit(130) from None
     wanted = {c.run_id for c in configs}
-    records = [r for r in load_records(results, loaded.name)[0] if r.id in wanted]
+    records = [r for r in load_records(layout, loaded.name)[0] if r.id in wanted]
     rows = summary_rows(records)
     if as_json:
         print_json({"track": loaded.name, "planned": outcome.planned, "skipped": outcome.skipped,
@@ -143,7 +166,7 @@ def run(
         return
     out.print(summary_table(rows, f"{loaded.name}: test accuracy per cell "
                                   f"({outcome.planned} runs, {outcome.skipped} already done, "
-                                  f"{len(outcome.written)} new, results in {results / loaded.name})"))
+                                  f"{len(outcome.written)} new, results in {layout.track(loaded.name)})"))
     for record in outcome.failed + outcome.diverged:
         reason = (record.error or "non-finite training loss").strip().splitlines()[-1]
         err.print(f"{record.status}: {record.config().label}: {reason}", highlight=False)

@@ -9,13 +9,22 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from harness.cli.common import DEFAULT_RESULTS, check_device, err, out, print_json, user_errors
-from harness.isolation import Limits
-from harness.plugins import load_plugins
-from harness.records import RunRecord
-from harness.report.markdown import interval, pct, pp
-from harness.submit import MIN_SEEDS, Submission, TrackSubmission, VerdictRow, submit as submit_method
-from harness.verify import Problem, Rerun, verify_results
+from harness.cli.common import (
+    DEFAULT_RESULTS,
+    check_device,
+    err,
+    out,
+    print_json,
+    user_errors,
+)
+from harness.core.layout import ResultsLayout
+from harness.methods.isolation import Limits
+from harness.methods.plugins import load_plugins
+from harness.protocols.submit import MIN_SEEDS, Submission, TrackSubmission, VerdictRow
+from harness.protocols.submit import submit as submit_method
+from harness.protocols.verify import Problem, Rerun, verify_results
+from harness.publish.report.markdown import interval, pct, pp
+from harness.run.record import RunRecord
 
 DEFAULT_LIMITS = Limits()
 VERDICT_STYLE = {"better": "green", "worse": "red", "tie": "yellow", "equivalent": "yellow"}
@@ -55,7 +64,7 @@ def submit(
         acc = f"{100 * record.test_acc:.2f}%" if record.test_acc is not None else record.status
         err.print(f"{record.config().label} {acc}", highlight=False)
 
-    submission = submit_method(file, track, seeds, tune_trials, results, device, threads,
+    submission = submit_method(file, track, seeds, tune_trials, ResultsLayout(results), device, threads,
                                Limits(wall_limit, cpu_limit, memory_limit), on_record=None if as_json else progress)
     if as_json:
         print_json(submission.as_dict())
@@ -123,7 +132,7 @@ def verify(
             err.print(f"rerun {result.label}: stored {result.stored!r}, rerun {result.reproduced!r} -- {mark}",
                       highlight=False)
 
-    verification = verify_results(results, rerun, seed, tolerance, device, on_rerun=None if as_json else progress)
+    verification = verify_results(ResultsLayout(results), rerun, seed, tolerance, device, on_rerun=None if as_json else progress)
     if as_json:
         print_json(verification.as_dict())
     else:

@@ -7,40 +7,60 @@ from typing import Optional
 
 import torch
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
-from harness.cli.common import DEFAULT_RESULTS, check_device, err, out, print_json, split_list, user_errors
-from harness.cli.executor import (
-    ADDRESS, CPUS_PER_RUN, EXECUTOR, GPUS_PER_RUN, MAX_RETRIES, MEMORY_PER_RUN, choose_executor,
+from harness.cli.common import (
+    DEFAULT_RESULTS,
+    check_device,
+    err,
+    out,
+    print_json,
+    split_list,
+    user_errors,
 )
-from harness.errors import BenchError
-from harness.grid import select
-from harness.runner import Workspace
-from harness.tracks import DEFAULT_TRACK, load_track
-from harness.tune import (
+from harness.cli.executor import (
+    ADDRESS,
+    CPUS_PER_RUN,
+    EXECUTOR,
+    GPUS_PER_RUN,
+    MAX_RETRIES,
+    MEMORY_PER_RUN,
+    choose_executor,
+)
+from harness.core.errors import BenchError
+from harness.core.layout import ResultsLayout
+from harness.grid.selection import select
+from harness.run.pipeline import Workspace
+from harness.track.definition import DEFAULT_TRACK, load_track
+from harness.tune.search import (
     PRUNERS,
     SAMPLERS,
     StudyHistory,
     TuneOptions,
     TuneProgress,
     check_cells,
-    default_storage,
-    history_path,
     open_storage,
     tune_cells,
     tuning_cells,
 )
 
 
-def summary_row(history: StudyHistory, results: Path) -> dict:
+def summary_row(history: StudyHistory, layout: ResultsLayout) -> dict:
     return {
         "study": history.study, "method": history.cell.entry, "target": history.target,
         "schedule": history.schedule, "budget": history.budget_epochs, "n_trials": history.n_trials,
         "trials_requested": history.trials_requested, "n_complete": history.n_complete,
         "n_pruned": history.n_pruned, "n_failed": history.n_failed, "n_running": history.n_running,
         "best_val_acc": history.best_value, "best_params": history.best_params,
-        "history": str(history_path(results, history.track, history.study)),
+        "history": str(layout.history(history.track, history.study)),
     }
 
 
@@ -108,10 +128,11 @@ def tune(
         raise BenchError(f"schedule(s) {', '.join(skipped)} declare no tunable hyperparameters, so there is nothing "
                          "to tune; pick a schedule that does (bench schedules shows them)")
     check_cells(loaded, cells, options, study)
-    storage_url = options.storage or default_storage(results, loaded.name)
+    layout = ResultsLayout(results)
+    storage_url = options.storage or layout.storage(loaded.name)
     storage_handle = open_storage(storage_url, options.heartbeat)
     torch.set_num_threads(threads)
-    workspace = Workspace(loaded, results, device)
+    workspace = Workspace(loaded, layout, device=device)
     finished: dict[str, int] = {}
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[last]}"),
@@ -131,19 +152,21 @@ def tune(
 
         try:
             if placement.uses_ray:
-                histories = placement.ray(results).tune(loaded, cells, options, storage_url, study, study_done)
+                from harness.tune.ray import tune_on_ray
+
+                histories = tune_on_ray(placement.ray(layout), loaded, cells, options, storage_url, study, study_done)
             else:
                 histories = tune_cells(workspace, cells, options, study, storage_handle, on_progress=show)
         except KeyboardInterrupt:
             err.print("interrupted: finished trials are saved; rerun the same command to resume", highlight=False)
             raise typer.Exit(130) from None
-    rows = [summary_row(h, results) for h in histories]
+    rows = [summary_row(h, layout) for h in histories]
     if as_json:
         print_json({"track": loaded.name, "storage": storage_url,
                     "trials": trials, "skipped_schedules": skipped, "studies": rows})
         return
     out.print(summary_table(rows, f"{loaded.name}: best validation accuracy per study ({trials} trials each, "
-                                  f"histories in {results / loaded.name / 'tuning'})"))
+                                  f"histories in {layout.tuning(loaded.name)})"))
     if skipped:
         err.print(f"skipped {', '.join(skipped)}: no tunable hyperparameters", highlight=False)
     for history in histories:

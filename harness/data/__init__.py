@@ -12,8 +12,20 @@ from harness.data.augment import augment_batch
 from harness.data.cifar import load_cifar_splits
 from harness.data.digits import load_digits_splits
 from harness.data.imagenet import FolderSplit, load_imagenet_splits
-from harness.data.spec import DATA_ROOT_ENV, DATASETS, DataSpec, default_data_root, resolve_count
-from harness.data.splits import Normalization, Split, Splits, TensorSplit, stratified_carve
+from harness.data.spec import (
+    DATA_ROOT_ENV,
+    DATASETS,
+    DataSpec,
+    default_data_root,
+    resolve_count,
+)
+from harness.data.splits import (
+    Normalization,
+    Split,
+    Splits,
+    TensorSplit,
+    stratified_carve,
+)
 from harness.data.synthetic import load_synthetic_cifar_splits
 
 __all__ = [

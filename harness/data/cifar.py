@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from harness.core.errors import BenchError
 from harness.data.spec import DATA_ROOT_ENV, DataSpec, resolve_count
 from harness.data.splits import Splits, build_tensor_splits
-from harness.errors import BenchError
 
 IMAGE_SHAPE = (3, 32, 32)
 PIXEL_MAX = 255

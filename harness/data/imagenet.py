@@ -13,9 +13,16 @@ from torchvision import transforms
 from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import default_loader
 
+from harness.core.errors import BenchError
 from harness.data.spec import DATA_ROOT_ENV, DataSpec, resolve_count
-from harness.data.splits import Batch, Normalization, Splits, check_batch_request, count_batches, stratified_carve
-from harness.errors import BenchError
+from harness.data.splits import (
+    Batch,
+    Normalization,
+    Splits,
+    check_batch_request,
+    count_batches,
+    stratified_carve,
+)
 
 IMAGENET_NORMALIZATION = Normalization(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
 IMAGE_SIZE = 224

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import BenchError
+from harness.core.errors import BenchError
 
 DATASETS = ("digits", "cifar10", "cifar100", "imagenet", "synthetic-cifar")
 DATA_ROOT_ENV = "PRUNE_BENCH_DATA"

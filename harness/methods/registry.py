@@ -16,7 +16,7 @@ from typing import Callable, Iterator, Literal, Mapping, Sequence
 import torch
 from torch import nn
 
-from harness.errors import BenchError
+from harness.core.errors import BenchError
 from harness.plans import ChannelPlan, MaskPlan, Plan, keep_top, keep_top_weights
 
 Kind = Literal["structured", "unstructured"]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from harness.errors import BenchError
+from harness.core.errors import BenchError
 
 ModelFactory = Callable[[int], nn.Module]
 PrunableLayers = Callable[[nn.Module], list[str]]

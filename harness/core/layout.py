@@ -1,0 +1,73 @@
+"""The results layout: the one place that knows the folder and file names under a results root.
+
+```
+<root>/<track>/<run id>.json             one sealed record per run
+<root>/<track>/dense/<dense hash>.pt     cached dense baselines (+ .json metadata)
+<root>/<track>/checkpoints/<run id>.pt   per-epoch training state of unfinished runs
+<root>/<track>/tuning/<study>.json       exported tuning histories (R10 reads them)
+<root>/<track>/optuna.db                 the default Optuna storage
+<root>/<track>/report/                   that track's audit report
+<root>/<track>/submissions/<method>/     a submission's verdict and report
+<root>/report/                           the audit report across tracks
+```
+
+Everything else asks a ``ResultsLayout`` for a path, so a new kind of output is added here once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+REPORT = "report"
+"""The report folder's name, at the root and in every track; never a track's name."""
+
+
+@dataclass(frozen=True)
+class ResultsLayout:
+    root: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
+
+    def track(self, track: str) -> Path:
+        return self.root / track
+
+    def record(self, track: str, run_id: str) -> Path:
+        return self.track(track) / f"{run_id}.json"
+
+    def records(self, track: str) -> list[Path]:
+        """The track's record files, in name order (only records sit at a track folder's top level)."""
+        return sorted(self.track(track).glob("*.json"))
+
+    def dense(self, track: str) -> Path:
+        return self.track(track) / "dense"
+
+    def dense_files(self, track: str, dense_hash: str) -> tuple[Path, Path]:
+        """A dense baseline's weights and its metadata."""
+        return self.dense(track) / f"{dense_hash}.pt", self.dense(track) / f"{dense_hash}.json"
+
+    def checkpoints(self, track: str) -> Path:
+        return self.track(track) / "checkpoints"
+
+    def tuning(self, track: str) -> Path:
+        return self.track(track) / "tuning"
+
+    def history(self, track: str, study: str) -> Path:
+        return self.tuning(track) / f"{study}.json"
+
+    def storage(self, track: str) -> str:
+        """The default Optuna storage URL of a track (an SQLite file beside its records)."""
+        return f"sqlite:///{(self.track(track) / 'optuna.db').resolve()}"
+
+    def report(self, track: str | None = None) -> Path:
+        return (self.track(track) if track else self.root) / REPORT
+
+    def submission(self, track: str, method: str) -> Path:
+        return self.track(track) / "submissions" / method
+
+    def tracks(self) -> list[str]:
+        """Track folders under the root, in name order."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and p.name != REPORT)

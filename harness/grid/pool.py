@@ -1,0 +1,148 @@
+"""Several runs in flight on one device: a pool of worker processes, each with its own workspace.
+
+A small network at batch 64 leaves a GPU mostly idle, so one run at a time wastes it; several
+processes keep it busy (on a GPU their kernels overlap only under NVIDIA MPS -- without it the
+driver time-slices between processes and the gain is the overlap of their CPU-side work). Each
+worker is a separate process (``spawn``, which CUDA needs) that loads the track's data once and
+runs configurations from a shared queue one after another, exactly as ``LocalExecutor`` would
+(under the ``fused`` engine the queue holds groups of likely partners, trained as one network):
+a run's data order, augmentation draws and initial weights come from its own seeds, never from
+which worker ran it or what ran before, so every record equals the sequential one (the wall
+time aside). The driver loads or trains the dense baselines before starting the workers, so no
+two workers train the same baseline.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import queue
+import traceback
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import torch
+
+from harness.core.errors import BenchError
+from harness.core.layout import ResultsLayout
+from harness.dense.baseline import dense_hash
+from harness.grid.fused import execute_many, fusion_order
+from harness.grid.local import LocalExecutor
+from harness.methods import Method, ensure_registered, get_method
+from harness.prune.latency import LatencySettings
+from harness.run.pipeline import Workspace
+from harness.run.record import RunConfig, RunRecord
+from harness.track.definition import Track
+from harness.train.engines import EngineSettings
+
+POLL_SECONDS = 1.0
+"""How often the driver checks that its workers are alive while it waits for a record."""
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    layout: ResultsLayout
+    device: str
+    threads: int
+    latency: LatencySettings | None
+    engine: EngineSettings
+    methods: tuple[Method, ...]
+
+
+@dataclass
+class PoolExecutor:
+    """Runs configurations in ``workers`` processes on ``device``, with ``engine``'s training steps;
+    records arrive as runs finish. One worker runs in this process, as ``LocalExecutor`` does."""
+
+    layout: ResultsLayout
+    device: str = "cpu"
+    workers: int = 2
+    threads: int = 1
+    latency: LatencySettings | None = None
+    engine: EngineSettings = EngineSettings()
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise BenchError(f"--workers must be at least 1, got {self.workers}")
+
+    def map(self, track: Track, configs: Sequence[RunConfig]) -> Iterator[RunRecord]:
+        if not configs:
+            return
+        if self.workers == 1:
+            yield from LocalExecutor(self.layout, self.device, self.threads, self.latency, self.engine).map(track, configs)
+            return
+        _prepare_dense(track, self.layout, self.device, {c.dense_seed for c in configs})
+        settings = WorkerSettings(self.layout, self.device, self.threads, self.latency, self.engine,
+                                  tuple(get_method(name) for name in sorted({c.method for c in configs})))
+        context = multiprocessing.get_context("spawn")
+        tasks, results = context.Queue(), context.Queue()
+        chunks = _chunks(configs, self.engine)
+        for chunk in chunks:
+            tasks.put(chunk)
+        count = min(self.workers, len(chunks))
+        for _ in range(count):
+            tasks.put(None)
+        processes = [context.Process(target=_work, args=(track, settings, tasks, results), daemon=False)
+                     for _ in range(count)]
+        for process in processes:
+            process.start()
+        try:
+            yield from _collect(results, processes, len(configs))
+        finally:
+            for process in processes:
+                if process.is_alive():
+                    process.terminate()
+                process.join()
+
+
+def _chunks(configs: Sequence[RunConfig], engine: EngineSettings) -> list[list[RunConfig]]:
+    """What one worker takes at a time: a run, or (fused) a group's worth of likely partners."""
+    if not engine.fused:
+        return [[config] for config in configs]
+    ordered = sorted(configs, key=fusion_order)
+    size = engine.runs_per_group
+    return [ordered[start:start + size] for start in range(0, len(ordered), size)]
+
+
+def _prepare_dense(track: Track, layout: ResultsLayout, device: str, seeds: set[int]) -> None:
+    """Train the dense baselines no record has yet, here, before any worker could race to train them."""
+    missing = sorted(s for s in seeds
+                     if not all(path.exists() for path in layout.dense_files(track.name, dense_hash(track, s))))
+    if missing:
+        workspace = Workspace(track, layout, device=device)
+        for seed in missing:
+            workspace.dense(seed)
+        del workspace
+        if device.startswith("cuda"):
+            torch.cuda.empty_cache()  # the driver's cached blocks would otherwise stay reserved beside the workers
+
+
+def _collect(results, processes, expected: int) -> Iterator[RunRecord]:
+    received = 0
+    while received < expected:
+        try:
+            kind, payload = results.get(timeout=POLL_SECONDS)
+        except queue.Empty:
+            dead = [p for p in processes if p.exitcode not in (None, 0)]
+            if dead:
+                raise BenchError(f"a pool worker died (exit code {dead[0].exitcode}) with runs unfinished; "
+                                 f"rerun the command to resume, with fewer --workers if memory ran out") from None
+            continue
+        if kind == "error":
+            raise BenchError(f"a pool worker failed outside a run's own code:\n{payload}")
+        received += 1
+        yield payload
+
+
+def _work(track: Track, settings: WorkerSettings, tasks, results) -> None:
+    """A worker's life: one workspace, then chunks of configurations until the queue says stop."""
+    torch.set_num_threads(settings.threads)
+    ensure_registered(settings.methods)
+    workspace = Workspace(track, settings.layout, device=settings.device, latency=settings.latency,
+                          engine=settings.engine)
+    while (chunk := tasks.get()) is not None:
+        try:
+            for record in execute_many(workspace, chunk):
+                results.put(("record", record))
+        except Exception:  # execute records a method's own failure; anything else stops the grid
+            results.put(("error", traceback.format_exc(limit=-4)))
+            return

@@ -1,0 +1,159 @@
+"""The leaderboard: per track, target and budget, methods ranked by test accuracy under their
+best schedule -- at equal budget, with intervals, the gap to their random twin, and ties shown.
+
+An entry's schedule is chosen on *validation* accuracy (choosing it on test accuracy would be
+selection on the test split, rule R10), then its test accuracy is reported. Entries are ranked by
+mean test accuracy, but a rank is only as fine as the tests allow: an entry shares the rank of
+the group's leader until the Benjamini-Hochberg-corrected comparison with that leader says
+``better`` (significant and at least the detectable difference). Entries touched by a ``fail``
+finding are listed, marked, never hidden. Only reproduced runs are ranked.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from harness.audit.comparisons import (
+    Cell,
+    Comparison,
+    adjust,
+    best_by_validation,
+    compare_pairs,
+    context,
+    family,
+)
+from harness.audit.engine import AuditResult
+
+
+@dataclass(frozen=True)
+class Entry:
+    rank: int
+    tied: bool
+    method: str
+    schedule: str
+    cell: str
+    n: int
+    mean: float
+    std: float
+    ci_low: float
+    ci_high: float
+    val_mean: float | None
+    twin_mean: float | None
+    twin_gap: float | None
+    twin_gap_ci: tuple[float, float] | None
+    twin_verdict: str | None
+    macs_after: float | None
+    flags: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rank": self.rank, "tied": self.tied, "method": self.method, "schedule": self.schedule, "cell": self.cell,
+            "n": self.n, "test_acc_mean": self.mean, "test_acc_std": self.std, "ci": [self.ci_low, self.ci_high],
+            "val_acc_mean": self.val_mean, "twin_test_acc_mean": self.twin_mean, "twin_gap": self.twin_gap,
+            "twin_gap_ci": list(self.twin_gap_ci) if self.twin_gap_ci else None, "twin_verdict": self.twin_verdict,
+            "macs_after": self.macs_after, "fail_findings": list(self.flags),
+        }
+
+
+@dataclass(frozen=True)
+class Table:
+    """One ranking: structured and unstructured (masked) methods are ranked apart, since masks keep
+    every MAC and the two reach different operating points at one target."""
+
+    track: str
+    target: str
+    budget: int
+    family: str
+    entries: tuple[Entry, ...]
+    comparisons: tuple[Comparison, ...]
+
+    @property
+    def detectable(self) -> tuple[float, float] | None:
+        """Range of the detectable differences between the ranked entries."""
+        values = [c.minimum_detectable_difference for c in self.comparisons
+                  if math.isfinite(c.minimum_detectable_difference)]
+        return (min(values), max(values)) if values else None
+
+    def as_dict(self) -> dict[str, Any]:
+        detectable = self.detectable
+        return {"track": self.track, "target": self.target, "budget_epochs": self.budget, "family": self.family,
+                "detectable_difference": list(detectable) if detectable else None,
+                "entries": [e.as_dict() for e in self.entries]}
+
+
+@dataclass(frozen=True)
+class Leaderboard:
+    tables: tuple[Table, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"tables": [t.as_dict() for t in self.tables]}
+
+
+def _flags(cells: Sequence[Cell | None], result: AuditResult) -> tuple[str, ...]:
+    labels = {c.label for c in cells if c is not None}
+    rules = {f.rule for f in result.findings if f.severity == "fail" and labels & set(f.cells)}
+    return tuple(sorted(rules, key=lambda r: int(r[1:])))
+
+
+MIRRORED = {"better": "worse", "worse": "better", "tie": "tie", "equivalent": "equivalent"}
+
+
+def _verdict(comparisons: dict[tuple[str, str], Comparison], a: Cell, b: Cell) -> str:
+    """Verdict of ``a`` against ``b`` whichever way round the pair was compared."""
+    if (a.label, b.label) in comparisons:
+        return comparisons[(a.label, b.label)].verdict
+    return MIRRORED[comparisons[(b.label, a.label)].verdict]
+
+
+def _rank(entries: list[Cell], comparisons: dict[tuple[str, str], Comparison]) -> list[tuple[int, Cell]]:
+    """Share the leader's rank until the comparison with the leader says ``better``."""
+    ordered = sorted(entries, key=lambda c: (-c.mean, c.key.method))
+    ranks = []
+    leader = None
+    for position, cell in enumerate(ordered, start=1):
+        if leader is None or _verdict(comparisons, leader[1], cell) == "better":
+            leader = (position, cell)
+        ranks.append((leader[0], cell))
+    return ranks
+
+
+def build_leaderboard(result: AuditResult) -> Leaderboard:
+    groups: dict[tuple[str, str, int, str], dict[str, list[Cell]]] = defaultdict(lambda: defaultdict(list))
+    twins: dict[tuple, Cell] = {}
+    for cell in result.cells:
+        if not cell.reproduced or not cell.n:
+            continue
+        if cell.key.twin:
+            twins[(*context(cell.key), cell.key.method)] = cell
+        else:
+            groups[(cell.key.track, cell.key.target, cell.key.budget_epochs, family(cell))][cell.key.method].append(cell)
+    twin_comparisons = {(c.a, c.b): c for c in result.comparisons if c.kind == "twin"}
+    tables = []
+    for (track, target, budget, kind), by_method in sorted(groups.items()):
+        best = [b for b in (best_by_validation(cells) for _, cells in sorted(by_method.items())) if b is not None]
+        pairs = [(a, b, "leaderboard") for i, a in enumerate(best) for b in best[i + 1:]]
+        compared = adjust(compare_pairs(pairs, result.config, result.seed), "benjamini-hochberg", result.config.alpha) \
+            if pairs else []
+        by_pair = {(c.a, c.b): c for c in compared}
+        ranked = _rank(best, by_pair)
+        counts = defaultdict(int)
+        for rank, _ in ranked:
+            counts[rank] += 1
+        entries = []
+        for rank, cell in ranked:
+            twin = twins.get((*context(cell.key), cell.key.method))
+            gap = twin_comparisons.get((cell.label, twin.label)) if twin else None
+            summary = cell.summary
+            entries.append(Entry(
+                rank=rank, tied=counts[rank] > 1, method=cell.key.method, schedule=cell.key.schedule, cell=cell.label,
+                n=cell.n, mean=summary.mean, std=summary.std, ci_low=summary.ci_low, ci_high=summary.ci_high,
+                val_mean=cell.mean_of("val_acc"), twin_mean=twin.mean if twin else None,
+                twin_gap=gap.difference if gap else None, twin_gap_ci=(gap.ci_low, gap.ci_high) if gap else None,
+                twin_verdict=gap.verdict if gap else None, macs_after=cell.mean_of("macs_after"),
+                flags=_flags([cell, twin], result),
+            ))
+        tables.append(Table(track, target, budget, kind, tuple(entries), tuple(compared)))
+    return Leaderboard(tuple(tables))

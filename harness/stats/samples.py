@@ -1,0 +1,63 @@
+"""Checks and conventions every statistic shares: a sample is a finite 1-D array, seeds are explicit, and
+values equal to rounding count as constant."""
+
+from __future__ import annotations
+
+import warnings
+from contextlib import contextmanager
+from typing import Iterator, Sequence
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from harness.core.errors import BenchError
+
+ROUNDING_TOLERANCE = 10 * np.finfo(float).eps
+"""Relative spread below which values count as equal: scipy's threshold for catastrophic
+cancellation, where its t statistics stop being meaningful."""
+
+def as_sample(values: ArrayLike, name: str) -> np.ndarray:
+    array = np.asarray(values, dtype=float)
+    if array.ndim != 1 or array.size == 0 or not np.all(np.isfinite(array)):
+        raise BenchError(
+            f"{name} must be a non-empty 1-D sequence of finite numbers (got shape {array.shape}); "
+            "pass one score per seed and drop missing runs"
+        )
+    return array
+
+def as_tasks(scores_by_task: Sequence[ArrayLike], name: str) -> list[np.ndarray]:
+    if len(scores_by_task) == 0:
+        raise BenchError(f"{name} is empty; pass one array of per-seed scores for every task")
+    return [as_sample(scores, f"{name}[{index}]") for index, scores in enumerate(scores_by_task)]
+
+def seeded_rng(seed: int) -> np.random.Generator:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise BenchError(f"seed must be an integer (got {seed!r}); pass the seed explicitly")
+    return np.random.default_rng(seed)
+
+def check_probability(value: float, name: str, low_open: float = 0.0, high_open: float = 1.0) -> None:
+    if not low_open < value < high_open:
+        raise BenchError(f"{name} must lie strictly between {low_open} and {high_open} (got {value})")
+
+def check_positive_integer(value: int, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise BenchError(f"{name} must be a positive integer (got {value!r})")
+
+def is_constant(values: np.ndarray) -> bool:
+    """Zero variance up to floating-point rounding (0.7 - 0.45 and 0.6 - 0.35 differ by an ulp)."""
+    mean = np.mean(values)
+    return bool(np.max(np.abs(values - mean)) <= ROUNDING_TOLERANCE * abs(mean))
+
+def certain_difference(x: np.ndarray, y: np.ndarray) -> float:
+    """Difference of means of zero-variance samples, 0.0 when they are equal up to rounding."""
+    mean_x, mean_y = float(np.mean(x)), float(np.mean(y))
+    difference = mean_x - mean_y
+    return 0.0 if abs(difference) <= ROUNDING_TOLERANCE * max(abs(mean_x), abs(mean_y)) else difference
+
+@contextmanager
+def one_constant_sample_allowed() -> Iterator[None]:
+    """scipy warns of catastrophic cancellation whenever a sample is constant, yet its variance
+    of 0 is right and the other sample's variance carries the standard error."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Precision loss occurred", RuntimeWarning)
+        yield

@@ -1,0 +1,155 @@
+"""Two-sample significance tests: Welch's t, the exact permutation test, and their paired versions for
+seeds that share a dense model."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike
+from scipy import stats
+
+from harness.core.errors import BenchError
+from harness.stats.samples import (
+    as_sample,
+    certain_difference,
+    check_positive_integer,
+    is_constant,
+    one_constant_sample_allowed,
+    seeded_rng,
+)
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """Outcome of a two-sided test of equal means; ``pvalue`` is NaN where the test is undefined.
+
+    ``df`` is the t test's degrees of freedom (NaN for permutation tests). For permutation tests
+    ``exact`` says whether every distinct permutation was enumerated, and ``n_permutations`` how
+    many permutations the p-value is based on.
+    """
+
+    __test__ = False  # a result type, not a pytest test class
+
+    statistic: float
+    pvalue: float
+    df: float
+    test: str
+    exact: bool | None = None
+    n_permutations: int | None = None
+
+def _constant_samples_result(difference: float, test: str) -> TestResult:
+    """Without variance the means are known exactly, so the difference is certain."""
+    if difference == 0.0:
+        return TestResult(0.0, 1.0, math.nan, test)
+    return TestResult(math.copysign(math.inf, difference), 0.0, math.nan, test)
+
+def welch_test(a: ArrayLike, b: ArrayLike) -> TestResult:
+    """Two-sided Welch t test (``scipy.stats.ttest_ind(equal_var=False)``).
+
+    Undefined (NaN statistic, p-value and df) when either sample has a single value: its
+    variance cannot be estimated. When both samples have zero variance the means are exact,
+    so the p-value is 1.0 if they are equal and 0.0 otherwise (statistic 0 or +-inf, df NaN).
+    """
+    x, y = as_sample(a, "a"), as_sample(b, "b")
+    if x.size < 2 or y.size < 2:
+        return TestResult(math.nan, math.nan, math.nan, "welch")
+    if is_constant(x) and is_constant(y):
+        return _constant_samples_result(certain_difference(x, y), "welch")
+    with one_constant_sample_allowed():
+        result = stats.ttest_ind(x, y, equal_var=False)
+    return TestResult(float(result.statistic), float(result.pvalue), float(result.df), "welch")
+
+def _mean_difference(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+    return np.mean(x, axis=axis) - np.mean(y, axis=axis)
+
+def _mean_paired_difference(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+    return np.mean(x - y, axis=axis)
+
+def permutation_test(a: ArrayLike, b: ArrayLike, seed: int, n_resamples: int = 9999) -> TestResult:
+    """Two-sided permutation test of ``mean(a) - mean(b)`` (``scipy.stats.permutation_test``).
+
+    Exact -- every distinct split of the pooled values into groups of the original sizes -- when
+    there are at most ``n_resamples`` such splits, otherwise ``n_resamples`` random ones drawn with
+    ``seed`` (p-value then counts the observed split, so it is never 0); always exact when a
+    group has a single value. Two-sided p is scipy's: twice the smaller one-sided p, capped at 1;
+    identical constant samples give 1.0.
+    """
+    x, y = as_sample(a, "a"), as_sample(b, "b")
+    check_positive_integer(n_resamples, "n_resamples")
+    rng = seeded_rng(seed)
+    if min(x.size, y.size) == 1:
+        return _permutation_test_with_a_single_value(x, y)
+    n_splits = math.comb(x.size + y.size, x.size)
+    result = stats.permutation_test(
+        (x, y), _mean_difference, permutation_type="independent", vectorized=True,
+        n_resamples=n_resamples, alternative="two-sided", rng=rng,
+    )
+    exact = n_splits <= n_resamples
+    return TestResult(
+        float(result.statistic), float(result.pvalue), math.nan, "permutation",
+        exact=exact, n_permutations=n_splits if exact else n_resamples,
+    )
+
+def _permutation_test_with_a_single_value(x: np.ndarray, y: np.ndarray) -> TestResult:
+    """scipy needs two values per group. With one, the N splits (each pooled value in turn
+    alone) are enumerated here, always exactly, under scipy's two-sided convention."""
+    pooled = np.concatenate([x, y])
+    rest_means = (pooled.sum() - pooled) / (pooled.size - 1)
+    null = pooled - rest_means if x.size == 1 else rest_means - pooled
+    observed = null[0] if x.size == 1 else null[-1]
+    tie = abs(observed) * 100 * np.finfo(float).eps
+    tail = min(np.mean(null <= observed + tie), np.mean(null >= observed - tie))
+    return TestResult(
+        float(observed), float(min(1.0, 2 * tail)), math.nan, "permutation",
+        exact=True, n_permutations=pooled.size,
+    )
+
+def as_pairs(a: ArrayLike, b: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    x, y = as_sample(a, "a"), as_sample(b, "b")
+    if x.size != y.size:
+        raise BenchError(
+            f"paired tests need one value per shared seed in each sample (got {x.size} and {y.size}); "
+            "align both samples on the same seeds or use the unpaired test"
+        )
+    return x, y
+
+def paired_t_test(a: ArrayLike, b: ArrayLike) -> TestResult:
+    """Two-sided paired t test (``scipy.stats.ttest_rel``) for runs that share seeds.
+
+    Undefined (NaN) for a single pair. When every pair differs by the same amount the mean
+    difference is exact: p-value 1.0 if that amount is 0, else 0.0 (statistic 0 or +-inf).
+    """
+    x, y = as_pairs(a, b)
+    if x.size < 2:
+        return TestResult(math.nan, math.nan, math.nan, "paired-t")
+    differences = x - y
+    if is_constant(differences):
+        return _constant_samples_result(certain_difference(x, y), "paired-t")
+    result = stats.ttest_rel(x, y)
+    return TestResult(float(result.statistic), float(result.pvalue), float(result.df), "paired-t")
+
+def paired_permutation_test(a: ArrayLike, b: ArrayLike, seed: int, n_resamples: int = 9999) -> TestResult:
+    """Two-sided sign-flip test of the mean paired difference, for runs that share seeds.
+
+    Exact over all ``2**n`` sign assignments when that is at most ``n_resamples``, otherwise
+    ``n_resamples`` random ones drawn with ``seed``; same p-value conventions as
+    :func:`permutation_test`.
+    """
+    x, y = as_pairs(a, b)
+    check_positive_integer(n_resamples, "n_resamples")
+    rng = seeded_rng(seed)
+    n_flips = 2**x.size
+    if x.size == 1:  # the two flips +d and -d are mirror images: nothing is ever significant
+        difference = float(x[0] - y[0])
+        return TestResult(difference, 1.0, math.nan, "paired-permutation", exact=True, n_permutations=2)
+    result = stats.permutation_test(
+        (x, y), _mean_paired_difference, permutation_type="samples", vectorized=True,
+        n_resamples=n_resamples, alternative="two-sided", rng=rng,
+    )
+    exact = n_flips <= n_resamples
+    return TestResult(
+        float(result.statistic), float(result.pvalue), math.nan, "paired-permutation",
+        exact=exact, n_permutations=n_flips if exact else n_resamples,
+    )

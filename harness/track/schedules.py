@@ -1,0 +1,217 @@
+"""Retraining learning-rate schedules (Le & Hua, ICLR 2021), derived from a track's recipe.
+
+Every schedule is a pure function from (recipe, budget, steps per epoch, hyperparameters) to
+the learning rate -- and, for 1-cycle, the momentum -- of every optimizer step. The trainer
+only indexes these arrays, so what is tested here is exactly what is trained with.
+Each schedule declares its tunable hyperparameters; they are the only things a tuner may change.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Callable, Mapping
+
+from harness.core.errors import BenchError
+from harness.track.recipe import Recipe
+
+
+@dataclass(frozen=True)
+class Tunable:
+    """A schedule hyperparameter a tuner may search, with its default derived from the recipe."""
+
+    name: str
+    low: float
+    high: float
+    log: bool
+    default: float
+    help: str
+
+
+@dataclass(frozen=True)
+class StepValues:
+    """Per-step values a trainer applies: ``lr[i]`` (and ``momentum[i]`` when cycled) at step ``i``."""
+
+    lr: tuple[float, ...]
+    momentum: tuple[float, ...] | None
+    steps_per_epoch: int
+
+    def per_epoch(self) -> list[float]:
+        """The rate in effect at each epoch's first step."""
+        return list(self.lr[:: self.steps_per_epoch]) if self.steps_per_epoch else []
+
+
+@dataclass(frozen=True)
+class Schedule:
+    name: str
+    title: str
+    summary: str
+    stepped: str  # "epoch" or "iteration"
+    tunables: Callable[[Recipe], tuple[Tunable, ...]]
+    epoch_lr: Callable[[Recipe, int, int, Mapping[str, float]], float] | None
+    step_values: Callable[[Recipe, int, int, Mapping[str, float]], StepValues] | None = None
+
+
+def _no_tunables(recipe: Recipe) -> tuple[Tunable, ...]:
+    return ()
+
+
+def _ft_tunables(recipe: Recipe) -> tuple[Tunable, ...]:
+    return (
+        Tunable("lr", recipe.final_lr / 10, recipe.lr, True, recipe.final_lr,
+                "constant fine-tuning rate (default: the recipe's last rate)"),
+    )
+
+
+def _ft_lr(recipe: Recipe, epochs: int, epoch: int, params: Mapping[str, float]) -> float:
+    return params["lr"]
+
+
+def _lrw_lr(recipe: Recipe, epochs: int, epoch: int, params: Mapping[str, float]) -> float:
+    return recipe.lr_at_epoch(recipe.epochs - epochs + epoch)
+
+
+def _warmup_tunables(recipe: Recipe) -> tuple[Tunable, ...]:
+    return (
+        Tunable("peak_lr", recipe.lr / 10, recipe.lr * 5, True, recipe.lr,
+                "rate reached after warm-up (default: the recipe's initial rate)"),
+        Tunable("warmup_fraction", 0.0, 0.3, False, 0.1,
+                "fraction of the budget spent warming up from the recipe's last rate"),
+    )
+
+
+def _fraction(value: float) -> Fraction:
+    """Exact rational form, so int(0.45 * E) is never off by one through float rounding."""
+    return Fraction(value).limit_denominator(10**6)
+
+
+def _slr_lr(recipe: Recipe, epochs: int, epoch: int, params: Mapping[str, float]) -> float:
+    warmup_fraction = _fraction(params["warmup_fraction"])
+    warmup = warmup_epochs(params["warmup_fraction"], epochs)
+    start, peak = recipe.final_lr, params["peak_lr"]
+    if epoch < warmup:
+        return start + (peak - start) * (1 - math.cos(math.pi * epoch / warmup)) / 2
+    decays = [int(Fraction(m, recipe.epochs) * (1 - warmup_fraction) * epochs) for m in recipe.milestones]
+    return peak / (1 / recipe.gamma) ** sum(1 for d in decays if epoch - warmup >= d)
+
+
+CLR_FINAL_DIV_FACTOR = 100.0
+CLR_MOMENTUM_RANGE = (0.85, 0.95)
+
+
+def _clr_tunables(recipe: Recipe) -> tuple[Tunable, ...]:
+    return (
+        Tunable("max_lr", recipe.lr / 10, recipe.lr * 5, True, recipe.lr,
+                "peak of the cycle (default: the recipe's initial rate)"),
+        Tunable("pct_start", 0.05, 0.5, False, 0.1, "fraction of steps spent increasing the rate"),
+    )
+
+
+def _anneal_cos(start: float, end: float, pct: float) -> float:
+    return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
+
+
+def _clr_steps(recipe: Recipe, epochs: int, steps_per_epoch: int, params: Mapping[str, float]) -> StepValues:
+    """PyTorch's two-phase OneCycleLR, starting at the recipe's last rate, momentum cycled."""
+    total = epochs * steps_per_epoch
+    max_lr = params["max_lr"]
+    div_factor = max_lr / recipe.final_lr
+    initial_lr = max_lr / div_factor
+    min_lr = initial_lr / CLR_FINAL_DIV_FACTOR
+    low_m, high_m = CLR_MOMENTUM_RANGE
+    phases = (
+        (float(params["pct_start"] * total) - 1, initial_lr, max_lr, high_m, low_m),
+        (total - 1, max_lr, min_lr, low_m, high_m),
+    )
+    lrs, moms = [], []
+    for step in range(total):
+        start_step = 0.0
+        for i, (end_step, lr_a, lr_b, m_a, m_b) in enumerate(phases):
+            if step <= end_step or i == len(phases) - 1:
+                pct = (step - start_step) / (end_step - start_step)
+                lrs.append(_anneal_cos(lr_a, lr_b, pct))
+                moms.append(_anneal_cos(m_a, m_b, pct))
+                break
+            start_step = end_step
+    return StepValues(tuple(lrs), tuple(moms), steps_per_epoch)
+
+
+SCHEDULES: dict[str, Schedule] = {
+    s.name: s
+    for s in (
+        Schedule("none", "no retraining", "0 epochs: the one-shot reference", "epoch", _no_tunables, None),
+        Schedule("ft", "fine-tuning", "constant at the original schedule's last rate", "epoch",
+                 _ft_tunables, _ft_lr),
+        Schedule("lrw", "learning-rate rewinding (Renda et al. 2020)",
+                 "replay the last E epochs of the original schedule", "epoch", _no_tunables, _lrw_lr),
+        Schedule("slr", "scaled learning-rate restarting",
+                 "cosine warm-up to the initial rate, then the recipe's step decays scaled to the budget",
+                 "epoch", _warmup_tunables, _slr_lr),
+        Schedule("clr", "cyclic learning-rate restarting (1-cycle)",
+                 "OneCycleLR from the last rate to the initial rate and down, momentum cycled",
+                 "iteration", _clr_tunables, None, _clr_steps),
+    )
+}
+
+
+def get_schedule(name: str) -> Schedule:
+    try:
+        return SCHEDULES[name]
+    except KeyError:
+        raise BenchError(f"unknown schedule '{name}'; choose one of: {', '.join(SCHEDULES)}") from None
+
+
+def resolve_params(schedule: Schedule, recipe: Recipe, overrides: Mapping[str, float] | None = None) -> dict[str, float]:
+    """Defaults from the recipe, updated by ``overrides``; anything not declared tunable is refused."""
+    tunables = {t.name: t for t in schedule.tunables(recipe)}
+    params = {name: t.default for name, t in tunables.items()}
+    for key, value in (overrides or {}).items():
+        if key not in tunables:
+            allowed = ", ".join(tunables) or "none"
+            raise BenchError(
+                f"schedule '{schedule.name}' has no hyperparameter '{key}' (tunable: {allowed}); "
+                "everything else is fixed by the track"
+            )
+        params[key] = _checked(schedule.name, tunables[key], value)
+    return params
+
+
+def _checked(schedule: str, tunable: Tunable, value: float) -> float:
+    """Rates must be positive and finite; fractions (the non-log tunables) lie in [0, 1)."""
+    value = float(value)
+    valid = math.isfinite(value) and (value > 0 if tunable.log else 0 <= value < 1)
+    if not valid:
+        expected = "a positive finite rate" if tunable.log else "a fraction in [0, 1)"
+        raise BenchError(f"schedule '{schedule}': {tunable.name}={value!r} is not {expected}")
+    return value
+
+
+def warmup_epochs(warmup_fraction: float, epochs: int) -> int:
+    """Epochs of ``slr``'s warm-up, computed exactly as the schedule computes them."""
+    return int(_fraction(warmup_fraction) * epochs)
+
+
+def step_values(
+    schedule: Schedule,
+    recipe: Recipe,
+    epochs: int,
+    steps_per_epoch: int,
+    params: Mapping[str, float] | None = None,
+) -> StepValues:
+    """Learning rate (and cycled momentum) for each of the ``epochs * steps_per_epoch`` steps."""
+    if epochs < 0 or steps_per_epoch <= 0:
+        raise BenchError(f"budget must be >= 0 epochs with >= 1 step per epoch, got {epochs} and {steps_per_epoch}")
+    if schedule.name == "none":
+        return StepValues((), None, steps_per_epoch)
+    resolved = resolve_params(schedule, recipe, params)
+    if schedule.step_values is not None:
+        return schedule.step_values(recipe, epochs, steps_per_epoch, resolved)
+    lrs = [schedule.epoch_lr(recipe, epochs, e, resolved) for e in range(epochs) for _ in range(steps_per_epoch)]
+    return StepValues(tuple(lrs), None, steps_per_epoch)
+
+
+def original_step_values(recipe: Recipe, steps_per_epoch: int) -> StepValues:
+    """The dense training schedule itself: step decay over the recipe's epochs."""
+    lrs = [recipe.lr_at_epoch(e) for e in range(recipe.epochs) for _ in range(steps_per_epoch)]
+    return StepValues(tuple(lrs), None, steps_per_epoch)
