@@ -21,7 +21,8 @@ from harness.grid.pool import PoolExecutor
 from harness.grid.selection import expand, select
 from harness.models import create_model
 from harness.protocols import verify
-from harness.protocols.perf import PerfSettings, compare_engines, measure
+from harness.protocols.equivalence import compare_engines
+from harness.protocols.perf import PerfSettings, measure
 from harness.protocols.verify import verify_results
 from harness.run.pipeline import Workspace, execute, prune, retraining_steps
 from harness.run.record import load_records

@@ -12,10 +12,9 @@ from typer.testing import CliRunner
 from harness.cli import app
 from harness.core.errors import BenchError
 from harness.core.layout import ResultsLayout
+from harness.protocols.equivalence import cifar_shaped_track, compare_engines
 from harness.protocols.perf import (
     PerfSettings,
-    cifar_shaped_track,
-    compare_engines,
     measure,
     perf_splits,
     reference_dataset,

@@ -19,10 +19,9 @@ from harness.cli.common import (
 )
 from harness.core.errors import BenchError
 from harness.core.layout import ResultsLayout
+from harness.protocols.equivalence import cifar_shaped_track, compare_engines
 from harness.protocols.perf import (
     PerfSettings,
-    cifar_shaped_track,
-    compare_engines,
     measure,
 )
 from harness.track.definition import DEFAULT_TRACK, load_track
