@@ -5,13 +5,12 @@ spatially and zero-pads channels, so it has no parameters: ResNet-56 is exactly 
 853,018-parameter / 125.5M-MAC network that PFEC and the paper prune.
 """
 
-import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.models.registry import register_model
+from harness.models.registry import initialise_like_pfec, register_model
 
 STAGE_WIDTHS = (16, 32, 64)
 
@@ -64,23 +63,12 @@ class CifarResNet(nn.Module):
         self.layer1, self.layer2, self.layer3 = stages
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(in_channels, num_classes)
-        _initialise_like_pfec(self)
+        initialise_like_pfec(self, bn_scale=1.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.relu(self.bn1(self.conv1(x)))
         x = self.layer3(self.layer2(self.layer1(x)))
         return self.fc(torch.flatten(self.avgpool(x), 1))
-
-
-def _initialise_like_pfec(model: nn.Module) -> None:
-    """He-normal convs (fan-out) and unit BN, as in the PFEC reference code the paper builds on."""
-    for module in model.modules():
-        if isinstance(module, nn.Conv2d):
-            fan_out = module.kernel_size[0] * module.kernel_size[1] * module.out_channels
-            nn.init.normal_(module.weight, 0.0, math.sqrt(2.0 / fan_out))
-        elif isinstance(module, nn.BatchNorm2d):
-            nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
 
 
 def block_first_convs(model: nn.Module) -> list[str]:

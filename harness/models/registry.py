@@ -4,6 +4,7 @@ Each entry also says which convs have prunable output channels: that is the trac
 decision (design brief), so it lives beside the architecture rather than in a method.
 """
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -60,3 +61,19 @@ def prunable_layers(name: str, model: nn.Module) -> list[str]:
 
 def all_convs(model: nn.Module) -> list[str]:
     return [name for name, module in model.named_modules() if isinstance(module, nn.Conv2d)]
+
+
+def initialise_like_pfec(model: nn.Module, bn_scale: float, linear_std: float | None = None) -> None:
+    """The PFEC reference code's initialisation, which the paper's code keeps: He-normal convs (fan-out),
+    BN scale ``bn_scale`` with zero shift, and (where the reference sets one) N(0, ``linear_std``) linears
+    with zero bias; so runs start where the reference's do."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            fan_out = module.kernel_size[0] * module.kernel_size[1] * module.out_channels
+            nn.init.normal_(module.weight, 0.0, math.sqrt(2.0 / fan_out))
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.constant_(module.weight, bn_scale)
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Linear) and linear_std is not None:
+            nn.init.normal_(module.weight, 0.0, linear_std)
+            nn.init.zeros_(module.bias)

@@ -6,13 +6,12 @@ models/vgg.py): bias-free conv3x3-BN-ReLU layers, no pooling after the last stag
 10 classes, and a per-layer ``cfg`` of widths reproduces PFEC's VGG-16-A.
 """
 
-import math
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from harness.models.registry import all_convs, register_model
+from harness.models.registry import all_convs, initialise_like_pfec, register_model
 
 POOL = "M"
 VGG16_CFG: tuple[int | str, ...] = (
@@ -43,25 +42,11 @@ class CifarVGG(nn.Module):
             nn.ReLU(inplace=True),
             nn.Linear(512, num_classes),
         )
-        _initialise_like_pfec(self)
+        initialise_like_pfec(self, bn_scale=0.5, linear_std=0.01)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.avgpool(self.features(x))
         return self.classifier(torch.flatten(x, 1))
-
-
-def _initialise_like_pfec(model: nn.Module) -> None:
-    """The reference code's init (He-normal convs, BN scale 0.5, N(0, 0.01) linears), so runs match it."""
-    for module in model.modules():
-        if isinstance(module, nn.Conv2d):
-            fan_out = module.kernel_size[0] * module.kernel_size[1] * module.out_channels
-            nn.init.normal_(module.weight, 0.0, math.sqrt(2.0 / fan_out))
-        elif isinstance(module, nn.BatchNorm2d):
-            nn.init.constant_(module.weight, 0.5)
-            nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Linear):
-            nn.init.normal_(module.weight, 0.0, 0.01)
-            nn.init.zeros_(module.bias)
 
 
 @register_model("cifar-vgg16", prunable_layers=all_convs)
