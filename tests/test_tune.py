@@ -20,12 +20,12 @@ from harness.run.cells import CellKey
 from harness.run.pipeline import Workspace
 from harness.run.record import load_records
 from harness.track.definition import TRACKS_ENV, load_track_file
+from harness.tune.history import study_name
 from harness.tune.search import (
     TuneOptions,
     grid_points,
     open_storage,
     search_space,
-    study_name,
     tune_cell,
     tune_cells,
 )

@@ -47,7 +47,7 @@ from harness.run.cells import group_cells
 from harness.run.record import RunRecord, load_records
 from harness.track.definition import DEFAULT_TRACK, load_track
 from harness.train.engines import DEFAULT_GROUP_SIZE, EngineSettings
-from harness.tune.search import TunedExecutor, load_tuning, tuned_params
+from harness.tune.tuned import TunedExecutor, load_tuning, tuned_params
 
 
 def summary_rows(records: list[RunRecord]) -> list[dict]:

@@ -40,10 +40,10 @@ from harness.core.layout import ResultsLayout
 from harness.grid.selection import select
 from harness.run.pipeline import Workspace
 from harness.track.definition import DEFAULT_TRACK, load_track
+from harness.tune.history import StudyHistory
 from harness.tune.search import (
     PRUNERS,
     SAMPLERS,
-    StudyHistory,
     TuneOptions,
     TuneProgress,
     check_cells,

@@ -46,16 +46,9 @@ from harness.run.record import (
     record_path,
 )
 from harness.track.definition import DEFAULT_TRACK, Track, load_track
-from harness.tune.search import (
-    StudyHistory,
-    TunedExecutor,
-    TuneOptions,
-    load_tuning,
-    study_name,
-    tune_cells,
-    tuned_params,
-    tuning_cells,
-)
+from harness.tune.history import StudyHistory, study_name
+from harness.tune.search import TuneOptions, tune_cells, tuning_cells
+from harness.tune.tuned import TunedExecutor, load_tuning, tuned_params
 
 MIN_SEEDS = 5
 

@@ -26,14 +26,8 @@ from harness.methods import ensure_registered
 from harness.run.cells import CellKey
 from harness.run.pipeline import Workspace
 from harness.track.definition import Track
-from harness.tune.search import (
-    StudyHistory,
-    TuneOptions,
-    check_cells,
-    export_history,
-    open_storage,
-    tune_cell,
-)
+from harness.tune.history import StudyHistory, export_history
+from harness.tune.search import TuneOptions, check_cells, open_storage, tune_cell
 
 
 def tune_on_ray(

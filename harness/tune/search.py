@@ -17,23 +17,8 @@ Intermediate values: seeds are retrained one after another; step ``s`` is the va
 after epoch ``s % budget_epochs`` of the ``s // budget_epochs``-th tuning seed, so pruners compare
 trials at the same seed and epoch. A seed whose training diverges scores 0.
 
-History export -- ``<results>/<track>/tuning/<study>.json``, rewritten atomically after every
-trial, read by ``bench run --tuned`` and by the audit (rule R10, equal tuning budgets)::
-
-    {"study": str, "track": str, "method": str, "twin": bool, "target": str, "schedule": str,
-     "budget_epochs": int, "seeds": [int], "dense_hashes": [str],
-     "sampler": "tpe" | "grid" | "random", "seed": int, "pruner": "median" | "hyperband" | "none",
-     "space": {name: {"low": float, "high": float, "log": bool}},
-     "objective": "val_acc", "split": "val",
-     "trials_requested": int,    # the largest budget any invocation asked for
-     "n_trials": int,            # finished trials (n_complete + n_pruned): what the budget counts
-     "n_complete": int, "n_pruned": int, "n_failed": int, "n_running": int,
-     "trials": [{"number": int, "state": "COMPLETE" | "PRUNED" | "FAIL" | "RUNNING" | "WAITING",
-                 "value": float | null, "params": {name: float}, "intermediate": [float]}],
-     "best_params": {name: float} | null, "best_value": float | null}
-
-``trials`` lists every trial by number, failed ones included; ``value`` is set for COMPLETE
-trials only. ``best_*`` is the COMPLETE trial with the highest value (lowest number on ties).
+Each trial's end rewrites the study's history (``harness.tune.history``, the one schema every
+reader uses); ``harness.tune.tuned`` applies finished studies to a grid of runs.
 """
 
 from __future__ import annotations
@@ -41,9 +26,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
-import json
 import math
-import re
 import statistics
 import time
 import warnings
@@ -55,26 +38,29 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from harness.core.atomic import write_json_atomic
 from harness.core.errors import BenchError
-from harness.core.layout import ResultsLayout
 from harness.core.seeding import derive_seed
 from harness.dense.baseline import dense_hash
-from harness.grid.driver import Executor
-from harness.grid.selection import CellParamsKey, Selection, dense_seed_for, expand
+from harness.grid.selection import Selection, dense_seed_for, expand
 from harness.run.cells import CellKey
 from harness.run.pipeline import PrunedModel, Workspace, prune, retrain
-from harness.run.record import RunConfig, RunRecord
+from harness.run.record import RunConfig
 from harness.track.definition import Track
 from harness.track.schedules import Tunable, get_schedule
+from harness.tune.history import (
+    OBJECTIVE,
+    SPLIT,
+    StudyHistory,
+    TrialRecord,
+    checked_name,
+    export_history,
+    study_name,
+)
 
 SAMPLERS = ("tpe", "grid", "random")
 PRUNERS = ("median", "hyperband", "none")
-OBJECTIVE = "val_acc"
-SPLIT = "val"
 STALE_RETRIES = 3
 FIXED_BY_TRACK = "the optimizer, batch size, weight decay, augmentation, budget and pruning plan are fixed by the track"
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
 
 @dataclass(frozen=True)
@@ -90,69 +76,6 @@ class TuneOptions:
     storage: str | None = None
     heartbeat: int | None = None
     study_prefix: str | None = None
-
-
-@dataclass(frozen=True)
-class TrialRecord:
-    number: int
-    state: str
-    value: float | None
-    params: dict[str, float]
-    intermediate: list[float]
-
-
-@dataclass(frozen=True)
-class StudyHistory:
-    """One study as exported next to the records (the module docstring gives the JSON form)."""
-
-    study: str
-    track: str
-    method: str
-    twin: bool
-    target: str
-    schedule: str
-    budget_epochs: int
-    seeds: list[int]
-    dense_hashes: list[str]
-    sampler: str
-    seed: int
-    pruner: str
-    space: dict[str, dict[str, Any]]
-    objective: str
-    split: str
-    trials_requested: int
-    n_trials: int
-    n_complete: int
-    n_pruned: int
-    n_failed: int
-    n_running: int
-    trials: list[TrialRecord]
-    best_params: dict[str, float] | None
-    best_value: float | None
-
-    @property
-    def cell(self) -> CellKey:
-        return CellKey(self.track, self.method, self.twin, self.target, self.schedule, self.budget_epochs)
-
-    @property
-    def complete(self) -> bool:
-        return self.n_trials >= self.trials_requested
-
-    def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> StudyHistory:
-        return cls(**{**raw, "trials": [TrialRecord(**t) for t in raw["trials"]]})
-
-    def summary(self) -> dict[str, Any]:
-        """What a tuned run's record carries in its ``tuning`` field (no storage URL: records stay portable)."""
-        return {
-            "study": self.study, "n_trials": self.n_trials, "n_complete": self.n_complete,
-            "n_pruned": self.n_pruned, "params": self.best_params, "best_value": self.best_value,
-            "objective": self.objective, "split": self.split, "sampler": self.sampler, "seed": self.seed,
-            "seeds": self.seeds,
-        }
 
 
 @dataclass(frozen=True)
@@ -199,20 +122,6 @@ def tuning_cells(track: Track, selection: Selection) -> tuple[list[CellKey], lis
     return cells, skipped
 
 
-def study_name(cell: CellKey, prefix: str | None = None) -> str:
-    """Deterministic: the same cell (and prefix) always names the same study, so reruns resume it."""
-    method = f"{cell.method}+twin" if cell.twin else cell.method
-    name = ".".join(p for p in (prefix, cell.track, method, cell.target, cell.schedule, f"{cell.budget_epochs}ep") if p)
-    return _checked_name(name, "derived study name")
-
-
-def _checked_name(name: str, what: str) -> str:
-    if not _SAFE_NAME.match(name):
-        raise BenchError(f"{what} {name!r} must be letters, digits, '.', '_', '+' or '-' (it names a file); "
-                         "pick another --study or --study-prefix")
-    return name
-
-
 def check_options(options: TuneOptions) -> None:
     if options.trials < 1:
         raise BenchError(f"--trials must be at least 1, got {options.trials}")
@@ -225,7 +134,7 @@ def check_options(options: TuneOptions) -> None:
     if options.heartbeat is not None and options.heartbeat < 1:
         raise BenchError(f"--heartbeat must be a positive number of seconds, got {options.heartbeat}")
     if options.study_prefix is not None:
-        _checked_name(options.study_prefix, "study prefix")
+        checked_name(options.study_prefix, "study prefix")
 
 
 def open_storage(url: str, heartbeat: int | None = None) -> optuna.storages.RDBStorage:
@@ -364,23 +273,6 @@ def study_history(study: optuna.Study) -> StudyHistory:
     )
 
 
-def export_history(layout: ResultsLayout, history: StudyHistory) -> Path:
-    path = layout.history(history.track, history.study)
-    write_json_atomic(path, history.to_json())
-    return path
-
-
-def load_history(layout: ResultsLayout, track: str, study: str) -> StudyHistory:
-    path = layout.history(track, study)
-    if not path.exists():
-        raise BenchError(f"no tuning history {path}; run `bench tune` for this cell first (or pass the --study-prefix "
-                         "it was tuned under)")
-    try:
-        return StudyHistory.from_json(json.loads(path.read_text()))
-    except (json.JSONDecodeError, TypeError, KeyError) as exc:
-        raise BenchError(f"tuning history {path} is unreadable ({exc}); rerun `bench tune` to rewrite it") from None
-
-
 class _Objective:
     """Retrains the cell's pruned model (pruned once per seed, copied per trial) and scores it on validation."""
 
@@ -439,7 +331,7 @@ def tune_cell(
     if cell.track != track.name:
         raise BenchError(f"cell is of track '{cell.track}' but the workspace holds track '{track.name}'")
     space = search_space(track, cell.schedule, options.params)
-    name = _checked_name(study, "study name") if study else study_name(cell, options.study_prefix)
+    name = checked_name(study, "study name") if study else study_name(cell, options.study_prefix)
     storage = storage or open_storage(options.storage or workspace.layout.storage(track.name), options.heartbeat)
     emit = on_progress or (lambda event: None)
     with _quiet_optuna():
@@ -490,41 +382,3 @@ def tune_cells(
     storage = storage or open_storage(options.storage or workspace.layout.storage(workspace.track.name),
                                       options.heartbeat)
     return [tune_cell(workspace, cell, options, study, storage, on_progress) for cell in cells]
-
-
-def load_tuning(layout: ResultsLayout, track: Track, selection: Selection,
-                study_prefix: str | None = None) -> dict[CellParamsKey, StudyHistory]:
-    """The finished study of every selected cell whose schedule has tunables, keyed as ``grid.expand`` wants."""
-    cells, _ = tuning_cells(track, selection)
-    histories = {}
-    for cell in cells:
-        history = load_history(layout, track.name, study_name(cell, study_prefix))
-        if not history.complete:
-            raise BenchError(f"study '{history.study}' has {history.n_trials} of {history.trials_requested} trials; "
-                             "rerun the same `bench tune` command to finish it")
-        if history.dense_hashes != [dense_hash(track, dense_seed_for(track, s)) for s in history.seeds]:
-            raise BenchError(f"study '{history.study}' was tuned on other dense baselines (the track has changed); "
-                             "retune under a new --study-prefix")
-        if history.best_params is None:
-            raise BenchError(f"study '{history.study}' has no completed trial (all pruned or failed); "
-                             "tune it with more trials or --pruner none")
-        histories[(cell.method, cell.twin, cell.target, cell.schedule, cell.budget_epochs)] = history
-    return histories
-
-
-def tuned_params(histories: Mapping[CellParamsKey, StudyHistory]) -> dict[CellParamsKey, dict[str, float]]:
-    return {key: dict(history.best_params or {}) for key, history in histories.items()}
-
-
-@dataclass
-class TunedExecutor:
-    """Wraps an executor so each record of a tuned cell carries its study's summary in ``tuning``."""
-
-    inner: Executor
-    histories: Mapping[CellParamsKey, StudyHistory]
-
-    def map(self, track: Track, configs: Sequence[RunConfig]) -> Iterator[RunRecord]:
-        for record in self.inner.map(track, configs):
-            history = self.histories.get((record.method, record.twin, record.target, record.schedule,
-                                          record.budget_epochs))
-            yield record.model_copy(update={"tuning": history.summary()}) if history else record
