@@ -22,7 +22,7 @@ from audit_fixtures import (
 from scipy import stats as scipy_stats
 
 from harness import stats
-from harness.audit import AuditConfig, audit, power, vectorized
+from harness.audit import AuditConfig, audit, vectorized
 from harness.audit.claims import Claim
 from harness.audit.comparisons import (
     adjust,
@@ -419,13 +419,13 @@ def test_vectorized_paired_tests_equal_harness_stats(n):
 def test_paired_power_matches_published_values():
     # G*Power, one-sample/paired t test, two-sided alpha 0.05: d = 1, n = 10 -> power 0.8031;
     # power 0.8 at n = 10 needs d = 0.996; d = 0.5 at power 0.8 needs n = 34 (two-sample: 64 per group).
-    assert power.paired_power(1.0, 1.0, 10, 0.05) == pytest.approx(0.80310, abs=1e-5)
-    assert power.minimum_detectable_difference(1.0, 10, True, 0.05, 0.8) == pytest.approx(0.9960, abs=1e-4)
-    assert power.seeds_needed(0.5, 1.0, True, 0.05, 0.8) == 34
-    assert power.seeds_needed(0.5, 1.0, False, 0.05, 0.8) == 64
-    assert power.minimum_detectable_difference(0.01, 5, False, 0.05, 0.8) == pytest.approx(
+    assert stats.paired_power(1.0, 1.0, 10, 0.05) == pytest.approx(0.80310, abs=1e-5)
+    assert stats.minimum_detectable_difference(1.0, 10, 0.05, 0.8, paired=True) == pytest.approx(0.9960, abs=1e-4)
+    assert stats.seeds_needed(0.5, 1.0, 0.05, 0.8, paired=True) == 34
+    assert stats.seeds_needed(0.5, 1.0, 0.05, 0.8) == 64
+    assert stats.minimum_detectable_difference(0.01, 5, 0.05, 0.8, paired=False) == pytest.approx(
         stats.minimum_detectable_difference(0.01, 5))
-    assert power.minimum_detectable_difference(0.01, 1, True, 0.05, 0.8) == math.inf
+    assert stats.minimum_detectable_difference(0.01, 1, 0.05, 0.8, paired=True) == math.inf
 
 
 def test_paired_power_matches_simulation():
@@ -433,13 +433,13 @@ def test_paired_power_matches_simulation():
     differences = rng.normal(0.5, 1.0, (100_000, 8))
     t = differences.mean(axis=1) / (differences.std(axis=1, ddof=1) / math.sqrt(8))
     simulated = np.mean(np.abs(t) > scipy_stats.t.isf(0.025, 7))
-    assert power.paired_power(0.5, 1.0, 8, 0.05) == pytest.approx(simulated, abs=0.005)
+    assert stats.paired_power(0.5, 1.0, 8, 0.05) == pytest.approx(simulated, abs=0.005)
 
 
 def test_table_comparisons_are_benjamini_hochberg_corrected_per_track():
     records = fair_records() + fair_records(track="toy2")
-    cells = build_cells(records, CONFIG, seed=0)
-    comparisons = table_comparisons(cells, CONFIG, seed=0)
+    cells = build_cells(records, CONFIG)
+    comparisons = table_comparisons(cells, CONFIG)
     for track in ("toy", "toy2"):
         mine = [c for c in comparisons if c.track == track]
         expected = scipy_stats.false_discovery_control([c.pvalue for c in mine], method="bh")
@@ -449,8 +449,8 @@ def test_table_comparisons_are_benjamini_hochberg_corrected_per_track():
 
 def test_unpaired_cells_use_welch():
     records = fair_records() + cell("gamma", noisy(0.9, 6, 5), seeds=[(0, s) for s in range(10, 16)])
-    cells = {c.label: c for c in build_cells(records, CONFIG, seed=0)}
-    (comparison,) = compare_pairs([(cells["toy/gamma/half/ft@10"], cells["toy/alpha/half/ft@10"], "x")], CONFIG, 0)
+    cells = {c.label: c for c in build_cells(records, CONFIG)}
+    (comparison,) = compare_pairs([(cells["toy/gamma/half/ft@10"], cells["toy/alpha/half/ft@10"], "x")], CONFIG)
     assert not comparison.paired and comparison.test == "welch"
     expected = scipy_stats.ttest_ind(cells["toy/gamma/half/ft@10"].values, cells["toy/alpha/half/ft@10"].values,
                                      equal_var=False)
@@ -461,11 +461,11 @@ def test_unpaired_cells_use_welch():
 
 def test_holm_adjustment_and_undefined_tests():
     records = fair_records() + [record(method="gamma", test_acc=0.9, seed=0)]
-    cells = {c.label: c for c in build_cells(records, CONFIG, seed=0)}
+    cells = {c.label: c for c in build_cells(records, CONFIG)}
     pairs = [(cells["toy/alpha/half/ft@10"], cells["toy/beta/half/ft@10"], "x"),
              (cells["toy/alpha/half/ft@10"], cells["toy/alpha+twin/half/ft@10"], "x"),
              (cells["toy/gamma/half/ft@10"], cells["toy/beta/half/ft@10"], "x")]
-    adjusted = adjust(compare_pairs(pairs, CONFIG, 0), "holm", 0.05)
+    adjusted = adjust(compare_pairs(pairs, CONFIG), "holm", 0.05)
     assert [c.pvalue_adjusted for c in adjusted[:2]] == pytest.approx(list(stats.holm([c.pvalue for c in adjusted[:2]])))
     assert math.isnan(adjusted[2].pvalue_adjusted) and adjusted[2].verdict == "tie"
 
@@ -479,7 +479,7 @@ def test_verdicts_need_significance_and_the_detectable_difference():
 
 
 def test_cell_intervals_follow_harness_stats():
-    cells = {c.label: c for c in build_cells(fair_records(), CONFIG, seed=0)}
+    cells = {c.label: c for c in build_cells(fair_records(), CONFIG)}
     alpha = cells["toy/alpha/half/ft@10"]
     assert alpha.summary == stats.summarize(alpha.values)  # under 10 seeds: a Student t interval
     assert alpha.pairing == tuple((dense_hash(TRACK, d), d, s) for d, s in SEEDS)

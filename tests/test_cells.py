@@ -24,3 +24,15 @@ def test_one_configuration_survives_per_cell_and_the_rest_is_reported():
 def test_a_consistent_cell_is_left_alone():
     records = [record(s) for s in range(5)]
     assert one_configuration_per_cell(records) == (records, [])
+
+
+def test_cell_keys_derive_their_related_keys_and_label():
+    from harness.run.cells import REPRODUCED, CellKey
+
+    key = CellKey("toy", "l1", False, "half", "ft", 10)
+    assert key.label == "toy/l1/half/ft@10" and key.source == REPRODUCED and key.reproduced
+    assert key.as_twin().label == "toy/l1+twin/half/ft@10" and key.as_twin().without_twin() == key
+    reported = CellKey("toy", "l1", False, "half", "ft", 10, "reported: paper")
+    assert reported.label == "toy/l1/half/ft@10 [reported: paper]" and not reported.reproduced
+    assert reported.without_source() == key.without_source() != key
+    assert key.context == ("toy", "half", "ft", 10) == key.as_twin().context

@@ -11,7 +11,7 @@ from audit_fixtures import TARGET, TRACK, cell, fair_records, noisy, replace_cel
 from typer.testing import CliRunner
 
 from harness import __version__
-from harness.audit import audit
+from harness.audit import AuditConfig, audit
 from harness.audit.claims import Claim
 from harness.audit.reported import ReportedResult, to_records
 from harness.audit.tuning import TuningStudy
@@ -37,7 +37,7 @@ def rich_audit(seed: int = 0):
                         (0.90, 0.92, 0.91, 0.93), 0.93)
     claims = [Claim(name="alpha beats beta", method="alpha", baseline="beta", track=TRACK, schedule="ft", budget=10),
               Claim(name="overall", method="alpha", baseline="beta", track="*")]
-    return audit(records, claims=claims, studies=[study], seed=seed)
+    return audit(records, claims=claims, studies=[study], config=AuditConfig(seed=seed))
 
 
 @pytest.fixture(scope="module")

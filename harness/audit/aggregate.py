@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from harness import stats
-from harness.audit.comparisons import Cell, best_by_validation
+from harness.audit.comparisons import best_by_validation
 from harness.audit.config import AuditConfig
 from harness.core.seeding import derive_seed
+from harness.run.cells import Cell
 
 Task = tuple[str, str, str]
 """(track, target, family), the family being ``structured`` or ``unstructured``."""
@@ -54,18 +55,13 @@ def _scores(cell: Cell) -> tuple[float, ...] | None:
     return None if dense is None else tuple(v - d for v, d in zip(cell.values, dense))
 
 
-def family(cell: Cell) -> str:
-    """``unstructured`` when the cell's runs masked weights (their records state a sparsity), else ``structured``."""
-    return "unstructured" if any(r.sparsity is not None for r in cell.records) else "structured"
-
-
 def task_entries(cells: Sequence[Cell], methods: Sequence[str] | None = None) -> dict[str, dict[Task, TaskEntry]]:
     """Each method's entry per task, at the largest budget (above zero) that every method present
     in the task reached; restricted to ``methods`` when given. Reproduced, non-twin cells only."""
     by_task: dict[Task, list[Cell]] = defaultdict(list)
     for cell in cells:
         if cell.reproduced and not cell.key.twin and cell.n and (methods is None or cell.key.method in methods):
-            by_task[(cell.key.track, cell.key.target, family(cell))].append(cell)
+            by_task[(cell.key.track, cell.key.target, cell.family)].append(cell)
     entries: dict[str, dict[Task, TaskEntry]] = defaultdict(dict)
     for task, members in sorted(by_task.items()):
         budgets: dict[str, set[int]] = defaultdict(set)
@@ -84,30 +80,30 @@ def task_entries(cells: Sequence[Cell], methods: Sequence[str] | None = None) ->
     return dict(entries)
 
 
-def method_aggregates(entries: dict[str, dict[Task, TaskEntry]], config: AuditConfig, seed: int) -> list[MethodAggregate]:
+def method_aggregates(entries: dict[str, dict[Task, TaskEntry]], config: AuditConfig) -> list[MethodAggregate]:
     out = []
     for method in sorted(entries):
         tasks = tuple(sorted(entries[method]))
         scores = [entries[method][t].scores for t in tasks]
-        estimate = stats.aggregate_iqm(scores, seed=derive_seed(seed, f"iqm|{method}"), confidence=config.confidence,
+        estimate = stats.aggregate_iqm(scores, seed=derive_seed(config.seed, f"iqm|{method}"), confidence=config.confidence,
                                        n_resamples=config.n_resamples)
         out.append(MethodAggregate(method, tasks, estimate))
     return out
 
 
-def pair_aggregate(entries: dict[str, dict[Task, TaskEntry]], a: str, b: str, config: AuditConfig,
-                   seed: int) -> PairAggregate | None:
+def pair_aggregate(entries: dict[str, dict[Task, TaskEntry]], a: str, b: str,
+                   config: AuditConfig) -> PairAggregate | None:
     """P(a run of ``a`` improves on a run of ``b``) averaged over the tasks both cover."""
     tasks = tuple(sorted(set(entries.get(a, {})) & set(entries.get(b, {}))))
     if not tasks:
         return None
     estimate = stats.aggregate_probability_of_improvement(
         [entries[a][t].scores for t in tasks], [entries[b][t].scores for t in tasks],
-        seed=derive_seed(seed, f"poi|{a}|{b}"), confidence=config.confidence, n_resamples=config.n_resamples)
+        seed=derive_seed(config.seed, f"poi|{a}|{b}"), confidence=config.confidence, n_resamples=config.n_resamples)
     return PairAggregate(a, b, tasks, estimate)
 
 
-def pair_aggregates(entries: dict[str, dict[Task, TaskEntry]], config: AuditConfig, seed: int) -> list[PairAggregate]:
+def pair_aggregates(entries: dict[str, dict[Task, TaskEntry]], config: AuditConfig) -> list[PairAggregate]:
     methods = sorted(entries)
-    pairs = (pair_aggregate(entries, a, b, config, seed) for i, a in enumerate(methods) for b in methods[i + 1:])
+    pairs = (pair_aggregate(entries, a, b, config) for i, a in enumerate(methods) for b in methods[i + 1:])
     return [p for p in pairs if p is not None]

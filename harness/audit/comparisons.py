@@ -21,29 +21,28 @@ import numpy as np
 from scipy import special
 
 from harness import stats
-from harness.audit import power, vectorized
+from harness.audit import vectorized
 from harness.audit.config import AuditConfig
 from harness.audit.reported import citation
 from harness.core.seeding import derive_seed
-from harness.run.cells import CellKey, cell_key
+from harness.run.cells import REPRODUCED, Cell, CellKey, cell_key, context, family
 from harness.run.record import RunRecord
 from harness.track.schedules import SCHEDULES
 
+__all__ = [
+    "REPRODUCED", "Cell", "CellKey", "Comparison", "Correction", "Verdict", "adjust", "audit_key",
+    "best_by_validation", "build_cells", "compare_pairs", "context", "display_order", "family", "make_cell",
+    "paired_cells", "schedule_order", "table_comparisons", "table_pairs", "verdict",
+]
+
 Verdict = Literal["better", "tie", "worse", "equivalent"]
 Correction = Literal["none", "holm", "benjamini-hochberg"]
-REPRODUCED = "reproduced"
 
 
 def audit_key(record: RunRecord) -> CellKey:
     """A record's cell; reported records are kept apart per citation, never pooled across papers."""
     key = cell_key(record)
     return replace(key, source=f"reported: {citation(record)}") if record.source == "reported" else key
-
-
-def label(key: CellKey) -> str:
-    entry = f"{key.method}+twin" if key.twin else key.method
-    text = f"{key.track}/{entry}/{key.target}/{key.schedule}@{key.budget_epochs}"
-    return text if key.source == REPRODUCED else f"{text} [{key.source}]"
 
 
 def schedule_order(name: str) -> tuple[int, str]:
@@ -54,48 +53,6 @@ def schedule_order(name: str) -> tuple[int, str]:
 
 def display_order(key: CellKey) -> tuple:
     return (key.track, key.target, key.budget_epochs, schedule_order(key.schedule), key.method, key.twin, key.source)
-
-
-@dataclass(frozen=True)
-class Cell:
-    """The runs of one cell; ``values`` are the test accuracies of its successful runs, ordered by
-    ``pairing`` (dense checkpoint, dense seed, seed), so cells with equal pairings align run by run."""
-
-    key: CellKey
-    label: str
-    records: tuple[RunRecord, ...]
-    ok: tuple[RunRecord, ...]
-    values: tuple[float, ...]
-    pairing: tuple[tuple[str, int, int], ...]
-    summary: stats.Summary | None
-
-    @property
-    def n(self) -> int:
-        return len(self.values)
-
-    @property
-    def n_failed(self) -> int:
-        return len(self.records) - len(self.ok)
-
-    @property
-    def reproduced(self) -> bool:
-        return self.key.source == REPRODUCED
-
-    @property
-    def mean(self) -> float:
-        return self.summary.mean if self.summary else math.nan
-
-    def mean_of(self, field: str) -> float | None:
-        """Mean of a numeric record field over successful runs (all runs when none succeeded);
-        None when no run has it. Tolerates fields a record type does not define yet."""
-        pool = self.ok or self.records
-        found = [float(v) for v in (getattr(r, field, None) for r in pool) if v is not None]
-        return sum(found) / len(found) if found else None
-
-    def dense_values(self) -> tuple[float, ...] | None:
-        """Each successful run's dense accuracy (aligned with ``values``), None if any is missing."""
-        dense = [r.dense_test_acc for r in self.ok]
-        return tuple(float(v) for v in dense if v is not None) if all(v is not None for v in dense) else None
 
 
 def best_by_validation(cells: Sequence[Cell]) -> Cell | None:
@@ -112,22 +69,21 @@ def _successful(record: RunRecord) -> bool:
     return record.status == "ok" and record.test_acc is not None and math.isfinite(record.test_acc)
 
 
-def make_cell(key: CellKey, records: Sequence[RunRecord], config: AuditConfig, seed: int) -> Cell:
+def make_cell(key: CellKey, records: Sequence[RunRecord], config: AuditConfig) -> Cell:
     ok = sorted((r for r in records if _successful(r)), key=lambda r: (r.dense_hash, r.dense_seed, r.seed))
     values = tuple(float(r.test_acc) for r in ok)
-    text = label(key)
-    summary = (stats.summarize(values, config.confidence, seed=derive_seed(seed, text), n_resamples=config.n_resamples)
-               if values else None)
-    return Cell(key, text, tuple(records), tuple(ok), values,
-                tuple((r.dense_hash, r.dense_seed, r.seed) for r in ok), summary)
+    summary = (stats.summarize(values, config.confidence, seed=derive_seed(config.seed, key.label),
+                               n_resamples=config.n_resamples) if values else None)
+    return Cell(key, tuple(records), tuple(ok), values, tuple((r.dense_hash, r.dense_seed, r.seed) for r in ok),
+                summary)
 
 
-def build_cells(records: Iterable[RunRecord], config: AuditConfig, seed: int) -> list[Cell]:
+def build_cells(records: Iterable[RunRecord], config: AuditConfig) -> list[Cell]:
     """Every cell, in display order."""
     grouped: dict[CellKey, list[RunRecord]] = defaultdict(list)
     for record in records:
         grouped[audit_key(record)].append(record)
-    return [make_cell(key, grouped[key], config, seed) for key in sorted(grouped, key=display_order)]
+    return [make_cell(key, grouped[key], config) for key in sorted(grouped, key=display_order)]
 
 
 @dataclass(frozen=True)
@@ -204,7 +160,7 @@ def _interval(difference: float, std_error: float, df: float, confidence: float)
     return difference - half, difference + half
 
 
-def compare_pairs(pairs: Sequence[tuple[Cell, Cell, str]], config: AuditConfig, seed: int) -> list[Comparison]:
+def compare_pairs(pairs: Sequence[tuple[Cell, Cell, str]], config: AuditConfig) -> list[Comparison]:
     """Compare each ``(a, b, kind)``; uncorrected (``pvalue_adjusted`` is the raw p-value)."""
     shapes: dict[tuple[bool, int, int], list[int]] = defaultdict(list)
     for index, (a, b, _) in enumerate(pairs):
@@ -215,7 +171,7 @@ def compare_pairs(pairs: Sequence[tuple[Cell, Cell, str]], config: AuditConfig, 
     for (paired, n_a, n_b), indices in shapes.items():
         x = np.array([pairs[i][0].values for i in indices])
         y = np.array([pairs[i][1].values for i in indices])
-        seeds = [derive_seed(seed, f"{pairs[i][0].label}|{pairs[i][1].label}") for i in indices]
+        seeds = [derive_seed(config.seed, f"{pairs[i][0].label}|{pairs[i][1].label}") for i in indices]
         test = vectorized.paired if paired else vectorized.independent
         batch = test(x, y, margin=config.equivalence_margin, alpha=config.alpha, seeds=seeds,
                      n_resamples=config.n_resamples)
@@ -224,7 +180,8 @@ def compare_pairs(pairs: Sequence[tuple[Cell, Cell, str]], config: AuditConfig, 
         for row, index in enumerate(indices):
             a, b, kind = pairs[index]
             difference = float(batch.difference[row])
-            detectable = power.minimum_detectable_difference(float(noise[row]), n, paired, config.alpha, config.power)
+            detectable = stats.minimum_detectable_difference(float(noise[row]), n, config.alpha, config.power,
+                                                             paired=paired)
             low, high = _interval(difference, float(batch.std_error[row]), float(batch.df[row]), config.confidence)
             pvalue = float(batch.pvalue[row])
             equivalence = float(batch.equivalence_pvalue[row])
@@ -260,24 +217,13 @@ def adjust(comparisons: Sequence[Comparison], correction: Correction, alpha: flo
     return out
 
 
-def context(key: CellKey) -> tuple[str, str, str, int]:
-    """Where entries are compared with each other: same track, target, schedule and budget."""
-    return key.track, key.target, key.schedule, key.budget_epochs
-
-
-def family(cell: Cell) -> str:
-    """``unstructured`` for masked runs (their records state a sparsity), else ``structured``:
-    masks keep every MAC, so the two only compare at their own operating points."""
-    return "unstructured" if cell.mean_of("sparsity") is not None else "structured"
-
-
 def table_pairs(cells: Sequence[Cell]) -> list[tuple[Cell, Cell, str]]:
     """Each method against its random twin, and each pair of methods of one family (structured
     or unstructured), within every context of reproduced cells with successful runs."""
     contexts: dict[tuple, list[Cell]] = defaultdict(list)
     for cell in cells:
         if cell.reproduced and cell.n:
-            contexts[(*context(cell.key), family(cell))].append(cell)
+            contexts[(*cell.key.context, cell.family)].append(cell)
     pairs = []
     for members in contexts.values():
         methods = sorted((c for c in members if not c.key.twin), key=lambda c: c.key.method)
@@ -289,9 +235,9 @@ def table_pairs(cells: Sequence[Cell]) -> list[tuple[Cell, Cell, str]]:
     return pairs
 
 
-def table_comparisons(cells: Sequence[Cell], config: AuditConfig, seed: int) -> list[Comparison]:
+def table_comparisons(cells: Sequence[Cell], config: AuditConfig) -> list[Comparison]:
     """The tables' comparisons, Benjamini-Hochberg corrected within each track."""
-    raw = compare_pairs(table_pairs(cells), config, seed)
+    raw = compare_pairs(table_pairs(cells), config)
     by_track: dict[str, list[Comparison]] = defaultdict(list)
     for comparison in raw:
         by_track[comparison.track].append(comparison)

@@ -45,6 +45,9 @@ class AuditConfig:
     """Permutations (when not exhaustive) and bootstrap resamples."""
     random_method_prefix: str = "random"
     """Methods whose name starts with this are random pruning themselves: R9 does not apply."""
+    seed: int = 0
+    """The audit seed: every bootstrap and sampled permutation derives from it and from the cell or
+    comparison it belongs to. Reported on its own (``seed`` in ``audit.json``), not among the thresholds."""
 
     def __post_init__(self) -> None:
         for name in ("alpha", "power", "confidence"):
@@ -59,8 +62,13 @@ class AuditConfig:
                 f"audit settings need 1 <= min_seeds <= recommended_seeds (got {self.min_seeds}, "
                 f"{self.recommended_seeds})"
             )
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise BenchError(f"audit setting seed must be an integer (got {self.seed!r})")
         if self.n_resamples < 1:
             raise BenchError(f"audit setting n_resamples must be a positive integer (got {self.n_resamples})")
 
     def as_dict(self) -> dict[str, float | int | str]:
-        return asdict(self)
+        """The thresholds (the seed is reported beside them)."""
+        thresholds = asdict(self)
+        del thresholds["seed"]
+        return thresholds

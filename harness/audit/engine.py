@@ -1,7 +1,7 @@
 """One audit, start to finish: records -> cells -> comparisons -> claims -> rules -> verdicts.
 
 The result is a plain value: the same records, claims, tuning histories, configuration and seed
-always give an equal result (every random draw is seeded from ``seed`` and the cell or
+always give an equal result (every random draw is seeded from ``config.seed`` and the cell or
 comparison it belongs to, never from the order of work), so reports built from it are
 byte-identical.
 """
@@ -28,7 +28,7 @@ from harness.audit.claims import (
     load_claims,
     prepare_claims,
 )
-from harness.audit.comparisons import Cell, Comparison, build_cells, table_comparisons
+from harness.audit.comparisons import Comparison, build_cells, table_comparisons
 from harness.audit.config import AuditConfig
 from harness.audit.findings import Finding, sort_key
 from harness.audit.rules import RULE_FUNCTIONS, AuditInput
@@ -36,7 +36,7 @@ from harness.audit.tuning import TuningStudy, load_studies
 from harness.core.errors import BenchError
 from harness.core.layout import ResultsLayout
 from harness.methods.provenance import MethodSources
-from harness.run.cells import one_configuration_per_cell
+from harness.run.cells import Cell, one_configuration_per_cell
 from harness.run.record import RecordProblem, RunRecord, load_records, record_path
 
 """Where reports go by default: ``<results>/<track>/report`` or, for every track, ``<results>/report``."""
@@ -45,7 +45,6 @@ from harness.run.record import RecordProblem, RunRecord, load_records, record_pa
 @dataclass(frozen=True)
 class AuditResult:
     version: str
-    seed: int
     config: AuditConfig
     tracks: tuple[str, ...]
     cells: tuple[Cell, ...]
@@ -56,6 +55,11 @@ class AuditResult:
     pair_aggregates: tuple[PairAggregate, ...]
     problems: tuple[RecordProblem, ...]
     studies: tuple[TuningStudy, ...]
+
+    @property
+    def seed(self) -> int:
+        """The audit seed (``config.seed``)."""
+        return self.config.seed
 
     @property
     def exit_code(self) -> int:
@@ -73,22 +77,21 @@ def audit(
     claims: Sequence[Claim] = (),
     studies: Sequence[TuningStudy] = (),
     problems: Sequence[RecordProblem] = (),
-    seed: int = 0,
 ) -> AuditResult:
-    """Audit records (reproduced and reported) and claims."""
-    cells = build_cells([*records, *claim_records(claims)], config, seed)
-    comparisons = table_comparisons(cells, config, seed)
-    tests = prepare_claims(claims, cells, config, seed)
+    """Audit records (reproduced and reported) and claims; ``config.seed`` seeds every random draw."""
+    cells = build_cells([*records, *claim_records(claims)], config)
+    comparisons = table_comparisons(cells, config)
+    tests = prepare_claims(claims, cells, config)
     audit_input = AuditInput(tuple(cells), tuple(comparisons), tuple(tests), tuple(studies))
     findings = sorted((f for rule in RULE_FUNCTIONS for f in rule(audit_input, config)), key=sort_key)
     tracks = tuple(sorted({c.key.track for c in cells if c.reproduced}))
     entries = task_entries(cells) if len(tracks) > 1 else {}
     return AuditResult(
-        version=__version__, seed=seed, config=config, tracks=tracks, cells=tuple(cells),
+        version=__version__, config=config, tracks=tracks, cells=tuple(cells),
         comparisons=tuple(comparisons), findings=tuple(findings),
         claims=tuple(judge(test, findings, config) for test in tests),
-        method_aggregates=tuple(method_aggregates(entries, config, seed)),
-        pair_aggregates=tuple(pair_aggregates(entries, config, seed)),
+        method_aggregates=tuple(method_aggregates(entries, config)),
+        pair_aggregates=tuple(pair_aggregates(entries, config)),
         problems=tuple(problems), studies=tuple(studies),
     )
 
@@ -98,7 +101,6 @@ def audit_results(
     track: str | None = None,
     claims_path: str | Path | None = None,
     config: AuditConfig = AuditConfig(),
-    seed: int = 0,
 ) -> AuditResult:
     """Audit a results directory (one folder per track, tuning histories beside the records); records
     that fail their digests, or whose method file changed since the run, are refused as problems."""
@@ -125,8 +127,7 @@ def audit_results(
         skipped = f" ({len(problems)} invalid record files skipped)" if problems else ""
         raise BenchError(f"no valid run records in {where}{skipped}; run `bench run` first or point --results at them")
     claims = load_claims(claims_path) if claims_path else []
-    return audit(records, config=config, claims=claims, studies=studies, problems=[*problems, *study_problems],
-                 seed=seed)
+    return audit(records, config=config, claims=claims, studies=studies, problems=[*problems, *study_problems])
 
 
 def refuse_changed_methods(layout: ResultsLayout, records: Iterable[RunRecord]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping
+from typing import Any, Collection, Iterable, Literal, Mapping
 
 Severity = Literal["fail", "warn", "info"]
 SEVERITIES: tuple[Severity, ...] = ("fail", "warn", "info")
@@ -56,3 +56,15 @@ class Finding:
 
 def sort_key(finding: Finding) -> tuple:
     return (SEVERITIES.index(finding.severity), int(finding.rule[1:]), finding.cells, finding.message)
+
+
+def touching(findings: Iterable[Finding], cells: Collection[str],
+             severities: Collection[Severity] = ("fail",)) -> list[Finding]:
+    """The findings of these severities that name one of ``cells`` (cell labels)."""
+    wanted = set(cells)
+    return [f for f in findings if f.severity in severities and not wanted.isdisjoint(f.cells)]
+
+
+def rule_ids(findings: Iterable[Finding]) -> tuple[str, ...]:
+    """The distinct rules of these findings, in rule order (R1, R2, ..., R13)."""
+    return tuple(sorted({f.rule for f in findings}, key=lambda rule: int(rule[1:])))

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Hashable, Iterable, Sequence
 
 from harness.audit.claims import ClaimTest
-from harness.audit.comparisons import Cell, Comparison, context, family
+from harness.audit.comparisons import Comparison
 from harness.audit.config import AuditConfig
 from harness.audit.findings import Finding, Severity
 from harness.audit.tuning import (
@@ -32,6 +32,7 @@ from harness.audit.tuning import (
     studies_by_cell,
     trial_count,
 )
+from harness.run.cells import Cell, CellKey
 
 PROTOCOL_FIELDS = ("optimizer", "momentum", "nesterov", "weight_decay", "batch_size", "crop_padding",
                    "horizontal_flip", "peak_lr", "warmup_epochs")
@@ -193,7 +194,7 @@ def _deviations(cells: Sequence[Cell], value_of: Callable[[Cell], float | None],
 
 
 def _target(cell: Cell) -> tuple[str, str, str]:
-    return cell.key.track, cell.key.target, family(cell)
+    return cell.key.track, cell.key.target, cell.family
 
 
 def r3_compression_mismatch(audit: AuditInput, config: AuditConfig) -> list[Finding]:
@@ -230,13 +231,13 @@ def r3_compression_mismatch(audit: AuditInput, config: AuditConfig) -> list[Find
             macs_off = _relative(macs_a, macs_b) if macs_a is not None and macs_b is not None else 0.0
             sparsity_off = (abs(sparsity_a - sparsity_b) if sparsity_a is not None and sparsity_b is not None
                             else 0.0)
-            if family(a) != family(b) or macs_off > config.macs_tolerance or sparsity_off > config.sparsity_tolerance:
+            if a.family != b.family or macs_off > config.macs_tolerance or sparsity_off > config.sparsity_tolerance:
                 findings.append(Finding(
                     "R3", "fail",
-                    f"claim '{test.name}' compares {family(a)} {a.key.entry} ({macs_a or 0:,.0f} MACs) with "
-                    f"{family(b)} {b.key.entry} ({macs_b or 0:,.0f} MACs)",
+                    f"claim '{test.name}' compares {a.family} {a.key.entry} ({macs_a or 0:,.0f} MACs) with "
+                    f"{b.family} {b.key.entry} ({macs_b or 0:,.0f} MACs)",
                     (a.label, b.label),
-                    _claim_evidence(test, family_a=family(a), family_b=family(b), macs_after_a=macs_a,
+                    _claim_evidence(test, family_a=a.family, family_b=b.family, macs_after_a=macs_a,
                                     macs_after_b=macs_b, sparsity_a=sparsity_a, sparsity_b=sparsity_b),
                     "Compare entries at equal compression: equal MACs for structured pruning, equal sparsity for masks.",
                 ))
@@ -436,15 +437,12 @@ def r9_no_better_than_twin(audit: AuditInput, config: AuditConfig) -> list[Findi
     schedule and budget; a method without twin runs has no control at all."""
     findings = []
     twins = {(c.a, c.b): c for c in audit.comparisons if c.kind == "twin"}
-    by_context = defaultdict(dict)
-    for cell in audit.cells:
-        if cell.reproduced:
-            by_context[context(cell.key)][(cell.key.method, cell.key.twin)] = cell
+    reproduced = {cell.key: cell for cell in audit.cells if cell.reproduced}
     for cell in audit.cells:
         key = cell.key
         if not cell.reproduced or key.twin or key.method.startswith(config.random_method_prefix) or not cell.n:
             continue
-        twin = by_context[context(key)].get((key.method, True))
+        twin = reproduced.get(key.as_twin())
         if twin is None or not twin.n:
             findings.append(Finding(
                 "R9", "fail", f"{cell.label} has no random-twin runs to compare with",
@@ -483,11 +481,10 @@ def r10_unequal_tuning(audit: AuditInput, config: AuditConfig) -> list[Finding]:
     findings = []
     studies = studies_by_cell(list(audit.studies))
     by_name = {s.study: s for s in audit.studies}
-    labels = {(c.key.track, c.key.method, c.key.twin, c.key.target, c.key.schedule, c.key.budget_epochs): c.label
-              for c in audit.cells if c.reproduced}
+    labels = {c.key.without_source(): c.label for c in audit.cells if c.reproduced}
     for study in audit.studies:
         if study.split != SELECTION_SPLIT:
-            cell = labels.get(study.cell)
+            cell = labels.get(CellKey(*study.cell).without_source())
             findings.append(Finding(
                 "R10", "fail", f"tuning study {study.study} selected on the {study.split!r} split",
                 (cell,) if cell else (), {"study": study.study, "path": study.path, "split": study.split},
@@ -504,7 +501,7 @@ def r10_unequal_tuning(audit: AuditInput, config: AuditConfig) -> list[Finding]:
     groups: dict[tuple, list[Cell]] = defaultdict(list)
     for cell in audit.cells:
         if cell.reproduced and cell.n:
-            groups[context(cell.key)].append(cell)
+            groups[cell.key.context].append(cell)
     pairs = [(members, None) for _, members in sorted(groups.items())]
     pairs += [([a, b], test) for test in audit.claims for a, b in test.pairs()]
     for members, test in pairs:
@@ -516,7 +513,7 @@ def r10_unequal_tuning(audit: AuditInput, config: AuditConfig) -> list[Finding]:
         at_equal = {cell.label: expected_best(study, val, equal) for cell, _, val, study in counted}
         evidence = {"trials": {cell.label: n for cell, n, _, _ in counted}, "equal_trials": equal,
                     "expected_best_val_acc_at_equal_trials": at_equal}
-        where = f"claim '{test.name}'" if test else "/".join(map(str, context(members[0].key)[:3])) + \
+        where = f"claim '{test.name}'" if test else "/".join(map(str, members[0].key.context[:3])) + \
             f"@{members[0].key.budget_epochs}"
         claimed = test is not None and all(cell.reproduced for cell, *_ in counted)
         findings.append(Finding(
@@ -534,13 +531,12 @@ def r11_reported_gap(audit: AuditInput, config: AuditConfig) -> list[Finding]:
     """A number quoted from a paper must match the reproduced runs of the same configuration:
     outside their interval and further than the tolerance, it warns; with nothing to match, info."""
     findings = []
-    reproduced = {(c.key.track, c.key.method, c.key.twin, c.key.target, c.key.schedule, c.key.budget_epochs): c
-                  for c in audit.cells if c.reproduced and c.n}
+    reproduced = {c.key.without_source(): c for c in audit.cells if c.reproduced and c.n}
     for cell in audit.cells:
         if cell.reproduced or not cell.n:
             continue
         k = cell.key
-        match = reproduced.get((k.track, k.method, k.twin, k.target, k.schedule, k.budget_epochs))
+        match = reproduced.get(k.without_source())
         if match is None:
             findings.append(Finding(
                 "R11", "info", f"{cell.label} has no reproduced runs to check it against",

@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from harness.audit import audit_results
+from harness.audit import AuditConfig, audit_results
 from harness.audit import import_reported as import_reported_file
 from harness.audit.engine import AuditResult
 from harness.cli.common import DEFAULT_RESULTS, err, out, print_json, user_errors
@@ -42,7 +42,7 @@ def audit(
     """Audit the records: statistics, fairness rules R1-R13, claims; write REPORT.md, report.html,
     audit.json and plots. Exit status 0 when clean, 1 when a finding fails, 2 for unusable input."""
     layout = ResultsLayout(results)
-    result = audit_results(layout, track, claims, seed=seed)
+    result = audit_results(layout, track, claims, config=AuditConfig(seed=seed))
     _skipped(result)
     leaderboard = build_leaderboard(result)
     folder = out_dir or layout.report(track)
@@ -78,7 +78,7 @@ def leaderboard(
 ) -> None:
     """Rank methods per track, target and budget under their best schedule (chosen on validation),
     with intervals, the gap to their random twin and shared ranks where tests cannot separate them."""
-    result = audit_results(ResultsLayout(results), track, seed=seed)
+    result = audit_results(ResultsLayout(results), track, config=AuditConfig(seed=seed))
     _skipped(result)
     board = build_leaderboard(result)
     if as_json:

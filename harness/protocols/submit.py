@@ -16,15 +16,14 @@ its file (another ``method_digest``) is stale and is run again.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from harness.audit import audit_results
+from harness.audit import AuditConfig, audit_results
 from harness.audit.engine import AuditResult
-from harness.audit.findings import Finding
+from harness.audit.findings import Finding, rule_ids, touching
 from harness.core.atomic import write_json_atomic
 from harness.core.errors import BenchError
 from harness.core.layout import ResultsLayout
@@ -38,7 +37,6 @@ from harness.methods.plugins import load_plugin, method_digest
 from harness.prune.allocation import resolve_target
 from harness.publish.leaderboard import MIRRORED, build_leaderboard
 from harness.publish.report import write_report
-from harness.run.cells import CellKey
 from harness.run.pipeline import Workspace
 from harness.run.record import (
     RunRecord,
@@ -46,11 +44,18 @@ from harness.run.record import (
     record_path,
 )
 from harness.track.definition import DEFAULT_TRACK, Track, load_track
-from harness.tune.history import StudyHistory, study_name
+from harness.tune.history import (
+    StudyHistory,
+    check_reusable,
+    load_histories,
+    study_name,
+    unreadable,
+)
 from harness.tune.search import TuneOptions, tune_cells, tuning_cells
 from harness.tune.tuned import TunedExecutor, load_tuning, tuned_params
 
-MIN_SEEDS = 5
+MIN_SEEDS = AuditConfig().recommended_seeds
+"""A submission runs enough seeds that the audit does not warn of too few (R5)."""
 
 
 @dataclass(frozen=True)
@@ -150,16 +155,13 @@ def applicable_targets(track: Track, kind: str) -> tuple[tuple[str, ...], dict[s
 
 
 def baseline_histories(layout: ResultsLayout, track: Track, method: str) -> list[StudyHistory]:
-    """The tuning histories of the entries already on the leaderboard (every method but ``method``)."""
-    histories = []
-    for path in sorted(layout.tuning(track.name).glob("*.json")):
-        try:
-            history = StudyHistory.from_json(json.loads(path.read_text()))
-        except (json.JSONDecodeError, TypeError, KeyError) as exc:
-            raise BenchError(f"tuning history {path} is unreadable ({exc}); rerun `bench tune` to rewrite it") from None
-        if history.method != method:
-            histories.append(history)
-    return histories
+    """The tuning histories of the entries already on the leaderboard (every method but ``method``);
+    any history of the track that cannot be reused is refused."""
+    histories, problems = load_histories(layout, track.name)
+    if problems:
+        raise unreadable(problems[0].path, problems[0].reason)
+    reusable = [check_reusable(history, path) for path, history in histories.items()]
+    return [history for history in reusable if history.method != method]
 
 
 def _prefix(history: StudyHistory) -> str | None:
@@ -207,16 +209,14 @@ def verdict_rows(result: AuditResult, method: str) -> tuple[VerdictRow, ...]:
         key = cell.key
         if key.method != method or key.twin or not cell.reproduced:
             continue
-        twin_label = next((c.label for c in result.cells if c.reproduced and c.key == CellKey(
-            key.track, key.method, True, key.target, key.schedule, key.budget_epochs)), None)
+        twin_label = next((c.label for c in result.cells if c.reproduced and c.key == key.as_twin()), None)
         twin = next((c for c in result.comparisons if c.kind == "twin" and c.a == cell.label), None)
         against: dict[str, list[str]] = {"better": [], "tie": [], "equivalent": [], "worse": []}
         for c in result.comparisons:
             if c.kind == "methods" and cell.label in (c.a, c.b):
                 other = cells[c.b if c.a == cell.label else c.a].key.method
                 against[c.verdict if c.a == cell.label else MIRRORED[c.verdict]].append(other)
-        fails = sorted({f.rule for f in result.findings if f.severity == "fail"
-                        and {cell.label, twin_label} & set(f.cells)}, key=lambda r: int(r[1:]))
+        fails = rule_ids(touching(result.findings, {cell.label, twin_label}))
         summary = cell.summary
         rows.append(VerdictRow(
             target=key.target, schedule=key.schedule, budget_epochs=key.budget_epochs, n=cell.n,
@@ -233,7 +233,7 @@ def verdict_rows(result: AuditResult, method: str) -> tuple[VerdictRow, ...]:
 def method_findings(result: AuditResult, method: str) -> tuple[Finding, ...]:
     """The audit's fail and warn findings that involve the new method or its twin."""
     labels = {c.label for c in result.cells if c.key.method == method}
-    return tuple(f for f in result.findings if f.severity != "info" and labels & set(f.cells))
+    return tuple(touching(result.findings, labels, ("fail", "warn")))
 
 
 def submit_track(

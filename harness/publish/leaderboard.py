@@ -26,6 +26,7 @@ from harness.audit.comparisons import (
     family,
 )
 from harness.audit.engine import AuditResult
+from harness.audit.findings import rule_ids, touching
 
 
 @dataclass(frozen=True)
@@ -94,8 +95,7 @@ class Leaderboard:
 
 def _flags(cells: Sequence[Cell | None], result: AuditResult) -> tuple[str, ...]:
     labels = {c.label for c in cells if c is not None}
-    rules = {f.rule for f in result.findings if f.severity == "fail" and labels & set(f.cells)}
-    return tuple(sorted(rules, key=lambda r: int(r[1:])))
+    return rule_ids(touching(result.findings, labels))
 
 
 MIRRORED = {"better": "worse", "worse": "better", "tie": "tie", "equivalent": "equivalent"}
@@ -135,7 +135,7 @@ def build_leaderboard(result: AuditResult) -> Leaderboard:
     for (track, target, budget, kind), by_method in sorted(groups.items()):
         best = [b for b in (best_by_validation(cells) for _, cells in sorted(by_method.items())) if b is not None]
         pairs = [(a, b, "leaderboard") for i, a in enumerate(best) for b in best[i + 1:]]
-        compared = adjust(compare_pairs(pairs, result.config, result.seed), "benjamini-hochberg", result.config.alpha) \
+        compared = adjust(compare_pairs(pairs, result.config), "benjamini-hochberg", result.config.alpha) \
             if pairs else []
         by_pair = {(c.a, c.b): c for c in compared}
         ranked = _rank(best, by_pair)

@@ -1,13 +1,24 @@
-"""Cells: the unit every comparison is made in -- one method (or its twin), target, schedule and budget."""
+"""Cells: the unit every comparison is made in -- one method (or its twin), target, schedule and budget,
+from one source. :class:`CellKey` names a cell, :class:`Cell` holds its runs; every other module derives
+keys from these (``without_source``, ``without_twin``, ``as_twin``, ``context``) instead of building
+tuples of cell fields by hand."""
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Iterable
 
 from harness.core.identity import canonical_json
 from harness.run.record import RunRecord
+from harness.stats import Summary
+
+REPRODUCED = "reproduced"
+"""The source of runs of this harness; reported cells carry ``reported: <citation>``."""
+ANY_SOURCE = ""
+"""The source of a key made by :meth:`CellKey.without_source`: the configuration, whoever ran it."""
 
 
 @dataclass(frozen=True, order=True)
@@ -18,17 +29,106 @@ class CellKey:
     target: str
     schedule: str
     budget_epochs: int
-    source: str = "reproduced"
+    source: str = REPRODUCED
 
     @property
     def entry(self) -> str:
         """The method column as people read it: ``l1-norm`` or ``random twin of l1-norm``."""
         return f"random twin of {self.method}" if self.twin else self.method
 
+    @property
+    def label(self) -> str:
+        """``track/method[+twin]/target/schedule@budget``, with ``[source]`` for cells not reproduced here."""
+        entry = f"{self.method}+twin" if self.twin else self.method
+        text = f"{self.track}/{entry}/{self.target}/{self.schedule}@{self.budget_epochs}"
+        return text if self.source in (REPRODUCED, ANY_SOURCE) else f"{text} [{self.source}]"
+
+    @property
+    def reproduced(self) -> bool:
+        return self.source == REPRODUCED
+
+    @property
+    def context(self) -> tuple[str, str, str, int]:
+        """Where entries are compared with each other: same track, target, schedule and budget."""
+        return self.track, self.target, self.schedule, self.budget_epochs
+
+    def without_source(self) -> "CellKey":
+        """The configuration whatever its source: a reported cell and its reproduced match share it."""
+        return replace(self, source=ANY_SOURCE)
+
+    def without_twin(self) -> "CellKey":
+        """The method's own cell: a method and its random twin share it."""
+        return replace(self, twin=False)
+
+    def as_twin(self) -> "CellKey":
+        """The random twin's cell of the same method, context and source."""
+        return replace(self, twin=True)
+
+
+def context(key: CellKey) -> tuple[str, str, str, int]:
+    """``key.context``, as a function for sorting and grouping."""
+    return key.context
+
 
 def cell_key(record: RunRecord) -> CellKey:
     return CellKey(record.track, record.method, record.twin, record.target, record.schedule,
                    record.budget_epochs, record.source)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """The runs of one cell; ``values`` are the test accuracies of its successful runs, ordered by
+    ``pairing`` (dense checkpoint, dense seed, seed), so cells with equal pairings align run by run."""
+
+    key: CellKey
+    records: tuple[RunRecord, ...]
+    ok: tuple[RunRecord, ...]
+    values: tuple[float, ...]
+    pairing: tuple[tuple[str, int, int], ...]
+    summary: Summary | None
+
+    @cached_property
+    def label(self) -> str:
+        return self.key.label
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    @property
+    def n_failed(self) -> int:
+        return len(self.records) - len(self.ok)
+
+    @property
+    def reproduced(self) -> bool:
+        return self.key.reproduced
+
+    @property
+    def mean(self) -> float:
+        return self.summary.mean if self.summary else math.nan
+
+    def mean_of(self, field: str) -> float | None:
+        """Mean of a numeric record field over successful runs (all runs when none succeeded);
+        None when no run has it. Tolerates fields a record type does not define yet."""
+        pool = self.ok or self.records
+        found = [float(v) for v in (getattr(r, field, None) for r in pool) if v is not None]
+        return sum(found) / len(found) if found else None
+
+    def dense_values(self) -> tuple[float, ...] | None:
+        """Each successful run's dense accuracy (aligned with ``values``), None if any is missing."""
+        dense = [r.dense_test_acc for r in self.ok]
+        return tuple(float(v) for v in dense if v is not None) if all(v is not None for v in dense) else None
+
+    @property
+    def family(self) -> str:
+        """``unstructured`` for masked runs (their records state a sparsity), else ``structured``:
+        masks keep every MAC, so the two only compare at their own operating points."""
+        return "unstructured" if self.mean_of("sparsity") is not None else "structured"
+
+
+def family(cell: Cell) -> str:
+    """``cell.family``, as a function for grouping."""
+    return cell.family
 
 
 def group_cells(records: Iterable[RunRecord]) -> dict[CellKey, list[RunRecord]]:
@@ -54,7 +154,7 @@ def one_configuration_per_cell(records: Iterable[RunRecord]) -> tuple[list[RunRe
     kept: list[RunRecord] = []
     dropped: list[tuple[RunRecord, str]] = []
     for key, cell in group_cells(records).items():
-        if key.source != "reproduced":
+        if not key.reproduced:
             kept += cell
             continue
         variants: dict[tuple[str, ...], list[RunRecord]] = defaultdict(list)

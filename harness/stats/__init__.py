@@ -21,7 +21,9 @@ from harness.stats.equivalence import EquivalenceResult, tost
 from harness.stats.multiplicity import benjamini_hochberg, holm
 from harness.stats.power import (
     minimum_detectable_difference,
+    paired_power,
     seeds_needed,
+    t_test_power,
     two_sample_power,
 )
 from harness.stats.samples import ROUNDING_TOLERANCE
@@ -39,7 +41,7 @@ __all__ = [
     "AggregateEstimate", "aggregate_iqm", "aggregate_probability_of_improvement", "iqm",
     "cliffs_delta", "hedges_correction", "hedges_g", "probability_of_improvement",
     "EquivalenceResult", "tost", "benjamini_hochberg", "holm",
-    "minimum_detectable_difference", "seeds_needed", "two_sample_power",
+    "minimum_detectable_difference", "paired_power", "seeds_needed", "t_test_power", "two_sample_power",
     "ROUNDING_TOLERANCE", "TestResult", "paired_permutation_test", "paired_t_test", "permutation_test", "welch_test",
     "BOOTSTRAP_THRESHOLD", "Summary", "summarize", "expected_max", "expected_max_curve",
 ]

@@ -81,15 +81,22 @@ def permutation_test(a: ArrayLike, b: ArrayLike, seed: int, n_resamples: int = 9
     rng = seeded_rng(seed)
     if min(x.size, y.size) == 1:
         return _permutation_test_with_a_single_value(x, y)
-    n_splits = math.comb(x.size + y.size, x.size)
+    return _scipy_permutation_test(x, y, "independent", math.comb(x.size + y.size, x.size), n_resamples, rng)
+
+
+def _scipy_permutation_test(x: np.ndarray, y: np.ndarray, permutation_type: str, n_space: int, n_resamples: int,
+                            rng: np.random.Generator) -> TestResult:
+    """scipy's two-sided permutation test of the mean (paired: ``samples``, sign flips) difference;
+    exact when the ``n_space`` distinct permutations number at most ``n_resamples``."""
+    paired = permutation_type == "samples"
     result = stats.permutation_test(
-        (x, y), _mean_difference, permutation_type="independent", vectorized=True,
-        n_resamples=n_resamples, alternative="two-sided", rng=rng,
+        (x, y), _mean_paired_difference if paired else _mean_difference, permutation_type=permutation_type,
+        vectorized=True, n_resamples=n_resamples, alternative="two-sided", rng=rng,
     )
-    exact = n_splits <= n_resamples
+    exact = n_space <= n_resamples
     return TestResult(
-        float(result.statistic), float(result.pvalue), math.nan, "permutation",
-        exact=exact, n_permutations=n_splits if exact else n_resamples,
+        float(result.statistic), float(result.pvalue), math.nan, "paired-permutation" if paired else "permutation",
+        exact=exact, n_permutations=n_space if exact else n_resamples,
     )
 
 def _permutation_test_with_a_single_value(x: np.ndarray, y: np.ndarray) -> TestResult:
@@ -140,16 +147,7 @@ def paired_permutation_test(a: ArrayLike, b: ArrayLike, seed: int, n_resamples: 
     x, y = as_pairs(a, b)
     check_positive_integer(n_resamples, "n_resamples")
     rng = seeded_rng(seed)
-    n_flips = 2**x.size
     if x.size == 1:  # the two flips +d and -d are mirror images: nothing is ever significant
         difference = float(x[0] - y[0])
         return TestResult(difference, 1.0, math.nan, "paired-permutation", exact=True, n_permutations=2)
-    result = stats.permutation_test(
-        (x, y), _mean_paired_difference, permutation_type="samples", vectorized=True,
-        n_resamples=n_resamples, alternative="two-sided", rng=rng,
-    )
-    exact = n_flips <= n_resamples
-    return TestResult(
-        float(result.statistic), float(result.pvalue), math.nan, "paired-permutation",
-        exact=exact, n_permutations=n_flips if exact else n_resamples,
-    )
+    return _scipy_permutation_test(x, y, "samples", 2**x.size, n_resamples, rng)
