@@ -1,27 +1,27 @@
 """Tuning histories as the audit reads them (rule R10): how many trials each cell got, their
 validation scores, and on which split they were selected.
 
-Histories live at ``<results>/<track>/tuning/<study>.json`` (written by ``bench tune``). No folder
-means nothing was tuned, which is fine. A history that cannot be read is reported with its path
-and skipped, like an invalid record.
+The schema and its reader are ``harness.tune.history`` (``bench tune`` writes the files,
+``<results>/<track>/tuning/<study>.json``); :class:`TuningStudy` is the audit's view of one
+history. No folder means nothing was tuned, which is fine. A history that cannot be read is
+reported with its path and skipped, like an invalid record.
 """
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping
 
-from harness import stats
 from harness.core.layout import ResultsLayout
 from harness.run.cells import CellKey
 from harness.run.record import RecordProblem, RunRecord
+from harness.tune.history import StudyHistory, expected_max_of, load_histories
 
 
 @dataclass(frozen=True)
 class TuningStudy:
-    """One cell's study: ``values`` are the validation scores of its completed trials."""
+    """One cell's study as the audit sees it: ``values`` are the validation scores of its completed trials."""
 
     study: str
     path: str
@@ -37,43 +37,29 @@ class TuningStudy:
     values: tuple[float, ...]
     best_value: float | None
 
+    @classmethod
+    def of(cls, history: StudyHistory, path: str | Path) -> TuningStudy:
+        return cls(study=history.study, path=str(path), track=history.track, method=history.method,
+                   twin=history.twin, target=history.target, schedule=history.schedule,
+                   budget_epochs=history.budget_epochs, split=history.split, objective=history.objective,
+                   n_trials=history.n_trials, values=history.values(), best_value=history.best_value)
+
     @property
     def cell(self) -> tuple[str, str, bool, str, str, int]:
         return self.track, self.method, self.twin, self.target, self.schedule, self.budget_epochs
 
     def expected_max(self, trials: int) -> float:
         """Expected best validation score after ``trials`` trials (Dodge et al. 2019)."""
-        return stats.expected_max(self.values, trials) if self.values else math.nan
-
-
-def parse_study(raw: Mapping[str, Any], path: str) -> TuningStudy:
-    """Raises ValueError naming the first missing or malformed key."""
-    try:
-        trials = raw["trials"]
-        values = tuple(float(t["value"]) for t in trials
-                       if t.get("state") == "COMPLETE" and t.get("value") is not None and math.isfinite(t["value"]))
-        return TuningStudy(
-            study=str(raw["study"]), path=path, track=str(raw["track"]), method=str(raw["method"]),
-            twin=bool(raw["twin"]), target=str(raw["target"]), schedule=str(raw["schedule"]),
-            budget_epochs=int(raw["budget_epochs"]), split=str(raw["split"]),
-            objective=str(raw.get("objective", "val_acc")), n_trials=int(raw["n_trials"]), values=values,
-            best_value=None if raw.get("best_value") is None else float(raw["best_value"]),
-        )
-    except KeyError as exc:
-        raise ValueError(f"tuning history lacks the key {exc}") from None
-    except (TypeError, ValueError, AttributeError) as exc:
-        raise ValueError(f"tuning history is malformed ({exc})") from None
+        return expected_max_of(self.values, trials)
 
 
 def load_studies(layout: ResultsLayout, track: str | None = None) -> tuple[list[TuningStudy], list[RecordProblem]]:
     """Every readable study in the layout (or one track's), plus the refused files."""
     studies, problems = [], []
     for name in [track] if track else layout.tracks():
-        for path in sorted(layout.tuning(name).glob("*.json")):
-            try:
-                studies.append(parse_study(json.loads(path.read_text()), str(path)))
-            except (OSError, json.JSONDecodeError, ValueError) as exc:
-                problems.append(RecordProblem(path, str(exc)))
+        histories, refused = load_histories(layout, name)
+        studies += [TuningStudy.of(history, path) for path, history in histories.items()]
+        problems += refused
     return studies, problems
 
 

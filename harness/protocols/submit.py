@@ -16,7 +16,6 @@ its file (another ``method_digest``) is stale and is run again.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -45,7 +44,13 @@ from harness.run.record import (
     record_path,
 )
 from harness.track.definition import DEFAULT_TRACK, Track, load_track
-from harness.tune.history import StudyHistory, study_name
+from harness.tune.history import (
+    StudyHistory,
+    check_reusable,
+    load_histories,
+    study_name,
+    unreadable,
+)
 from harness.tune.search import TuneOptions, tune_cells, tuning_cells
 from harness.tune.tuned import TunedExecutor, load_tuning, tuned_params
 
@@ -150,16 +155,13 @@ def applicable_targets(track: Track, kind: str) -> tuple[tuple[str, ...], dict[s
 
 
 def baseline_histories(layout: ResultsLayout, track: Track, method: str) -> list[StudyHistory]:
-    """The tuning histories of the entries already on the leaderboard (every method but ``method``)."""
-    histories = []
-    for path in sorted(layout.tuning(track.name).glob("*.json")):
-        try:
-            history = StudyHistory.from_json(json.loads(path.read_text()))
-        except (json.JSONDecodeError, TypeError, KeyError) as exc:
-            raise BenchError(f"tuning history {path} is unreadable ({exc}); rerun `bench tune` to rewrite it") from None
-        if history.method != method:
-            histories.append(history)
-    return histories
+    """The tuning histories of the entries already on the leaderboard (every method but ``method``);
+    any history of the track that cannot be reused is refused."""
+    histories, problems = load_histories(layout, track.name)
+    if problems:
+        raise unreadable(problems[0].path, problems[0].reason)
+    reusable = [check_reusable(history, path) for path, history in histories.items()]
+    return [history for history in reusable if history.method != method]
 
 
 def _prefix(history: StudyHistory) -> str | None:
