@@ -34,57 +34,15 @@ from harness.methods import get_method, register_method  # noqa: E402
 from harness.run.cells import CellKey  # noqa: E402
 from harness.run.pipeline import Workspace, execute  # noqa: E402
 from harness.run.record import RunConfig, load_records  # noqa: E402
-from harness.track.definition import TRACKS_ENV, load_track_file  # noqa: E402
+from harness.track.definition import TRACKS_ENV  # noqa: E402
 from harness.train.checkpoints import FileCheckpoint  # noqa: E402
 from harness.tune.search import TuneOptions, tune_cells  # noqa: E402
 
-TRACK_TOML = """
-name = "ray-digits"
-description = "four-epoch digits track for the Ray executor tests"
-
-[data]
-dataset = "digits"
-split_seed = 0
-val_size = 0.25
-test_size = 0.25
-
-[model]
-name = "digits-cnn"
-num_classes = 10
-input_shape = [1, 8, 8]
-
-[recipe]
-lr = 0.1
-momentum = 0.9
-weight_decay = 1e-4
-batch_size = 64
-epochs = 4
-milestones = [2]
-
-[retraining]
-budgets = [2]
-schedules = ["none", "ft", "lrw", "slr", "clr"]
-
-[pruning]
-methods = ["l1-norm"]
-targets = [{ name = "half", kind = "ratio", ratio = 0.5 }]
-
-[seeds]
-dense = [0, 1]
-runs = [0, 1]
-"""
-
-
-@pytest.fixture(scope="module")
-def tracks(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tracks")
-    (folder / "ray-digits.toml").write_text(TRACK_TOML)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def track(tracks):
-    return load_track_file(tracks / "ray-digits.toml")
+SMALL_TRACK_CHANGES = {
+    "name": "ray-digits", "description": "four-epoch digits track for the Ray executor tests",
+    "data": {"val_size": 0.25, "test_size": 0.25}, "recipe": {"epochs": 4, "milestones": [2]},
+    "retraining": {"budgets": [2]}, "seeds": {"dense": [0, 1]},
+}
 
 
 @pytest.fixture(scope="module")
@@ -94,23 +52,9 @@ def local_ray():
     ray.shutdown()
 
 
-@pytest.fixture(scope="module")
-def dense_results(tmp_path_factory, track):
-    results = tmp_path_factory.mktemp("dense")
-    workspace = Workspace(track, ResultsLayout(results))
-    for seed in track.seeds.dense:
-        workspace.dense(seed)
-    return results
-
-
-@pytest.fixture
-def results(dense_results, tmp_path):
-    return shutil.copytree(dense_results, tmp_path / "results")
-
-
-def grid(track, methods=("l1-norm",), **changes):
+def grid(small_track, methods=("l1-norm",), **changes):
     options = dict(targets=["half"], schedules=["ft", "clr"], budgets=[2], seeds=[0, 1], twins=True)
-    return expand(track, select(track, methods=list(methods), **{**options, **changes}))
+    return expand(small_track, select(small_track, methods=list(methods), **{**options, **changes}))
 
 
 def outcome_of(record):
@@ -118,15 +62,15 @@ def outcome_of(record):
             record.macs_after, record.dense_test_acc, record.retrain_steps)
 
 
-def test_a_grid_on_ray_gives_the_local_executors_records(track, local_ray, results, tmp_path):
-    configs = grid(track)
-    local_results = shutil.copytree(results, tmp_path / "local")
-    on_ray = run_grid(track, configs, ResultsLayout(results), RayExecutor(ResultsLayout(results)))
-    local = run_grid(track, configs, ResultsLayout(local_results), LocalExecutor(ResultsLayout(local_results)))
+def test_a_grid_on_ray_gives_the_local_executors_records(small_track, local_ray, small_results, tmp_path):
+    configs = grid(small_track)
+    local_results = shutil.copytree(small_results, tmp_path / "local")
+    on_ray = run_grid(small_track, configs, ResultsLayout(small_results), RayExecutor(ResultsLayout(small_results)))
+    local = run_grid(small_track, configs, ResultsLayout(local_results), LocalExecutor(ResultsLayout(local_results)))
     assert len(configs) == 8 and on_ray.failed == [] and on_ray.skipped == 0
     assert {r.id: outcome_of(r) for r in on_ray.written} == {r.id: outcome_of(r) for r in local.written}
-    assert {r.id for r in load_records(ResultsLayout(results))[0]} == {c.run_id for c in configs}
-    assert not any(ResultsLayout(results).checkpoints(track.name).glob("*"))
+    assert {r.id for r in load_records(ResultsLayout(small_results))[0]} == {c.run_id for c in configs}
+    assert not any(ResultsLayout(small_results).checkpoints(small_track.name).glob("*"))
 
 
 def exit_once_checkpointed(path):
@@ -136,7 +80,8 @@ def exit_once_checkpointed(path):
     os._exit(1)
 
 
-def test_a_worker_killed_mid_run_is_retried_and_continues_from_its_checkpoint(track, local_ray, results, tmp_path):
+def test_a_worker_killed_mid_run_is_retried_and_continues_from_its_checkpoint(small_track, local_ray, small_results,
+                                                                               tmp_path):
     attempts = tmp_path / "attempts"
     folder = tmp_path / "checkpoints"
     l1_norm = get_method("l1-norm")
@@ -151,21 +96,23 @@ def test_a_worker_killed_mid_run_is_retried_and_continues_from_its_checkpoint(tr
             threading.Thread(target=exit_once_checkpointed, args=(checkpoint,), daemon=True).start()
         return l1_norm.select(context)
 
-    dying = grid(track, methods=["ray-test-dies-once"], schedules=["ft"], budgets=[30], seeds=[0], twins=False)[0]
+    dying = grid(small_track, methods=["ray-test-dies-once"], schedules=["ft"], budgets=[30], seeds=[0], twins=False)[0]
     checkpoint = FileCheckpoint.for_run(folder, dying.run_id).path
-    others = grid(track, schedules=["ft"], seeds=[1])
-    outcome = run_grid(track, [dying, *others], ResultsLayout(results), RayExecutor(ResultsLayout(results), max_retries=1, checkpoint_folder=folder))
+    others = grid(small_track, schedules=["ft"], seeds=[1])
+    layout = ResultsLayout(small_results)
+    executor = RayExecutor(layout, max_retries=1, checkpoint_folder=folder)
+    outcome = run_grid(small_track, [dying, *others], layout, executor)
 
     assert [r.status for r in outcome.written].count("ok") == 3
     (first_pid, first_epochs), (second_pid, resumed_at) = [line.split() for line in attempts.read_text().splitlines()]
     assert first_pid != second_pid and first_epochs == "0" and 1 <= int(resumed_at) < 30
-    straight = execute(Workspace(track, ResultsLayout(results)), RunConfig(**{**dying.model_dump(), "method": "l1-norm"}))
+    straight = execute(Workspace(small_track, layout), RunConfig(**{**dying.model_dump(), "method": "l1-norm"}))
     record = next(r for r in outcome.written if r.id == dying.run_id)
     assert (record.test_acc, record.curves) == (straight.test_acc, straight.curves)
     assert list(folder.iterdir()) == []
 
 
-def test_a_runs_own_failure_is_recorded_once_with_its_traceback(track, local_ray, results, tmp_path):
+def test_a_runs_own_failure_is_recorded_once_with_its_traceback(small_track, local_ray, small_results, tmp_path):
     calls = tmp_path / "calls"
 
     @register_method("ray-test-raises")
@@ -182,10 +129,11 @@ def test_a_runs_own_failure_is_recorded_once_with_its_traceback(track, local_ray
             log.write("counted\n")
         return get_method("l1-norm").select(context)
 
-    failing = grid(track, methods=["ray-test-raises"], schedules=["ft"], seeds=[0], twins=False)[0]
-    counted_run = grid(track, methods=["ray-test-counted"], schedules=["ft"], seeds=[0], twins=False)[0]
+    failing = grid(small_track, methods=["ray-test-raises"], schedules=["ft"], seeds=[0], twins=False)[0]
+    counted_run = grid(small_track, methods=["ray-test-counted"], schedules=["ft"], seeds=[0], twins=False)[0]
     bad_schedule = RunConfig(**{**counted_run.model_dump(), "schedule_params": {"no_such_param": 1.0}})
-    outcome = run_grid(track, [failing, bad_schedule], ResultsLayout(results), RayExecutor(ResultsLayout(results), max_retries=2))
+    layout = ResultsLayout(small_results)
+    outcome = run_grid(small_track, [failing, bad_schedule], layout, RayExecutor(layout, max_retries=2))
 
     assert sorted(calls.read_text().split()) == ["counted", "raises"]
     by_id = {r.id: r for r in outcome.written}
@@ -194,15 +142,15 @@ def test_a_runs_own_failure_is_recorded_once_with_its_traceback(track, local_ray
     assert "in resolve_params" in by_id[bad_schedule.run_id].error  # a frame of the worker's traceback
     assert by_id[bad_schedule.run_id].error.endswith("has no hyperparameter 'no_such_param' (tunable: lr); "
                                                      "everything else is fixed by the track")
-    again = run_grid(track, [failing, bad_schedule], ResultsLayout(results), RayExecutor(ResultsLayout(results)))
+    again = run_grid(small_track, [failing, bad_schedule], layout, RayExecutor(layout))
     assert again.skipped == 2 and sorted(calls.read_text().split()) == ["counted", "raises"]
 
 
-def test_a_killed_bench_run_on_ray_resumes(tracks, local_ray, tmp_path, monkeypatch):
+def test_a_killed_bench_run_on_ray_resumes(small_tracks, local_ray, tmp_path, monkeypatch):
     """Killed with the local Ray instance it started; rerun (in this process, on the module's instance) it resumes."""
     arguments = ["run", "--executor", "ray", "--track", "ray-digits", "--results", str(tmp_path), "--schedules", "ft",
                  "--budgets", "3", "--seeds", "0,1,2,3,4,5", "--json"]
-    monkeypatch.setenv(TRACKS_ENV, str(tracks))
+    monkeypatch.setenv(TRACKS_ENV, str(small_tracks))
     folder = tmp_path / "ray-digits"
     driver = subprocess.Popen([sys.executable, "-m", "harness", *arguments], cwd=REPO, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, start_new_session=True)
@@ -224,30 +172,30 @@ def test_a_killed_bench_run_on_ray_resumes(tracks, local_ray, tmp_path, monkeypa
     assert not any(ResultsLayout(tmp_path).checkpoints("ray-digits").glob("*"))
 
 
-def test_tuning_workers_share_one_storage_and_run_exactly_the_requested_trials(tracks, track, local_ray, results,
-                                                                                 tmp_path, monkeypatch):
+def test_tuning_workers_share_one_storage_and_run_exactly_the_requested_trials(small_tracks, small_track, local_ray,
+                                                                                 small_results, tmp_path, monkeypatch):
     """Two cells tuned by two Ray worker processes at once against one SQLite file, as sequential tuning would."""
-    monkeypatch.setenv(TRACKS_ENV, str(tracks))
+    monkeypatch.setenv(TRACKS_ENV, str(small_tracks))
     storage = f"sqlite:///{tmp_path / 'shared.db'}"
     invoked = CliRunner().invoke(app, [
         "tune", "--executor", "ray", "--track", "ray-digits", "--method", "l1-norm", "--schedule", "ft",
-        "--budget", "2", "--trials", "3", "--pruner", "none", "--storage", storage, "--results", str(results),
+        "--budget", "2", "--trials", "3", "--pruner", "none", "--storage", storage, "--results", str(small_results),
         "--json"])
     assert invoked.exit_code == 0, invoked.output
     studies = json.loads(invoked.stdout)["studies"]
     assert [(s["study"], s["n_trials"], s["n_complete"], s["n_failed"], s["n_running"]) for s in studies] == [
         ("ray-digits.l1-norm.half.ft.2ep", 3, 3, 0, 0), ("ray-digits.l1-norm+twin.half.ft.2ep", 3, 3, 0, 0)]
-    exported = [json.loads((results / "ray-digits" / "tuning" / f"{s['study']}.json").read_text()) for s in studies]
+    exported = [json.loads(ResultsLayout(small_results).history("ray-digits", s["study"]).read_text()) for s in studies]
     cells = [CellKey("ray-digits", "l1-norm", twin, "half", "ft", 2) for twin in (False, True)]
     one_machine = TuneOptions(trials=3, seeds=(0,), pruner="none", storage=f"sqlite:///{tmp_path / 'one.db'}")
-    sequential = tune_cells(Workspace(track, ResultsLayout(results)), cells, one_machine)
+    sequential = tune_cells(Workspace(small_track, ResultsLayout(small_results)), cells, one_machine)
     assert [[(t["params"], t["value"]) for t in e["trials"]] for e in exported] == [
         [(t.params, t.value) for t in h.trials] for h in sequential]
 
 
-def test_ray_options_are_checked_before_anything_runs(tracks, track, local_ray, results, monkeypatch):
-    monkeypatch.setenv(TRACKS_ENV, str(tracks))
-    base = ["run", "--track", "ray-digits", "--results", str(results), "--schedules", "ft", "--seeds", "0"]
+def test_ray_options_are_checked_before_anything_runs(small_tracks, small_track, local_ray, small_results, monkeypatch):
+    monkeypatch.setenv(TRACKS_ENV, str(small_tracks))
+    base = ["run", "--track", "ray-digits", "--results", str(small_results), "--schedules", "ft", "--seeds", "0"]
     cases = {
         ("--address", "auto"): "--address only applies with --executor ray",
         ("--executor", "ray", "--gpus-per-run", "1"): "torch sees no CUDA device",
@@ -259,5 +207,5 @@ def test_ray_options_are_checked_before_anything_runs(tracks, track, local_ray, 
         invoked = CliRunner().invoke(app, [*base, *extra])
         assert invoked.exit_code == 2 and message in invoked.output, (extra, invoked.output)
     with pytest.raises(BenchError, match="asks for more than the Ray cluster's 0 GPU"):
-        next(RayExecutor(ResultsLayout(results), gpus_per_run=0.5).map(track, grid(track)))
-    assert load_records(ResultsLayout(results))[0] == []
+        next(RayExecutor(ResultsLayout(small_results), gpus_per_run=0.5).map(small_track, grid(small_track)))
+    assert load_records(ResultsLayout(small_results))[0] == []

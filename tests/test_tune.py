@@ -1,11 +1,10 @@
 """Tuning: only schedule hyperparameters, on validation only, equal and resumable budgets, tuned runs.
 
-A two-epoch digits track keeps every study to a few one-epoch trials; its dense baseline is
-trained once per module and copied into each test's results directory.
+A two-epoch digits track (conftest's small track) keeps every study to a few one-epoch trials; its
+dense baseline is trained once per module and copied into each test's results directory.
 """
 
 import json
-import shutil
 
 import optuna
 import pytest
@@ -19,7 +18,7 @@ from harness.grid.selection import expand, select
 from harness.run.cells import CellKey
 from harness.run.pipeline import Workspace
 from harness.run.record import load_records
-from harness.track.definition import TRACKS_ENV, load_track_file
+from harness.track.definition import TRACKS_ENV
 from harness.tune.history import study_name
 from harness.tune.search import (
     TuneOptions,
@@ -30,42 +29,7 @@ from harness.tune.search import (
     tune_cells,
 )
 
-TRACK_TOML = """
-name = "tiny-digits"
-description = "two-epoch digits track for tuning tests"
-
-[data]
-dataset = "digits"
-split_seed = 0
-val_size = 0.45
-test_size = 0.45
-
-[model]
-name = "digits-cnn"
-num_classes = 10
-input_shape = [1, 8, 8]
-
-[recipe]
-lr = 0.1
-momentum = 0.9
-weight_decay = 1e-4
-batch_size = 64
-epochs = 2
-milestones = [1]
-
-[retraining]
-budgets = [1, 2]
-schedules = ["none", "ft", "lrw", "slr", "clr"]
-
-[pruning]
-methods = ["l1-norm"]
-targets = [{ name = "half", kind = "ratio", ratio = 0.5 }]
-
-[seeds]
-dense = [0]
-runs = [0, 1]
-"""
-
+SMALL_TRACK_CHANGES = {"name": "tiny-digits", "description": "two-epoch digits track for tuning tests"}
 EXPORT_KEYS = {"study", "track", "method", "twin", "target", "schedule", "budget_epochs", "sampler", "seed",
                "objective", "split", "n_trials", "trials", "best_params", "best_value"}
 
@@ -74,52 +38,29 @@ class Killed(Exception):
     """Stands in for a worker dying in the middle of a trial."""
 
 
-@pytest.fixture(scope="module")
-def tracks(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tracks")
-    (folder / "tiny-digits.toml").write_text(TRACK_TOML)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def track(tracks):
-    return load_track_file(tracks / "tiny-digits.toml")
-
-
-@pytest.fixture(scope="module")
-def dense_results(track, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("dense")
-    Workspace(track, ResultsLayout(folder)).dense(0)
-    return folder
-
-
-@pytest.fixture
-def results(dense_results, tmp_path):
-    return shutil.copytree(dense_results, tmp_path / "results")
-
-
 def cell(schedule="ft", budget=1, twin=False):
     return CellKey("tiny-digits", "l1-norm", twin, "half", schedule, budget)
 
 
-def test_the_search_space_is_exactly_the_schedules_declared_tunables(track):
-    assert [t.name for t in search_space(track, "ft")] == ["lr"]
-    assert [t.name for t in search_space(track, "slr")] == ["peak_lr", "warmup_fraction"]
-    assert [t.name for t in search_space(track, "clr")] == ["max_lr", "pct_start"]
-    assert [t.name for t in search_space(track, "clr", ["pct_start"])] == ["pct_start"]
+def test_the_search_space_is_exactly_the_schedules_declared_tunables(small_track):
+    assert [t.name for t in search_space(small_track, "ft")] == ["lr"]
+    assert [t.name for t in search_space(small_track, "slr")] == ["peak_lr", "warmup_fraction"]
+    assert [t.name for t in search_space(small_track, "clr")] == ["max_lr", "pct_start"]
+    assert [t.name for t in search_space(small_track, "clr", ["pct_start"])] == ["pct_start"]
 
 
-def test_tuning_the_batch_size_is_refused_before_anything_runs(track, tmp_path):
+def test_tuning_the_batch_size_is_refused_before_anything_runs(small_track, tmp_path):
     with pytest.raises(BenchError, match=r"cannot tune 'batch_size': schedule 'slr' tunes only peak_lr, "
                                          r"warmup_fraction; .*batch size.* fixed by the track"):
-        tune_cells(Workspace(track, ResultsLayout(tmp_path)), [cell("slr")], TuneOptions(trials=2, seeds=(0,), params=("batch_size",)))
+        tune_cells(Workspace(small_track, ResultsLayout(tmp_path)), [cell("slr")],
+                   TuneOptions(trials=2, seeds=(0,), params=("batch_size",)))
     assert not (tmp_path / "tiny-digits").exists()
 
 
-def test_a_schedule_without_tunables_is_a_clear_message(track, tracks, tmp_path, monkeypatch):
+def test_a_schedule_without_tunables_is_a_clear_message(small_track, small_tracks, tmp_path, monkeypatch):
     with pytest.raises(BenchError, match="schedule 'lrw' declares no tunable hyperparameters"):
-        search_space(track, "lrw")
-    monkeypatch.setenv(TRACKS_ENV, str(tracks))
+        search_space(small_track, "lrw")
+    monkeypatch.setenv(TRACKS_ENV, str(small_tracks))
     result = CliRunner().invoke(app, ["tune", "--track", "tiny-digits", "--method", "l1-norm", "--schedule",
                                       "none,lrw", "--trials", "2", "--results", str(tmp_path)])
     assert result.exit_code == 2
@@ -127,15 +68,15 @@ def test_a_schedule_without_tunables_is_a_clear_message(track, tracks, tmp_path,
     assert "Traceback" not in result.output
 
 
-def test_tuning_reads_validation_only_and_exports_its_history(track, results):
-    workspace = Workspace(track, ResultsLayout(results))
+def test_tuning_reads_validation_only_and_exports_its_history(small_track, small_results):
+    workspace = Workspace(small_track, ResultsLayout(small_results))
     history = tune_cell(workspace, cell("slr", budget=2), TuneOptions(trials=2, seeds=(0,), pruner="none"))
     assert workspace.splits.test_reads == 0
-    exported = json.loads(ResultsLayout(results).history("tiny-digits", history.study).read_text())
+    exported = json.loads(ResultsLayout(small_results).history("tiny-digits", history.study).read_text())
     assert EXPORT_KEYS <= set(exported)
     assert exported["study"] == "tiny-digits.l1-norm.half.slr.2ep" == study_name(cell("slr", budget=2))
     assert (exported["objective"], exported["split"], exported["n_trials"]) == ("val_acc", "val", 2)
-    space = {t.name: t for t in search_space(track, "slr")}
+    space = {t.name: t for t in search_space(small_track, "slr")}
     for trial in exported["trials"]:
         assert trial["state"] == "COMPLETE"
         assert set(trial["params"]) == set(space)
@@ -146,8 +87,8 @@ def test_tuning_reads_validation_only_and_exports_its_history(track, results):
     assert (exported["best_params"], exported["best_value"]) == (best["params"], best["value"])
 
 
-def test_a_killed_study_resumes_to_exactly_n_trials_and_the_same_trials(track, results):
-    workspace = Workspace(track, ResultsLayout(results))
+def test_a_killed_study_resumes_to_exactly_n_trials_and_the_same_trials(small_track, small_results):
+    workspace = Workspace(small_track, ResultsLayout(small_results))
     options = TuneOptions(trials=2, seeds=(0,), pruner="none")
     straight = tune_cell(workspace, cell(), options, study="straight")
 
@@ -157,7 +98,7 @@ def test_a_killed_study_resumes_to_exactly_n_trials_and_the_same_trials(track, r
 
     with pytest.raises(Killed):
         tune_cell(workspace, cell(), options, study="killed", on_progress=die_in_second_trial)
-    interrupted = json.loads(ResultsLayout(results).history("tiny-digits", "killed").read_text())
+    interrupted = json.loads(ResultsLayout(small_results).history("tiny-digits", "killed").read_text())
     assert [t["state"] for t in interrupted["trials"]] == ["COMPLETE", "FAIL"]
     resumed = tune_cell(workspace, cell(), options, study="killed")
     assert (resumed.n_trials, resumed.n_complete, resumed.n_failed) == (2, 2, 1)
@@ -166,11 +107,12 @@ def test_a_killed_study_resumes_to_exactly_n_trials_and_the_same_trials(track, r
     assert tune_cell(workspace, cell(), options, study="killed").n_trials == 2  # a finished study runs nothing
 
 
-def test_pruned_trials_count_against_the_budget(track, results):
-    workspace = Workspace(track, ResultsLayout(results))
+def test_pruned_trials_count_against_the_budget(small_track, small_results):
+    workspace = Workspace(small_track, ResultsLayout(small_results))
     tune_cell(workspace, cell(), TuneOptions(trials=1, seeds=(0,)))
-    study = optuna.load_study(study_name=study_name(cell()), storage=ResultsLayout(results).storage("tiny-digits"))
-    lr = search_space(track, "ft")[0]
+    storage = ResultsLayout(small_results).storage("tiny-digits")
+    study = optuna.load_study(study_name=study_name(cell()), storage=storage)
+    lr = search_space(small_track, "ft")[0]
     pruned = study.ask({"lr": optuna.distributions.FloatDistribution(lr.low, lr.high, log=True)})
     pruned.report(0.1, 0)
     study.tell(pruned, state=TrialState.PRUNED)
@@ -179,27 +121,28 @@ def test_pruned_trials_count_against_the_budget(track, results):
     assert [t.intermediate for t in history.trials if t.state == "PRUNED"] == [[0.1]]
 
 
-def test_resuming_with_other_options_is_refused(track, results):
-    workspace = Workspace(track, ResultsLayout(results))
+def test_resuming_with_other_options_is_refused(small_track, small_results):
+    workspace = Workspace(small_track, ResultsLayout(small_results))
     tune_cell(workspace, cell(), TuneOptions(trials=1, seeds=(0,)))
     with pytest.raises(BenchError, match=r"was run with sampler='tpe', not 'random'; .*new --study"):
         tune_cell(workspace, cell(), TuneOptions(trials=2, seeds=(0,), sampler="random"))
 
 
-def test_the_grid_sampler_visits_distinct_grid_points(track, results):
+def test_the_grid_sampler_visits_distinct_grid_points(small_track, small_results):
     assert [grid_points(1, 1), grid_points(9, 2), grid_points(10, 2), grid_points(8, 3)] == [2, 3, 4, 2]
-    history = tune_cell(Workspace(track, ResultsLayout(results)), cell(), TuneOptions(trials=2, seeds=(0,), sampler="grid"))
-    lr = search_space(track, "ft")[0]
+    workspace = Workspace(small_track, ResultsLayout(small_results))
+    history = tune_cell(workspace, cell(), TuneOptions(trials=2, seeds=(0,), sampler="grid"))
+    lr = search_space(small_track, "ft")[0]
     assert sorted(t.params["lr"] for t in history.trials) == pytest.approx([lr.low, lr.high])
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
-def test_heartbeats_fail_and_retry_the_trial_of_a_dead_worker(track, results):
-    workspace = Workspace(track, ResultsLayout(results))
+def test_heartbeats_fail_and_retry_the_trial_of_a_dead_worker(small_track, small_results):
+    workspace = Workspace(small_track, ResultsLayout(small_results))
     tune_cell(workspace, cell(), TuneOptions(trials=1, seeds=(0,), heartbeat=1))
-    storage = open_storage(ResultsLayout(results).storage("tiny-digits"), heartbeat=1)
+    storage = open_storage(ResultsLayout(small_results).storage("tiny-digits"), heartbeat=1)
     study = optuna.load_study(study_name=study_name(cell()), storage=storage)
-    lr = search_space(track, "ft")[0]
+    lr = search_space(small_track, "ft")[0]
     orphan = study.ask({"lr": optuna.distributions.FloatDistribution(lr.low, lr.high, log=True)})
     storage.record_heartbeat(orphan._trial_id)  # then the worker dies: no more beats
     history = tune_cell(workspace, cell(), TuneOptions(trials=2, seeds=(0,), heartbeat=1))
@@ -208,17 +151,18 @@ def test_heartbeats_fail_and_retry_the_trial_of_a_dead_worker(track, results):
     assert (history.n_trials, history.n_failed, history.n_running) == (2, 1, 0)
 
 
-def test_cell_params_override_one_cell_only(track):
-    selection = select(track, methods=["l1-norm"], schedules=["ft"], budgets=[1, 2], seeds=[0])
-    configs = expand(track, selection, cell_params={("l1-norm", True, "half", "ft", 2): {"lr": 0.05}})
+def test_cell_params_override_one_cell_only(small_track):
+    selection = select(small_track, methods=["l1-norm"], schedules=["ft"], budgets=[1, 2], seeds=[0])
+    configs = expand(small_track, selection, cell_params={("l1-norm", True, "half", "ft", 2): {"lr": 0.05}})
     lrs = {(c.twin, c.budget_epochs): c.schedule_params["lr"] for c in configs}
     assert lrs == {(False, 1): 0.01, (False, 2): 0.01, (True, 1): 0.01, (True, 2): 0.05}
 
 
-def test_all_methods_get_equal_trials_and_tuned_runs_carry_them(tracks, results, monkeypatch):
-    monkeypatch.setenv(TRACKS_ENV, str(tracks))
+def test_all_methods_get_equal_trials_and_tuned_runs_carry_them(small_tracks, small_results, monkeypatch):
+    monkeypatch.setenv(TRACKS_ENV, str(small_tracks))
     runner = CliRunner()
-    common = ["--track", "tiny-digits", "--schedules", "ft", "--budgets", "1", "--results", str(results), "--json"]
+    common = ["--track", "tiny-digits", "--schedules", "ft", "--budgets", "1", "--results", str(small_results),
+              "--json"]
     tuned = runner.invoke(app, ["tune", "--all-methods", "--trials", "2", *common])
     assert tuned.exit_code == 0, tuned.output
     studies = json.loads(tuned.stdout)["studies"]
@@ -228,7 +172,7 @@ def test_all_methods_get_equal_trials_and_tuned_runs_carry_them(tracks, results,
 
     ran = runner.invoke(app, ["run", "--tuned", "--seeds", "0", *common])
     assert ran.exit_code == 0, ran.output
-    records, problems = load_records(ResultsLayout(results), "tiny-digits")
+    records, problems = load_records(ResultsLayout(small_results), "tiny-digits")
     assert not problems and len(records) == 2
     for record in records:
         history = histories[study_name(cell(twin=record.twin))]
@@ -238,6 +182,6 @@ def test_all_methods_get_equal_trials_and_tuned_runs_carry_them(tracks, results,
         assert record.tuning["params"] == history["best_params"]
 
     untuned = runner.invoke(app, ["run", "--tuned", "--track", "tiny-digits", "--schedules", "ft", "--budgets", "2",
-                                  "--seeds", "0", "--results", str(results)])
+                                  "--seeds", "0", "--results", str(small_results)])
     assert untuned.exit_code == 2
     assert "no tuning history" in untuned.output
