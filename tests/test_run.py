@@ -60,14 +60,15 @@ def test_the_random_twin_keeps_the_same_count_in_every_layer(digits_track, train
     assert a.test_acc != b.test_acc
 
 
-def test_a_diverging_run_is_recorded_and_the_grid_goes_on(digits_track, trained_results):
+def test_a_diverging_run_is_recorded_and_the_grid_goes_on(digits_track, digits_results):
     good = small_grid(digits_track, schedules=["ft"], seeds=[0])[0]
     exploding = RunConfig(**{**good.model_dump(), "schedule_params": {"lr": 1e6}})
-    outcome = run_grid(digits_track, [exploding, good], ResultsLayout(trained_results), LocalExecutor(ResultsLayout(trained_results)))
+    layout = ResultsLayout(digits_results)
+    outcome = run_grid(digits_track, [exploding, good], layout, LocalExecutor(layout))
     statuses = [r.status for r in outcome.written]
     assert statuses == ["diverged", "ok"]
     assert outcome.written[0].test_acc is None
-    stored = json.loads(record_path(ResultsLayout(trained_results), exploding).read_text())
+    stored = json.loads(record_path(layout, exploding).read_text())
     assert stored["status"] == "diverged"
 
 
@@ -77,12 +78,8 @@ def test_the_dense_baseline_is_cached_by_hash(digits_track, trained_results, mon
     assert baseline.test_acc > 0.9
 
 
-def test_an_interrupted_grid_resumes_without_redoing_anything(digits_track, trained_results, tmp_path):
-    results = tmp_path / "results"
-    results.mkdir()
-    for item in (trained_results / "digits-cnn" / "dense").iterdir():
-        (results / "digits-cnn" / "dense").mkdir(parents=True, exist_ok=True)
-        (results / "digits-cnn" / "dense" / item.name).write_bytes(item.read_bytes())
+def test_an_interrupted_grid_resumes_without_redoing_anything(digits_track, digits_results):
+    layout = ResultsLayout(digits_results)
     configs = small_grid(digits_track)
     seen = []
 
@@ -92,12 +89,12 @@ def test_an_interrupted_grid_resumes_without_redoing_anything(digits_track, trai
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        run_grid(digits_track, configs, ResultsLayout(results), LocalExecutor(ResultsLayout(results)), on_record=interrupt_after_three)
-    assert len(load_records(ResultsLayout(results))[0]) == 3
-    outcome = run_grid(digits_track, configs, ResultsLayout(results), LocalExecutor(ResultsLayout(results)))
+        run_grid(digits_track, configs, layout, LocalExecutor(layout), on_record=interrupt_after_three)
+    assert len(load_records(layout)[0]) == 3
+    outcome = run_grid(digits_track, configs, layout, LocalExecutor(layout))
     assert outcome.skipped == 3 and len(outcome.written) == len(configs) - 3
     assert not {r.id for r in outcome.written} & set(seen)
-    again = run_grid(digits_track, configs, ResultsLayout(results), LocalExecutor(ResultsLayout(results)))
+    again = run_grid(digits_track, configs, layout, LocalExecutor(layout))
     assert again.skipped == len(configs) and again.written == []
 
 
@@ -122,14 +119,15 @@ def test_a_killed_bench_run_loses_nothing(tmp_path):
     assert len(load_records(ResultsLayout(tmp_path))[0]) == 12
 
 
-def test_an_unreadable_record_is_rerun_not_skipped(digits_track, trained_results):
+def test_an_unreadable_record_is_rerun_not_skipped(digits_track, digits_results):
     config = small_grid(digits_track, schedules=["ft"], seeds=[0])[0]
-    run_grid(digits_track, [config], ResultsLayout(trained_results), LocalExecutor(ResultsLayout(trained_results)))
-    path = record_path(ResultsLayout(trained_results), config)
+    layout = ResultsLayout(digits_results)
+    run_grid(digits_track, [config], layout, LocalExecutor(layout))
+    path = record_path(layout, config)
     path.write_text("{truncated")
-    outcome = run_grid(digits_track, [config], ResultsLayout(trained_results), LocalExecutor(ResultsLayout(trained_results)))
+    outcome = run_grid(digits_track, [config], layout, LocalExecutor(layout))
     assert outcome.skipped == 0 and len(outcome.written) == 1
-    assert load_records(ResultsLayout(trained_results), "digits-cnn")[1] == []
+    assert load_records(layout, "digits-cnn")[1] == []
 
 
 def test_local_checkpoints_are_removed_once_the_record_is_written(digits_track, trained_results, tmp_path):
