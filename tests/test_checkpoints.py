@@ -8,7 +8,8 @@ import torch
 
 from harness.core.layout import ResultsLayout
 from harness.grid.selection import expand, select
-from harness.run.pipeline import Workspace, execute, prune, retrain
+from harness.run.execution import execute
+from harness.run.pipeline import Workspace, prune, retrain
 from harness.train.checkpoints import FileCheckpoint
 
 

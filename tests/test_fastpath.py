@@ -16,7 +16,8 @@ from harness.grid.local import LocalExecutor
 from harness.grid.pool import PoolExecutor
 from harness.grid.selection import expand, select
 from harness.models import create_model
-from harness.run.pipeline import Workspace, execute, prune, retraining_steps
+from harness.run.execution import execute
+from harness.run.pipeline import Workspace, prune, retraining_steps
 from harness.run.record import load_records
 from harness.train.engines import (
     CompileCache,

@@ -14,9 +14,7 @@ from harness.cli import app
 from harness.core.errors import BenchError
 from harness.core.layout import ResultsLayout
 from harness.core.seeding import generator
-from harness.grid import fused as fused_grid
 from harness.grid.driver import run_grid
-from harness.grid.fused import execute_group, execute_many, fusion_order
 from harness.grid.pool import PoolExecutor
 from harness.grid.selection import expand, select
 from harness.models import create_model
@@ -24,7 +22,9 @@ from harness.protocols import verify
 from harness.protocols.equivalence import compare_engines
 from harness.protocols.perf import PerfSettings, measure
 from harness.protocols.verify import verify_results
-from harness.run.pipeline import Workspace, execute, prune, retraining_steps
+from harness.run import execution as fused_grid
+from harness.run.execution import execute, execute_group, execute_many, fusion_order
+from harness.run.pipeline import Workspace, prune, retraining_steps
 from harness.run.record import load_records
 from harness.track.definition import load_track
 from harness.train.checkpoints import FileCheckpoint

@@ -21,7 +21,8 @@ from harness.methods.isolation import Isolation, Limits, plan_from_data, plan_to
 from harness.methods.plugins import load_plugin
 from harness.plans import ChannelPlan, MaskPlan
 from harness.prune.validation import validate_plan
-from harness.run.pipeline import METHOD_BATCHES, Workspace, execute
+from harness.run.execution import execute
+from harness.run.pipeline import METHOD_BATCHES, Workspace
 from harness.run.record import load_records, read_record, record_path
 
 PLUGINS = {

@@ -18,7 +18,8 @@ from harness.prune.latency import (
     compare_latency,
     measure_latency,
 )
-from harness.run.pipeline import Workspace, execute
+from harness.run.execution import execute
+from harness.run.pipeline import Workspace
 
 
 def test_median_and_interquartile_range_follow_numpys_definitions():

@@ -25,7 +25,8 @@ from harness.prune.counting import count_sparse
 from harness.prune.surgery import apply_masks, prune_channels
 from harness.prune.twins import random_twin
 from harness.prune.validation import validate_plan
-from harness.run.pipeline import Workspace, execute
+from harness.run.execution import execute
+from harness.run.pipeline import Workspace
 from harness.track.definition import Target
 
 CIFAR = (3, 32, 32)

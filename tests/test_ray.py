@@ -32,7 +32,8 @@ from harness.grid.ray import RayExecutor  # noqa: E402
 from harness.grid.selection import expand, select  # noqa: E402
 from harness.methods import get_method, register_method  # noqa: E402
 from harness.run.cells import CellKey  # noqa: E402
-from harness.run.pipeline import Workspace, execute  # noqa: E402
+from harness.run.execution import execute  # noqa: E402
+from harness.run.pipeline import Workspace  # noqa: E402
 from harness.run.record import RunConfig, load_records  # noqa: E402
 from harness.track.definition import TRACKS_ENV  # noqa: E402
 from harness.train.checkpoints import FileCheckpoint  # noqa: E402

@@ -15,7 +15,8 @@ from harness.dense import baseline as dense_module
 from harness.grid.driver import run_grid
 from harness.grid.local import LocalExecutor
 from harness.grid.selection import expand, select
-from harness.run.pipeline import Workspace, execute
+from harness.run.execution import execute
+from harness.run.pipeline import Workspace
 from harness.run.record import RunConfig, load_records, record_path
 
 

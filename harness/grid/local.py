@@ -9,9 +9,9 @@ from typing import Iterator, Sequence
 import torch
 
 from harness.core.layout import ResultsLayout
-from harness.grid.fused import execute_many
 from harness.methods.isolation import Isolation
 from harness.prune.latency import LatencySettings
+from harness.run.execution import execute_many
 from harness.run.pipeline import Workspace
 from harness.run.record import RunConfig, RunRecord
 from harness.track.definition import Track

@@ -25,10 +25,10 @@ import torch
 from harness.core.errors import BenchError
 from harness.core.layout import ResultsLayout
 from harness.dense.baseline import dense_hash
-from harness.grid.fused import execute_many, fusion_order
 from harness.grid.local import LocalExecutor
 from harness.methods import Method, ensure_registered, get_method
 from harness.prune.latency import LatencySettings
+from harness.run.execution import execute_many, retraining_for
 from harness.run.pipeline import Workspace
 from harness.run.record import RunConfig, RunRecord
 from harness.track.definition import Track
@@ -95,11 +95,10 @@ class PoolExecutor:
 
 
 def _chunks(configs: Sequence[RunConfig], engine: EngineSettings) -> list[list[RunConfig]]:
-    """What one worker takes at a time: a run, or (fused) a group's worth of likely partners."""
-    if not engine.fused:
-        return [[config] for config in configs]
-    ordered = sorted(configs, key=fusion_order)
-    size = engine.runs_per_group
+    """What one worker takes at a time: a group's worth of runs likely to retrain together (one run, unless the
+    engine fuses)."""
+    retraining = retraining_for(engine)
+    ordered, size = retraining.order(configs), retraining.group_size
     return [ordered[start:start + size] for start in range(0, len(ordered), size)]
 
 

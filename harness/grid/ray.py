@@ -39,7 +39,8 @@ from harness.core.layout import ResultsLayout
 from harness.dense.baseline import DenseBaseline
 from harness.methods import Method, ensure_registered, get_method
 from harness.prune.latency import LatencySettings
-from harness.run.pipeline import Workspace, execute
+from harness.run.execution import execute
+from harness.run.pipeline import Workspace
 from harness.run.record import RunConfig, RunRecord
 from harness.track.definition import Track
 from harness.train.checkpoints import FileCheckpoint

@@ -13,9 +13,9 @@ from typing import Sequence
 from harness.audit.config import AuditConfig
 from harness.core.errors import BenchError
 from harness.core.layout import ResultsLayout
-from harness.grid.fused import execute_many
 from harness.grid.selection import expand, select
 from harness.protocols.perf import NUM_CLASSES
+from harness.run.execution import execute_many
 from harness.run.pipeline import Workspace
 from harness.run.record import RunConfig
 from harness.stats import EquivalenceResult, TestResult, tost, welch_test

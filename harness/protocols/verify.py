@@ -29,10 +29,10 @@ import torch
 from harness.core.errors import BenchError
 from harness.core.layout import ResultsLayout
 from harness.dense.baseline import dense_hash
-from harness.grid.fused import execute_group
 from harness.methods.isolation import Isolation, Limits
 from harness.methods.provenance import MethodSources
-from harness.run.pipeline import Workspace, execute
+from harness.run.execution import execute, execute_group
+from harness.run.pipeline import Workspace
 from harness.run.record import RunConfig, RunRecord, read_record
 from harness.track.definition import load_track
 from harness.train.engines import EngineSettings

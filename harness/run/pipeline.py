@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import math
 import platform
 import time
@@ -44,7 +45,12 @@ from harness.prune.validation import validate_plan
 from harness.run.record import Curves, Latency, Protocol, RunConfig, RunRecord
 from harness.track.definition import Track
 from harness.track.schedules import StepValues, get_schedule, step_values, warmup_epochs
-from harness.train.engines import CompileCache, EngineSettings, step_factory
+from harness.train.engines import (
+    CompileCache,
+    EngineSettings,
+    StepFactory,
+    step_factory,
+)
 from harness.train.fusion import FusedRun, train_fused
 from harness.train.loop import Checkpoint, TrainResult, evaluate, steps_per_epoch, train
 
@@ -87,7 +93,6 @@ class Workspace:
                  engine: EngineSettings = EngineSettings(), isolation: Isolation | None = None):
         self.track = track
         self.engine = engine
-        self.make_step = None if engine.fused else step_factory(engine, CompileCache())
         self.layout = layout
         self.device = device
         self.latency = latency
@@ -97,6 +102,11 @@ class Workspace:
         self._allocations: dict[tuple[str, str], Allocation] = {}
         self._dense_latency: LatencyMeasurement | None = None
         self.isolation = isolation or Isolation()
+
+    @functools.cached_property
+    def make_step(self) -> StepFactory:
+        """The step factory of a run retrained alone (compiled steps are cached per architecture)."""
+        return step_factory(self.engine, CompileCache())
 
     @property
     def splits(self):
@@ -320,18 +330,3 @@ def retrain_fused(workspace: Workspace, group: Sequence[PreparedRun]) -> list[Ru
     ids = [prepared.config.run_id for prepared in group]
     return [finish(workspace, prepared, result, run.values, share, ids)
             for prepared, result, run in zip(group, results, runs)]
-
-
-def execute(workspace: Workspace, config: RunConfig, checkpoint: Checkpoint | None = None) -> RunRecord:
-    """Run one configuration; a method's own failure becomes a ``failed`` record, not a crash.
-    With a ``checkpoint``, retraining resumes from the epoch a previous attempt saved last."""
-    if checkpoint is not None and workspace.engine.fused:
-        raise BenchError("fused runs keep no per-epoch checkpoints; drop --checkpoint-dir or choose another engine")
-    prepared = prepare(workspace, config)
-    if isinstance(prepared, RunRecord):
-        return prepared
-    if workspace.engine.fused:
-        return retrain_fused(workspace, [prepared])[0]
-    started = time.perf_counter()
-    result, values = retrain(workspace, config, prepared.pruned, checkpoint=checkpoint)
-    return finish(workspace, prepared, result, values, time.perf_counter() - started)
