@@ -16,7 +16,7 @@ import torch_pruning as tp
 from torch import nn
 
 from harness.core.errors import BenchError
-from harness.plans import ChannelPlan, MaskPlan
+from harness.plans import ChannelPlan, MaskPlan, Plan
 
 
 @dataclass(frozen=True)
@@ -98,6 +98,14 @@ def apply_masks(model: nn.Module, plan: MaskPlan, example_input: torch.Tensor) -
             weight.mul_(placed[layer])
     _check_output(model, example_input)
     return placed
+
+
+def apply_plan(model: nn.Module, plan: Plan, example_input: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Apply either kind of plan in place: a mask plan's masks (returned, by layer) or a channel plan's surgery."""
+    if isinstance(plan, MaskPlan):
+        return apply_masks(model, plan, example_input)
+    prune_channels(model, plan, example_input)
+    return {}
 
 
 def _check_output(model: nn.Module, example_input: torch.Tensor) -> None:
