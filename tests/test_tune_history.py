@@ -9,7 +9,7 @@ import pytest
 from harness.audit.tuning import TuningStudy, load_studies
 from harness.core.errors import BenchError
 from harness.core.layout import ResultsLayout
-from harness.protocols.submit import baseline_histories
+from harness.protocols.submit.policy import baseline_histories
 from harness.tune.history import (
     PROTOCOL,
     StudyHistory,
