@@ -3,30 +3,38 @@
 Each module here holds the commands of one concept as plain functions; this file is the
 table of contents that registers them. Every command is a call into ``harness`` that tests
 can make directly; a user-fixable problem is one line on stderr and a non-zero exit.
+Command modules import the library inside their functions, so ``bench --help`` answers at once.
 """
 
 import typer
 
 from harness.cli import audit, catalog, methods, perf, run, submit, tune
+from harness.cli.common import BenchCommand, BenchGroup
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(cls=BenchGroup, add_completion=False, no_args_is_help=True,
                   help="prune-bench: fair, audited benchmarks of neural-network pruning methods.")
-app.command("run")(run.run)
-app.command("tune")(tune.tune)
-app.command("tracks")(catalog.tracks)
-app.command("methods")(methods.methods)
-app.command("flops")(methods.flops)
-app.command("latency")(methods.latency)
-app.command("audit")(audit.audit)
-app.command("leaderboard")(audit.leaderboard)
-app.command("import-reported")(audit.import_reported)
-app.command("perf")(perf.perf)
-app.command("perf-equivalence")(perf.perf_equivalence)
-app.callback()(submit.load_method_plugins)
-app.command("submit")(submit.submit)
-app.command("verify")(submit.verify)
 
-schedules_app = typer.Typer(help="Retraining schedules.")
+
+def command(name: str, function) -> None:
+    app.command(name, cls=BenchCommand)(function)
+
+
+command("run", run.run)
+command("tune", tune.tune)
+command("tracks", catalog.tracks)
+command("methods", methods.methods)
+command("flops", methods.flops)
+command("latency", methods.latency)
+command("audit", audit.audit)
+command("leaderboard", audit.leaderboard)
+command("import-reported", audit.import_reported)
+command("perf", perf.perf)
+command("perf-equivalence", perf.perf_equivalence)
+app.callback()(submit.load_method_plugins)
+command("submit", submit.submit)
+command("verify", submit.verify)
+
+schedules_app = typer.Typer(cls=BenchGroup, help="Retraining schedules.")
 schedules_app.callback(invoke_without_command=True)(catalog.schedules)
-schedules_app.command("show")(catalog.schedules_show)
+schedules_app.command("show", cls=BenchCommand)(catalog.schedules_show)
 app.add_typer(schedules_app, name="schedules")

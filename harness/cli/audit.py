@@ -5,20 +5,29 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
-from rich.table import Table
 
-from harness.audit import AuditConfig, audit_results
-from harness.audit import import_reported as import_reported_file
-from harness.audit.engine import AuditResult
-from harness.cli.common import DEFAULT_RESULTS, err, out, print_json, user_errors
+from harness.cli.common import (
+    DEFAULT_RESULTS,
+    AsJson,
+    OneTrack,
+    ResultsDir,
+    StatsSeed,
+    Wide,
+    err,
+    out,
+    print_json,
+    print_table,
+    table,
+    user_errors,
+)
 from harness.core.layout import ResultsLayout
-from harness.publish.leaderboard import Leaderboard, build_leaderboard
-from harness.publish.report import write_report
-from harness.publish.report.markdown import interval, leaderboard_markdown, pct, pp
-from harness.publish.report.payload import audit_payload, finite
+
+if TYPE_CHECKING:
+    from harness.audit.engine import AuditResult
+    from harness.publish.leaderboard import Leaderboard
 
 SEVERITY_STYLE = {"fail": "bold red", "warn": "yellow", "info": "dim"}
 VERDICT_STYLE = {"supported": "green", "not supported": "red", "inconclusive": "yellow"}
@@ -31,16 +40,21 @@ def _skipped(result: AuditResult) -> None:
 
 @user_errors
 def audit(
-    results: Path = typer.Option(DEFAULT_RESULTS, help="Results directory (one folder per track)."),
-    track: Optional[str] = typer.Option(None, help="Audit one track (default: every track)."),
+    results: ResultsDir = DEFAULT_RESULTS,
+    track: OneTrack = None,
     claims: Optional[Path] = typer.Option(None, help="Claims to judge (TOML or JSON)."),
-    seed: int = typer.Option(0, help="Seed of every bootstrap and sampled permutation."),
+    seed: StatsSeed = 0,
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Report folder (default: RESULTS/TRACK/report "
                                                                "or RESULTS/report)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the audit as JSON."),
+    as_json: AsJson = False,
 ) -> None:
     """Audit the records: statistics, fairness rules R1-R13, claims; write REPORT.md, report.html,
     audit.json and plots. Exit status 0 when clean, 1 when a finding fails, 2 for unusable input."""
+    from harness.audit import AuditConfig, audit_results
+    from harness.publish.leaderboard import build_leaderboard
+    from harness.publish.report import write_report
+    from harness.publish.report.payload import audit_payload
+
     layout = ResultsLayout(results)
     result = audit_results(layout, track, claims, config=AuditConfig(seed=seed))
     _skipped(result)
@@ -70,14 +84,20 @@ def _print_summary(result: AuditResult, folder: Path) -> None:
 
 @user_errors
 def leaderboard(
-    results: Path = typer.Option(DEFAULT_RESULTS, help="Results directory (one folder per track)."),
-    track: Optional[str] = typer.Option(None, help="One track (default: every track)."),
-    seed: int = typer.Option(0, help="Seed of every bootstrap and sampled permutation."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    results: ResultsDir = DEFAULT_RESULTS,
+    track: OneTrack = None,
+    seed: StatsSeed = 0,
+    as_json: AsJson = False,
     markdown: bool = typer.Option(False, "--markdown", help="Print Markdown tables."),
+    wide: Wide = False,
 ) -> None:
     """Rank methods per track, target and budget under their best schedule (chosen on validation),
     with intervals, the gap to their random twin and shared ranks where tests cannot separate them."""
+    from harness.audit import AuditConfig, audit_results
+    from harness.publish.leaderboard import build_leaderboard
+    from harness.publish.report.markdown import leaderboard_markdown
+    from harness.publish.report.payload import finite
+
     result = audit_results(ResultsLayout(results), track, config=AuditConfig(seed=seed))
     _skipped(result)
     board = build_leaderboard(result)
@@ -86,32 +106,36 @@ def leaderboard(
     elif markdown:
         sys.stdout.write("\n".join(leaderboard_markdown(board)).rstrip("\n") + "\n")
     else:
-        _print_leaderboard(board)
+        _print_leaderboard(board, wide)
 
 
-def _print_leaderboard(board: Leaderboard) -> None:
+def _print_leaderboard(board: Leaderboard, wide: bool = False) -> None:
+    from harness.publish.report.markdown import interval, pct, pp
+
     if not board.tables:
         out.print("no reproduced entries to rank")
-    for table in board.tables:
-        budget = "no retraining" if table.budget == 0 else f"{table.budget} epochs"
-        view = Table(title=f"{table.track} · {table.target} · {budget} · {table.family}")
-        for column in ("rank", "method", "schedule", "n", "test acc %", "95% CI", "vs random twin (pp)", "marked"):
-            view.add_column(column, justify="right" if column in ("n", "test acc %") else "left")
-        for e in table.entries:
+    for ranking in board.tables:
+        budget = "no retraining" if ranking.budget == 0 else f"{ranking.budget} epochs"
+        view = table(f"{ranking.track} · {ranking.target} · {budget} · {ranking.family}",
+                     ["rank", "method", "schedule", "n", "test acc %", "95% CI", "vs random twin (pp)", "marked"],
+                     identifiers=("method", "schedule"), right=("n", "test acc %"))
+        for e in ranking.entries:
             twin = f"{pp(e.twin_gap)} {e.twin_verdict}" if e.twin_gap is not None else "no twin"
             view.add_row(f"{e.rank}=" if e.tied else str(e.rank), e.method, e.schedule, str(e.n), pct(e.mean),
                          interval(e.ci_low, e.ci_high), twin, f"fail: {', '.join(e.flags)}" if e.flags else "")
-        out.print(view)
+        print_table(view, wide)
 
 
 @user_errors
 def import_reported(
     file: Path = typer.Argument(..., help="Reported results (TOML or JSON): a source and [[result]] entries."),
-    results: Path = typer.Option(DEFAULT_RESULTS, help="Results directory to write the records into."),
-    as_json: bool = typer.Option(False, "--json", help="Print the written paths as JSON."),
+    results: ResultsDir = DEFAULT_RESULTS,
+    as_json: AsJson = False,
 ) -> None:
-    """Import numbers quoted from a paper as source="reported" records: audited against the
-    reproduced runs of the same configuration (R11), never pooled with them."""
+    """Import numbers quoted from a paper as source="reported" records into the results directory: audited
+    against the reproduced runs of the same configuration (R11), never pooled with them."""
+    from harness.audit import import_reported as import_reported_file
+
     paths = import_reported_file(file, ResultsLayout(results))
     if as_json:
         print_json({"written": [str(p) for p in paths]})

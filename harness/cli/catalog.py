@@ -2,27 +2,28 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Optional
-
 import typer
-from rich.table import Table
 
-from harness.cli.common import out, print_json, user_errors
+from harness.cli.common import (
+    DEFAULT_TRACK,
+    AsJson,
+    TrackName,
+    TracksDir,
+    Wide,
+    out,
+    print_json,
+    print_table,
+    table,
+    user_errors,
+)
 from harness.core.errors import BenchError
-from harness.data import training_examples
-from harness.run.pipeline import data_spec
-from harness.track.definition import DEFAULT_TRACK, list_tracks, load_track
-from harness.track.schedules import SCHEDULES, get_schedule, resolve_params, step_values
-from harness.train.loop import steps_per_epoch
 
 
 @user_errors
-def tracks(
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
-    tracks_dir: Optional[Path] = typer.Option(None, help="Folder of track files (default: ./bench/tracks)."),
-) -> None:
+def tracks(as_json: AsJson = False, tracks_dir: TracksDir = None, wide: Wide = False) -> None:
     """List the benchmark tracks."""
+    from harness.track.definition import list_tracks
+
     found = list_tracks(tracks_dir)
     rows = [{
         "name": t.name, "dataset": t.data.dataset, "model": t.model.name,
@@ -35,25 +36,25 @@ def tracks(
     if as_json:
         print_json(rows)
         return
-    table = Table(title="Tracks")
-    for column in ("name", "dataset", "model", "recipe", "budgets", "targets", "seeds"):
-        table.add_column(column)
+    view = table("Tracks", ["name", "dataset", "model", "recipe", "budgets", "targets", "seeds"],
+                 identifiers=("name", "dataset", "model"), right=("seeds",))
     for row in rows:
-        name = row["name"] + (" (default)" if row["default"] else "")
-        table.add_row(name, row["dataset"], row["model"], row["recipe"], ", ".join(map(str, row["budgets"])),
-                      ", ".join(row["targets"]), str(len(row["run_seeds"])))
-    out.print(table)
+        name = row["name"] + ("\n(default)" if row["default"] else "")
+        view.add_row(name, row["dataset"], row["model"], row["recipe"], ", ".join(map(str, row["budgets"])),
+                     ", ".join(row["targets"]), str(len(row["run_seeds"])))
+    print_table(view, wide)
 
 
 @user_errors
 def schedules(
-    ctx: typer.Context,
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
-    track: str = typer.Option(DEFAULT_TRACK, help="Track whose recipe gives the defaults."),
+    ctx: typer.Context, as_json: AsJson = False, track: TrackName = DEFAULT_TRACK, wide: Wide = False,
 ) -> None:
-    """List the retraining schedules and their tunable hyperparameters."""
+    """List the retraining schedules and their tunable hyperparameters (defaults from the track's recipe)."""
     if ctx.invoked_subcommand is not None:
         return
+    from harness.track.definition import load_track
+    from harness.track.schedules import SCHEDULES
+
     recipe = load_track(track).recipe
     rows = [{
         "name": s.name, "title": s.title, "summary": s.summary, "stepped": s.stepped,
@@ -63,26 +64,33 @@ def schedules(
     if as_json:
         print_json(rows)
         return
-    table = Table(title=f"Schedules (defaults from the {track} recipe)")
-    for column in ("name", "schedule", "stepped per", "tunable (default, range)"):
-        table.add_column(column)
+    view = table(f"Schedules (defaults from the {track} recipe)",
+                 ["name", "schedule", "stepped per", "tunable (default, range)"], identifiers=("name",))
     for row in rows:
         tunables = "\n".join(f"{t['name']} = {t['default']:g} [{t['low']:g}, {t['high']:g}]{' log' if t['log'] else ''}"
                              for t in row["tunables"]) or "-"
-        table.add_row(row["name"], f"{row['title']}: {row['summary']}", row["stepped"], tunables)
-    out.print(table)
+        view.add_row(row["name"], f"{row['title']}: {row['summary']}", row["stepped"], tunables)
+    print_table(view, wide)
 
 
 @user_errors
 def schedules_show(
     name: str = typer.Argument(..., help="Schedule name."),
-    track: str = typer.Option(DEFAULT_TRACK, help="Track whose recipe the schedule derives from."),
+    track: TrackName = DEFAULT_TRACK,
     epochs: int = typer.Option(..., min=0, help="Retraining budget in epochs (at least 1 except for none)."),
     per_step: bool = typer.Option(False, "--per-step", help="Every iteration's rate, not each epoch's first."),
-    param: list[str] = typer.Option([], "--param", help="Override a tunable hyperparameter, NAME=VALUE."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    param: list[str] = typer.Option([], "--param", show_default=False,
+                                    help="Override a tunable hyperparameter, NAME=VALUE; repeat for several."),
+    as_json: AsJson = False,
 ) -> None:
-    """Show the learning rate a schedule applies during each epoch (or step) of a budget."""
+    """Show the learning rate a schedule applies during each epoch (or step) of a budget, derived from the
+    track's recipe."""
+    from harness.data import training_examples
+    from harness.run.pipeline import data_spec
+    from harness.track.definition import load_track
+    from harness.track.schedules import get_schedule, resolve_params, step_values
+    from harness.train.loop import steps_per_epoch
+
     loaded = load_track(track)
     schedule = get_schedule(name)
     overrides = {}
@@ -108,9 +116,8 @@ def schedules_show(
     if as_json:
         print_json(payload)
         return
-    table = Table(title=f"{name} on {track} for {payload['epochs']} epochs")
-    table.add_column("step" if per_step else "epoch", justify="right")
-    table.add_column("lr", justify="right")
+    unit = "step" if per_step else "epoch"
+    view = table(f"{name} on {track} for {payload['epochs']} epochs", [unit, "lr"], right=(unit, "lr"))
     for index, lr in enumerate(lrs):
-        table.add_row(str(index), f"{lr:.6g}")
-    out.print(table)
+        view.add_row(str(index), f"{lr:.6g}")
+    out.print(view)

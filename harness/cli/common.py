@@ -1,4 +1,10 @@
-"""What every command shares: consoles, the one-line error convention, JSON output, list options."""
+"""What every command shares: consoles, the one-line error convention, JSON output, list options, the
+options several commands take (declared once here), and the help and table conventions.
+
+Nothing here imports torch or another heavy library at module level: ``bench --help`` and
+``bench <command> --help`` load only typer, rich and this package. Commands import what they
+run inside their function bodies.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +12,14 @@ import functools
 import json
 import sys
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Annotated, Any, Callable, Optional
 
-import torch
 import typer
+from rich.cells import cell_len
 from rich.console import Console
+from rich.measure import Measurement
+from rich.table import Table
+from typer.core import TyperCommand, TyperGroup
 
 from harness.core.errors import BenchError
 
@@ -18,6 +27,75 @@ out = Console()
 err = Console(stderr=True)
 
 DEFAULT_RESULTS = Path("results")
+
+# Library constants the help texts and defaults name. They live in modules that import torch, optuna or
+# pydantic, so they are repeated here for a fast --help; tests/test_cli.py checks each equals the library's.
+DEFAULT_TRACK = "digits-cnn"
+"""``harness.track.definition.DEFAULT_TRACK``."""
+ENGINES = ("eager", "graph", "compile", "fused")
+"""``harness.train.engines.ENGINES``."""
+DEFAULT_GROUP_SIZE = 8
+"""``harness.train.engines.DEFAULT_GROUP_SIZE``."""
+SAMPLERS = ("tpe", "grid", "random")
+"""``harness.tune.search.SAMPLERS``."""
+PRUNERS = ("median", "hyperband", "none")
+"""``harness.tune.search.PRUNERS``."""
+MIN_SEEDS = 5
+"""``harness.protocols.submit.MIN_SEEDS``."""
+PLAN_WALL_SECONDS, PLAN_CPU_SECONDS, PLAN_MEMORY_MB = 600.0, 600, 8192
+"""``harness.methods.isolation.Limits()``: wall-clock seconds, CPU seconds and MiB per plan."""
+
+
+# -- options that several commands take ----------------------------------------------------------------
+
+ResultsDir = Annotated[Path, typer.Option("--results", help="Results directory (one folder per track).")]
+TrackName = Annotated[str, typer.Option("--track", help="Track name (bench tracks lists them).")]
+OneTrack = Annotated[Optional[str], typer.Option("--track", help="Only this track (default: every track).")]
+Device = Annotated[str, typer.Option("--device", help="Where to compute: cpu or cuda[:N].")]
+Threads = Annotated[int, typer.Option("--threads", min=1, help="Intra-op CPU threads; one is fastest for "
+                                                              "small networks on shared cores.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of the terminal view.")]
+StatsSeed = Annotated[int, typer.Option("--seed", help="Seed of every bootstrap and sampled permutation.")]
+Wide = Annotated[bool, typer.Option("--wide", help="Print tables at their full width, however wide the terminal.")]
+TracksDir = Annotated[Optional[Path], typer.Option("--tracks-dir", help="Folder of track files "
+                                                                        "(default: ./bench/tracks).")]
+MethodsDir = Annotated[Optional[Path], typer.Option("--methods-dir", envvar="PRUNE_BENCH_METHODS",
+                                                    help="Folder of plugin method files (default: ./bench/methods).")]
+Targets = Annotated[Optional[str], typer.Option("--targets", "--target", help="Comma-separated target names "
+                                                                  "(default: the grid's).")]
+Schedules = Annotated[Optional[str], typer.Option("--schedules", "--schedule", help="Comma-separated retraining schedules "
+                                                                      "(default: the grid's).")]
+Budgets = Annotated[Optional[str], typer.Option("--budgets", "--budget", help="Comma-separated retraining budgets in epochs "
+                                                                  "(default: the grid's).")]
+Full = Annotated[bool, typer.Option("--full", help="The track's full grid of targets and budgets, not its quick one.")]
+
+
+# -- help and errors -------------------------------------------------------------------------------------
+
+def _flags_without_type(params: list) -> list:
+    """Typer's rich help prints ``<bool>`` after a flag (``--json``, ``--help``); a flag takes no value."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+class BenchCommand(TyperCommand):
+    def get_params(self, ctx):
+        return _flags_without_type(super().get_params(ctx))
+
+
+HELP_ONLY = "bench.help_only"
+"""``ctx.meta`` key: the command line asks for a subcommand's help, so nothing is loaded or run."""
+
+
+class BenchGroup(TyperGroup):
+    def get_params(self, ctx):
+        return _flags_without_type(super().get_params(ctx))
+
+    def parse_args(self, ctx, args):
+        ctx.meta[HELP_ONLY] = ctx.meta.get(HELP_ONLY, False) or any(a in ctx.help_option_names for a in args)
+        return super().parse_args(ctx, args)
 
 
 def user_errors(command: Callable) -> Callable:
@@ -34,9 +112,77 @@ def user_errors(command: Callable) -> Callable:
     return wrapper
 
 
+# -- output ----------------------------------------------------------------------------------------------
+
 def print_json(payload: Any) -> None:
     sys.stdout.write(json.dumps(payload, indent=2) + "\n")
 
+
+IDENTIFIER_WIDTH = 24
+"""Identifier columns (methods, targets, tracks, schedules) are as wide as their widest cell, up to this."""
+OTHER_WIDTH = 8
+"""What every other column keeps, at least, when identifier columns claim their width."""
+
+
+class BenchTable(Table):
+    """A rich table that never cuts a cell with an ellipsis: every column folds what does not fit onto more
+    lines. Identifier columns get a fixed width (their widest cell, up to :data:`IDENTIFIER_WIDTH`, shrunk to
+    leave every other column :data:`OTHER_WIDTH`), which rich narrows only after the other columns gave way:
+    prose and numbers wrap first, and names stay whole unless the terminal is too narrow even for them."""
+
+    def __init__(self, title: str, identifiers: tuple[str, ...] = ()):
+        super().__init__(title=title)
+        self.identifiers = identifiers
+        self._widest: dict[int, int] = {}
+
+    def add_row(self, *cells: Any, **kwargs: Any) -> None:
+        super().add_row(*cells, **kwargs)
+        for index, (column, cell) in enumerate(zip(self.columns, cells)):
+            if column.header in self.identifiers and isinstance(cell, str):
+                widest = max([cell_len(line) for line in cell.splitlines()] or [0])
+                self._widest[index] = max(self._widest.get(index, cell_len(str(column.header))), widest)
+
+    def _fit(self, max_width: int) -> None:
+        """Give identifier columns their widest cell if that fits, else up to :data:`IDENTIFIER_WIDTH`, else
+        proportionally less (never under :data:`OTHER_WIDTH`: below that, rich shares the width out)."""
+        others = len(self.columns) - len(self._widest)
+        room = max_width - (len(self.columns) + 1) - 2 * len(self.columns) - OTHER_WIDTH * others
+        capped = {index: min(widest, IDENTIFIER_WIDTH) for index, widest in self._widest.items()}
+        widths = self._widest if sum(self._widest.values()) <= room else capped
+        scale = min(1.0, max(room, 0) / max(sum(widths.values()), 1))
+        for index, widest in widths.items():
+            width = int(widest * scale)
+            self.columns[index].width = width if width >= min(OTHER_WIDTH, widest) else None
+
+    def __rich_console__(self, console, options):
+        self._fit(options.max_width)
+        return super().__rich_console__(console, options)
+
+    def __rich_measure__(self, console, options):
+        self._fit(options.max_width)
+        return super().__rich_measure__(console, options)
+
+
+def table(title: str, columns: list[str], *, identifiers: tuple[str, ...] = (), right: tuple[str, ...] = ()) -> Table:
+    """A :class:`BenchTable` with ``columns``; those in ``right`` (numbers) are right-aligned."""
+    view = BenchTable(title, identifiers)
+    for column in columns:
+        view.add_column(column, justify="right" if column in right else "left", overflow="fold")
+    return view
+
+
+def print_table(view: Table, wide: bool = False) -> None:
+    """Print ``view``; with ``wide`` at its natural width, however narrow the terminal (lines may then be
+    longer than the terminal: for a wide terminal, a pager or a file)."""
+    if wide:
+        natural = Measurement.get(out, out.options.update_width(1 << 16), view).maximum
+        Console(file=out.file, width=max(out.width, natural), force_terminal=out.is_terminal,
+                color_system=out.color_system, no_color=out.no_color).print(view, crop=False)
+    else:
+        out.print(view)
+
+
+# -- parsing ---------------------------------------------------------------------------------------------
 
 def split_list(values: Optional[str], cast: Callable = str) -> list | None:
     """Parse a comma-separated option (duplicates dropped, order kept); ``None`` when it was not given."""
@@ -51,8 +197,20 @@ def split_list(values: Optional[str], cast: Callable = str) -> list | None:
     return list(dict.fromkeys(parsed))
 
 
-def check_device(device: str) -> None:
+def check_device(device: str) -> str:
+    """The one check of a ``--device`` value: ``cpu`` or ``cuda[:N]``, and CUDA only where torch sees it."""
     if device != "cpu" and not device.startswith("cuda"):
         raise BenchError(f"unknown device {device!r}; use cpu or cuda[:N]")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise BenchError("--device cuda asked for, but torch sees no CUDA device; use --device cpu")
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise BenchError("--device cuda asked for, but torch sees no CUDA device; use --device cpu")
+    return device
+
+
+def set_threads(threads: int) -> None:
+    """``--threads``: the intra-op CPU threads of this process."""
+    import torch
+
+    torch.set_num_threads(threads)

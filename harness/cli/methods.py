@@ -11,47 +11,50 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
-import torch
 import typer
-from rich.table import Table
 
 from harness.cli.common import (
     DEFAULT_RESULTS,
+    DEFAULT_TRACK,
+    AsJson,
+    Device,
+    ResultsDir,
+    TrackName,
+    Wide,
     check_device,
     out,
     print_json,
+    print_table,
+    table,
     user_errors,
 )
 from harness.core.errors import BenchError
-from harness.core.layout import ResultsLayout
-from harness.dense.baseline import dense_hash, new_model
-from harness.methods import list_methods
-from harness.plans import ChannelPlan, MaskPlan, Plan
-from harness.prune.allocation import resolve_target
-from harness.prune.counting import count, count_sparse
-from harness.prune.latency import LatencySettings, compare_latency
-from harness.prune.surgery import apply_masks, prune_channels
-from harness.run.pipeline import Workspace
-from harness.track.definition import DEFAULT_TRACK, Target, Track, load_track
+
+if TYPE_CHECKING:
+    import torch
+
+    from harness.plans import Plan
+    from harness.track.definition import Track
 
 
 @user_errors
-def methods(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
-    """List the registered pruning methods."""
+def methods(as_json: AsJson = False, wide: Wide = False) -> None:
+    """List the registered pruning methods (with the plugins of --methods-dir)."""
+    from harness.methods import list_methods
+
     rows = [{"name": m.name, "kind": m.kind, "needs_data": m.needs_data, "global_ranking": m.global_ranking,
              "citation": m.citation} for m in list_methods()]
     if as_json:
         print_json(rows)
         return
-    table = Table(title="Pruning methods")
-    for column in ("name", "kind", "needs data", "global ranking", "citation"):
-        table.add_column(column)
+    view = table("Pruning methods", ["name", "kind", "needs data", "global ranking", "citation"],
+                 identifiers=("name", "kind"))
     for row in rows:
-        table.add_row(row["name"], row["kind"], "yes" if row["needs_data"] else "no",
-                      "yes" if row["global_ranking"] else "no", row["citation"])
-    out.print(table)
+        view.add_row(row["name"], row["kind"], "yes" if row["needs_data"] else "no",
+                     "yes" if row["global_ranking"] else "no", row["citation"])
+    print_table(view, wide)
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,14 @@ class Pruned:
 def pruned_for_inspection(track: Track, plan_name: str | None, method: str | None, target: str | None,
                           seed: int, results: Path, device: str) -> Pruned:
     """The track's model before and after ``--plan`` or ``--method/--target``, without retraining."""
+    from harness.core.layout import ResultsLayout
+    from harness.dense.baseline import dense_hash, new_model
+    from harness.plans import ChannelPlan
+    from harness.prune.allocation import resolve_target
+    from harness.prune.surgery import apply_plan
+    from harness.run.pipeline import Workspace
+    from harness.track.definition import Target
+
     if plan_name and (method or target):
         raise BenchError("give either --plan NAME or --method M --target X, not both")
     if bool(method) != bool(target):
@@ -86,14 +97,14 @@ def pruned_for_inspection(track: Track, plan_name: str | None, method: str | Non
     else:
         plan = workspace.make_plan(method, target, seed, model)
         label = f"{method} @ {target}"
-    if isinstance(plan, MaskPlan):
-        apply_masks(model, plan, workspace.example_input())
-    else:
-        prune_channels(model, plan, workspace.example_input())
+    apply_plan(model, plan, workspace.example_input())
     return Pruned(dense, model, plan, label, weights)
 
 
 def _counts_row(model: torch.nn.Module, plan: Plan | None, input_shape: tuple[int, int, int]) -> dict:
+    from harness.plans import MaskPlan
+    from harness.prune.counting import count, count_sparse
+
     counts = count(model, input_shape)
     row = {"params": counts.params, "macs": counts.macs_conv_linear, "macs_total": counts.macs,
            "nonzero_params": counts.nonzero_params}
@@ -103,21 +114,21 @@ def _counts_row(model: torch.nn.Module, plan: Plan | None, input_shape: tuple[in
     return row
 
 
-_TRACK = typer.Option(DEFAULT_TRACK, help="Track whose model is pruned.")
-_PLAN = typer.Option(None, "--plan", help="A named fixed configuration, e.g. pfec-a.")
-_METHOD = typer.Option(None, "--method", help="Method to plan with (with --target).")
-_TARGET = typer.Option(None, "--target", help="One of the track's targets (with --method).")
-_SEED = typer.Option(0, "--seed", help="Dense seed (and the method's seed).")
-_RESULTS = typer.Option(DEFAULT_RESULTS, help="Results directory holding cached dense checkpoints.")
+PlanName = Annotated[Optional[str], typer.Option("--plan", help="A named fixed configuration, e.g. pfec-a.")]
+MethodName = Annotated[Optional[str], typer.Option("--method", help="Method to plan with (with --target).")]
+TargetName = Annotated[Optional[str], typer.Option("--target", help="One of the track's targets (with --method).")]
+DenseSeed = Annotated[int, typer.Option("--seed", help="Dense seed (and the method's seed).")]
 
 
 @user_errors
 def flops(
-    track: str = _TRACK, plan: Optional[str] = _PLAN, method: Optional[str] = _METHOD, target: Optional[str] = _TARGET,
-    seed: int = _SEED, results: Path = _RESULTS,
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    track: TrackName = DEFAULT_TRACK, plan: PlanName = None, method: MethodName = None, target: TargetName = None,
+    seed: DenseSeed = 0, results: ResultsDir = DEFAULT_RESULTS, as_json: AsJson = False,
 ) -> None:
-    """Parameters and MACs (conv+linear, batch 1, fvcore) of a track's model before and after pruning."""
+    """Parameters and MACs (conv+linear, batch 1, fvcore) of a track's model before and after pruning,
+    with the dense checkpoint cached under --results when there is one."""
+    from harness.track.definition import load_track
+
     loaded = load_track(track)
     shape = loaded.model.input_shape
     pruned = pruned_for_inspection(loaded, plan, method, target, seed, results, "cpu")
@@ -133,28 +144,31 @@ def flops(
     if as_json:
         print_json(payload)
         return
-    table = Table(title=f"{loaded.name} ({loaded.model.name}): {pruned.label or 'dense'}, weights: {pruned.weights}")
-    for column in ("", "params", "non-zero params", "MACs (conv+linear)", "MACs (fvcore total)"):
-        table.add_column(column, justify="right")
+    columns = ["", "params", "non-zero params", "MACs (conv+linear)", "MACs (fvcore total)"]
+    view = table(f"{loaded.name} ({loaded.model.name}): {pruned.label or 'dense'}, weights: {pruned.weights}",
+                 columns, right=tuple(columns))
     for name, row in (("dense", dense_row), ("pruned", pruned_row)):
         if row is not None:
             macs = f"{row['macs']:,}" + (f" ({row['theoretical_macs']:,} theoretical)" if "theoretical_macs" in row else "")
-            table.add_row(name, f"{row['params']:,}", f"{row['nonzero_params']:,}", macs, f"{row['macs_total']:,}")
-    out.print(table)
+            view.add_row(name, f"{row['params']:,}", f"{row['nonzero_params']:,}", macs, f"{row['macs_total']:,}")
+    out.print(view)
 
 
 @user_errors
 def latency(
-    track: str = _TRACK, plan: Optional[str] = _PLAN, method: Optional[str] = _METHOD, target: Optional[str] = _TARGET,
-    seed: int = _SEED, results: Path = _RESULTS,
-    device: str = typer.Option("cpu", help="cpu or cuda[:N]."),
+    track: TrackName = DEFAULT_TRACK, plan: PlanName = None, method: MethodName = None, target: TargetName = None,
+    seed: DenseSeed = 0, results: ResultsDir = DEFAULT_RESULTS, device: Device = "cpu",
     batch_size: int = typer.Option(1, help="Inputs per timed call."),
     warmup: int = typer.Option(10, help="Untimed calls first."),
     repeats: int = typer.Option(50, help="Timed calls."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    as_json: AsJson = False,
 ) -> None:
     """Inference latency of a track's model before and after pruning: median and IQR over repeated calls."""
     check_device(device)
+    from harness.prune.counting import count
+    from harness.prune.latency import LatencySettings, compare_latency
+    from harness.track.definition import load_track
+
     loaded = load_track(track)
     settings = LatencySettings(batch_size=batch_size, warmup=warmup, repeats=repeats)
     pruned = pruned_for_inspection(loaded, plan, method, target, seed, results, device)
@@ -173,11 +187,11 @@ def latency(
     if as_json:
         print_json(payload)
         return
-    table = Table(title=f"{loaded.name}: {pruned.label} on {device}, batch {batch_size}, {repeats} timed calls")
-    for column in ("", "median ms", "IQR ms", "MACs (conv+linear)"):
-        table.add_column(column, justify="right")
+    columns = ["", "median ms", "IQR ms", "MACs (conv+linear)"]
+    view = table(f"{loaded.name}: {pruned.label} on {device}, batch {batch_size}, {repeats} timed calls",
+                 columns, right=tuple(columns))
     for name in ("dense", "pruned"):
         row = payload[name]
-        table.add_row(name, f"{row['median_ms']:.3f}", f"{row['iqr_ms']:.3f}", f"{row['macs']:,}")
-    out.print(table)
+        view.add_row(name, f"{row['median_ms']:.3f}", f"{row['iqr_ms']:.3f}", f"{row['macs']:,}")
+    out.print(view)
     out.print(f"measured speed-up {comparison.speedup:.2f}x for a {payload['macs_ratio']:.2f}x MACs reduction")

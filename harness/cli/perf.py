@@ -2,30 +2,28 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Optional
 
-import torch
 import typer
-from rich.table import Table
 
 from harness.cli.common import (
     DEFAULT_RESULTS,
+    DEFAULT_TRACK,
+    ENGINES,
+    AsJson,
+    Device,
+    ResultsDir,
+    Threads,
+    TrackName,
     check_device,
     out,
     print_json,
+    set_threads,
     split_list,
+    table,
     user_errors,
 )
 from harness.core.errors import BenchError
-from harness.core.layout import ResultsLayout
-from harness.protocols.equivalence import cifar_shaped_track, compare_engines
-from harness.protocols.perf import (
-    PerfSettings,
-    measure,
-)
-from harness.track.definition import DEFAULT_TRACK, load_track
-from harness.train.engines import ENGINES, EngineSettings
 
 
 def _rate(value: float) -> str:
@@ -34,8 +32,8 @@ def _rate(value: float) -> str:
 
 @user_errors
 def perf(
-    models: Optional[str] = typer.Option(None, help="Comma-separated models (default: cifar-resnet56,cifar-vgg16)."),
-    device: str = typer.Option("cpu", help="cpu or cuda[:N]; both paths run here."),
+    models: Optional[str] = typer.Option(None, help="Comma-separated models (default: cifar-resnet56, cifar-vgg16)."),
+    device: Device = "cpu",
     engine: str = typer.Option("graph", help=f"The single run's engine: {' | '.join(e for e in ENGINES if e != 'fused')} "
                                "(fused runs are timed with --fuse)."),
     bf16: bool = typer.Option(False, "--bf16", help="bf16 autocast on the harness path (not the protocol's fp32)."),
@@ -48,14 +46,17 @@ def perf(
     in_flight: int = typer.Option(1, help="Processes training at once for grid throughput."),
     fuse: int = typer.Option(1, help="Runs each grid process trains as one network (the fused engine)."),
     dataset: str = typer.Option("synthetic-cifar", help="synthetic-cifar, or cifar10 if it is on disk."),
-    threads: int = typer.Option(1, min=1, help="Intra-op CPU threads of this process."),
+    threads: Threads = 1,
     tiny: bool = typer.Option(False, "--tiny", help="ResNet-20, batch 16, 3 steps on 128 images: a CPU smoke run "
                               "(options given explicitly still apply)."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    as_json: AsJson = False,
 ) -> None:
-    """Time a reference-style pipeline and the harness's path on the same device and images."""
+    """Time a reference-style pipeline and the harness's path on the same device (both run there) and images."""
     check_device(device)
-    torch.set_num_threads(threads)
+    from harness.protocols.perf import PerfSettings, measure
+    from harness.train.engines import EngineSettings
+
+    set_threads(threads)
     given = {"models": tuple(split_list(models)) if models else None, "steps": steps, "warmup": warmup,
              "loader_workers": loader_workers, "batch_size": batch_size}
     chosen = dict(device=device, track=track, engine=EngineSettings(engine, bf16=bf16), in_flight=in_flight,
@@ -67,34 +68,34 @@ def perf(
         print_json(report.as_dict())
         return
     data = f"{report.dataset}{' (synthetic images)' if report.synthetic else ''}"
-    table = Table(title=f"{report.device_name} ({report.device}), torch {report.torch_version}, {data}, "
-                        f"{report.track} recipe at batch {report.batch_size}, epoch = {report.epoch_images:,} images")
-    for column in ("model", "path", "images/s", "s/epoch", "runs in flight", "run-epochs/h", "ratio"):
-        table.add_column(column, justify="left" if column in ("model", "path") else "right")
-    table.caption = (f"reference: PIL transforms, {report.loader_workers} DataLoader workers, eager fp32; "
-                     f"harness: data on the device, {report.engine} engine, {report.precision}"
-                     + (f"; fused rows: the fused engine, {report.precision}"
-                        if any(m.harness_grid.fused > 1 for m in report.models) else ""))
+    columns = ["model", "path", "images/s", "s/epoch", "runs in flight", "run-epochs/h", "ratio"]
+    view = table(f"{report.device_name} ({report.device}), torch {report.torch_version}, {data}, "
+                 f"{report.track} recipe at batch {report.batch_size}, epoch = {report.epoch_images:,} images",
+                 columns, identifiers=("model",), right=tuple(columns[2:]))
+    view.caption = (f"reference: PIL transforms, {report.loader_workers} DataLoader workers, eager fp32; "
+                    f"harness: data on the device, {report.engine} engine, {report.precision}"
+                    + (f"; fused rows: the fused engine, {report.precision}"
+                       if any(m.harness_grid.fused > 1 for m in report.models) else ""))
     for model in report.models:
         reference, harness = "reference", "harness"
-        table.add_row(model.model, reference, _rate(model.reference.images_per_second),
-                      f"{model.reference.seconds_per_epoch:.1f}", "1", _rate(model.reference_grid.run_epochs_per_hour),
-                      "1.00x")
-        table.add_row("", harness, _rate(model.harness.images_per_second), f"{model.harness.seconds_per_epoch:.1f}",
-                      "1", _rate(model.harness.images_per_second * 3600 / report.epoch_images),
-                      f"{model.single_run_ratio:.2f}x")
+        view.add_row(model.model, reference, _rate(model.reference.images_per_second),
+                     f"{model.reference.seconds_per_epoch:.1f}", "1", _rate(model.reference_grid.run_epochs_per_hour),
+                     "1.00x")
+        view.add_row("", harness, _rate(model.harness.images_per_second), f"{model.harness.seconds_per_epoch:.1f}",
+                     "1", _rate(model.harness.images_per_second * 3600 / report.epoch_images),
+                     f"{model.single_run_ratio:.2f}x")
         grid = model.harness_grid
         if grid.runs_in_flight > 1:
             path = f"{harness}, {grid.fused} fused" if grid.fused > 1 else harness
-            table.add_row("", path, _rate(grid.images_per_second), "",
-                          str(grid.runs_in_flight), _rate(grid.run_epochs_per_hour),
-                          f"{model.grid_ratio:.2f}x")
-    out.print(table)
+            view.add_row("", path, _rate(grid.images_per_second), "",
+                         str(grid.runs_in_flight), _rate(grid.run_epochs_per_hour),
+                         f"{model.grid_ratio:.2f}x")
+    out.print(view)
 
 
 @user_errors
 def perf_equivalence(
-    track: str = typer.Option(DEFAULT_TRACK, help="Track whose runs are retrained with both paths."),
+    track: TrackName = DEFAULT_TRACK,
     cifar_shaped: bool = typer.Option(False, "--cifar-shaped", help="The (CIFAR) track on synthetic CIFAR-shaped "
                                       "images with a short dense recipe, so it runs without CIFAR."),
     model: Optional[str] = typer.Option(None, help="With --cifar-shaped: another CIFAR model (e.g. cifar-resnet20)."),
@@ -108,32 +109,37 @@ def perf_equivalence(
     method: Optional[str] = typer.Option(None, help="Pruning method (default: the track's first)."),
     target: Optional[str] = typer.Option(None, help="Target (default: the track's first)."),
     margin: float = typer.Option(0.005, help="Equivalence margin in accuracy (0.005 = 0.5 points, the audit's)."),
-    device: str = typer.Option("cpu", help="cpu or cuda[:N]."),
-    results: Path = typer.Option(DEFAULT_RESULTS, help="Where dense baselines are cached (no records are written)."),
-    threads: int = typer.Option(1, min=1, help="Intra-op CPU threads."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    device: Device = "cpu",
+    results: ResultsDir = DEFAULT_RESULTS,
+    threads: Threads = 1,
+    as_json: AsJson = False,
 ) -> None:
-    """Retrain the same runs with the plain loop and a fast engine; paired TOST and Welch on test accuracy."""
+    """Retrain the same runs with the plain loop and a fast engine; paired TOST and Welch on test accuracy.
+    Dense baselines are cached under --results; no run records are written."""
     check_device(device)
-    torch.set_num_threads(threads)
+    from harness.core.layout import ResultsLayout
+    from harness.protocols.equivalence import cifar_shaped_track, compare_engines
+    from harness.track.definition import load_track
+    from harness.train.engines import EngineSettings
+
+    set_threads(threads)
     loaded = load_track(track)
     if not cifar_shaped and model is not None:
         raise BenchError("--model only applies with --cifar-shaped; the track fixes its model")
     if cifar_shaped:
         loaded = cifar_shaped_track(loaded, model, train_size, train_size // 2, dense_epochs)
-    result = compare_engines(loaded, ResultsLayout(results), EngineSettings(engine, bf16=bf16), split_list(seeds, int) or [],
-                             schedule, budget, method, target, device, margin)
+    result = compare_engines(loaded, ResultsLayout(results), EngineSettings(engine, bf16=bf16),
+                             split_list(seeds, int) or [], schedule, budget, method, target, device, margin)
     if as_json:
         print_json(result.as_dict())
         return
-    table = Table(title=f"{result.track}{' (synthetic images)' if result.synthetic else ''}: {result.method} "
-                        f"{result.target}, {result.schedule}@{result.budget}, plain loop vs {result.engine} "
-                        f"({result.precision})")
-    for column in ("seed", "plain test acc", "fast test acc"):
-        table.add_column(column, justify="right")
+    columns = ["seed", "plain test acc", "fast test acc"]
+    view = table(f"{result.track}{' (synthetic images)' if result.synthetic else ''}: {result.method} "
+                 f"{result.target}, {result.schedule}@{result.budget}, plain loop vs {result.engine} "
+                 f"({result.precision})", columns, right=tuple(columns))
     for seed, a, b in zip(result.seeds, result.plain, result.fast):
-        table.add_row(str(seed), f"{100 * a:.2f}", f"{100 * b:.2f}")
-    out.print(table)
+        view.add_row(str(seed), f"{100 * a:.2f}", f"{100 * b:.2f}")
+    out.print(view)
     t = result.tost
     out.print(f"difference (fast - plain) {100 * t.difference:+.2f} points, 90% CI [{100 * t.ci_low:+.2f}, "
               f"{100 * t.ci_high:+.2f}]; paired TOST at ±{100 * t.margin:.2f}: p = {t.pvalue:.3g} "

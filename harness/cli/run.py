@@ -2,29 +2,32 @@
 
 from __future__ import annotations
 
-import statistics
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-import torch
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.table import Table
 
 from harness.cli.common import (
+    DEFAULT_GROUP_SIZE,
     DEFAULT_RESULTS,
+    DEFAULT_TRACK,
+    AsJson,
+    Budgets,
+    Device,
+    Full,
+    ResultsDir,
+    Schedules,
+    Targets,
+    Threads,
+    TrackName,
+    Wide,
     check_device,
     err,
-    out,
     print_json,
+    print_table,
+    set_threads,
     split_list,
+    table,
     user_errors,
 )
 from harness.cli.executor import (
@@ -37,29 +40,29 @@ from harness.cli.executor import (
     choose_executor,
 )
 from harness.core.errors import BenchError
-from harness.core.layout import ResultsLayout
-from harness.grid.driver import pending, run_grid
-from harness.grid.local import LocalExecutor
-from harness.grid.pool import PoolExecutor
-from harness.grid.selection import expand, select
-from harness.prune.latency import LatencySettings
-from harness.run.cells import group_cells
-from harness.run.record import RunRecord, load_records
-from harness.track.definition import DEFAULT_TRACK, load_track
-from harness.train.engines import DEFAULT_GROUP_SIZE, EngineSettings
-from harness.tune.tuned import TunedExecutor, load_tuning, tuned_params
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from harness.run.record import RunRecord
 
 
 def summary_rows(records: list[RunRecord]) -> list[dict]:
+    """One row per cell (cells in key order); the mean and std of test accuracy are the audit's per-cell
+    summary (its successful runs, seed and resolution), so they match the report's numbers."""
+    from harness.audit import AuditConfig
+    from harness.audit.comparisons import build_cells
+
+    cells = {cell.key: cell for cell in build_cells(records, AuditConfig())}
     rows = []
-    for key, cell in group_cells(records).items():
-        accs = [r.test_acc for r in cell if r.status == "ok" and r.test_acc is not None]
-        first = cell[0]
+    for key in sorted(cells):
+        cell = cells[key]
+        first = min(cell.records, key=lambda r: (r.seed, r.dense_seed))
         rows.append({
             "method": key.entry, "target": key.target, "schedule": key.schedule, "budget": key.budget_epochs,
-            "n": len(accs), "failed": sum(r.status != "ok" for r in cell),
-            "test_acc_mean": statistics.fmean(accs) if accs else None,
-            "test_acc_std": statistics.stdev(accs) if len(accs) > 1 else 0.0 if accs else None,
+            "n": cell.n, "failed": cell.n_failed,
+            "test_acc_mean": cell.summary.mean if cell.summary else None,
+            "test_acc_std": cell.summary.std if cell.summary else None,
             "macs_kept": first.macs_after / first.macs_before if first.macs_after and first.macs_before else None,
             "dense_test_acc": first.dense_test_acc,
         })
@@ -67,34 +70,34 @@ def summary_rows(records: list[RunRecord]) -> list[dict]:
 
 
 def summary_table(rows: list[dict], title: str) -> Table:
-    table = Table(title=title)
-    for column in ("method", "target", "schedule", "budget", "n", "test acc (mean ± std)", "MACs kept"):
-        table.add_column(column, justify="right" if column in ("budget", "n") else "left")
+    view = table(title, ["method", "target", "schedule", "budget", "n", "test acc (mean ± std)", "MACs kept"],
+                 identifiers=("method", "target", "schedule"), right=("budget", "n"))
     for row in rows:
         acc = "-" if row["test_acc_mean"] is None else f"{100 * row['test_acc_mean']:.2f} ± {100 * row['test_acc_std']:.2f}"
         if row["failed"]:
             acc += f" ({row['failed']} failed/diverged)"
         kept = "-" if row["macs_kept"] is None else f"{100 * row['macs_kept']:.1f}%"
-        table.add_row(row["method"], row["target"], row["schedule"], str(row["budget"]), str(row["n"]), acc, kept)
-    return table
+        view.add_row(row["method"], row["target"], row["schedule"], str(row["budget"]), str(row["n"]), acc, kept)
+    return view
 
 
 @user_errors
 def run(
-    track: str = typer.Option(DEFAULT_TRACK, help="Track to run."),
-    methods: Optional[str] = typer.Option(None, help="Comma-separated methods (default: the track's)."),
-    targets: Optional[str] = typer.Option(None, help="Comma-separated target names."),
-    schedules: Optional[str] = typer.Option(None, help="Comma-separated schedules."),
-    budgets: Optional[str] = typer.Option(None, help="Comma-separated retraining budgets in epochs."),
-    seeds: Optional[str] = typer.Option(None, help="Comma-separated run seeds."),
-    full: bool = typer.Option(False, "--full", help="The track's full grid instead of its quick grid."),
+    track: TrackName = DEFAULT_TRACK,
+    methods: Optional[str] = typer.Option(None, "--methods", "--method",
+                                          help="Comma-separated methods (default: the track's)."),
+    targets: Targets = None,
+    schedules: Schedules = None,
+    budgets: Budgets = None,
+    seeds: Optional[str] = typer.Option(None, help="Comma-separated run seeds (default: the track's)."),
+    full: Full = False,
     no_twins: bool = typer.Option(False, "--no-twins", help="Skip the random-twin controls (not for leaderboard runs)."),
-    device: str = typer.Option("cpu", help="cpu or cuda[:N]."),
-    results: Path = typer.Option(DEFAULT_RESULTS, help="Results directory (one folder per track)."),
+    device: Device = "cpu",
+    results: ResultsDir = DEFAULT_RESULTS,
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Rerun runs recorded as failed."),
-    threads: int = typer.Option(1, min=1, help="Intra-op CPU threads; one is fastest for small networks on shared cores."),
+    threads: Threads = 1,
     latency: bool = typer.Option(False, "--latency", help="Also time dense vs pruned inference (batch 1) per run."),
-    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    as_json: AsJson = False,
     tuned: bool = typer.Option(False, "--tuned", help="Each cell's best hyperparameters from `bench tune`."),
     study_prefix: Optional[str] = typer.Option(None, help="With --tuned: the prefix the studies were tuned under."),
     executor: str = EXECUTOR,
@@ -113,8 +116,29 @@ def run(
                                              f"(default {DEFAULT_GROUP_SIZE})."),
     bf16: bool = typer.Option(False, "--bf16", help="bf16 autocast in the fast engines (records say so)."),
     workers: int = typer.Option(1, help="Runs in flight on the device, one process each (with --executor local)."),
+    wide: Wide = False,
 ) -> None:
     """Run methods x twins x schedules x budgets x seeds; finished runs are skipped, so a rerun resumes."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from harness.core.layout import ResultsLayout
+    from harness.grid.driver import pending, run_grid
+    from harness.grid.local import LocalExecutor
+    from harness.grid.pool import PoolExecutor
+    from harness.grid.selection import expand, select
+    from harness.prune.latency import LatencySettings
+    from harness.run.record import load_records
+    from harness.track.definition import load_track
+    from harness.train.engines import EngineSettings
+    from harness.tune.tuned import TunedExecutor, load_tuning, tuned_params
+
     loaded = load_track(track)
     placement = choose_executor(executor, device, address, gpus_per_run, cpus_per_run, memory_per_run, max_retries)
     check_device(placement.device)
@@ -135,7 +159,7 @@ def run(
     configs = expand(loaded, selection, cell_params=tuned_params(histories), engine=steps.name,
                      precision=steps.precision)
     timing = LatencySettings() if latency else None
-    torch.set_num_threads(threads)
+    set_threads(threads)
     base = (placement.ray(layout, latency=timing, checkpoint_folder=checkpoint_dir) if placement.uses_ray
             else LocalExecutor(layout, device, threads, timing, steps, checkpoint_dir) if workers == 1
             else PoolExecutor(layout, device, workers, threads, timing, steps))
@@ -164,9 +188,9 @@ def run(
         print_json({"track": loaded.name, "planned": outcome.planned, "skipped": outcome.skipped,
                     "written": len(outcome.written), "cells": rows})
         return
-    out.print(summary_table(rows, f"{loaded.name}: test accuracy per cell "
-                                  f"({outcome.planned} runs, {outcome.skipped} already done, "
-                                  f"{len(outcome.written)} new, results in {layout.track(loaded.name)})"))
+    print_table(summary_table(rows, f"{loaded.name}: test accuracy per cell "
+                                    f"({outcome.planned} runs, {outcome.skipped} already done, "
+                                    f"{len(outcome.written)} new, results in {layout.track(loaded.name)})"), wide)
     for record in outcome.failed + outcome.diverged:
         reason = (record.error or "non-finite training loss").strip().splitlines()[-1]
         err.print(f"{record.status}: {record.config().label}: {reason}", highlight=False)

@@ -4,38 +4,50 @@ on it is what the harness produced. Also the app's callback, which registers ``b
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import typer
-from rich.table import Table
 
 from harness.cli.common import (
     DEFAULT_RESULTS,
+    HELP_ONLY,
+    MIN_SEEDS,
+    PLAN_CPU_SECONDS,
+    PLAN_MEMORY_MB,
+    PLAN_WALL_SECONDS,
+    AsJson,
+    Device,
+    MethodsDir,
+    ResultsDir,
+    Threads,
+    Wide,
     check_device,
     err,
     out,
     print_json,
+    print_table,
+    table,
     user_errors,
 )
 from harness.core.layout import ResultsLayout
-from harness.methods.isolation import Limits
-from harness.methods.plugins import load_plugins
-from harness.protocols.submit import MIN_SEEDS, Submission, TrackSubmission, VerdictRow
-from harness.protocols.submit import submit as submit_method
-from harness.protocols.verify import Problem, Rerun, verify_results
-from harness.publish.report.markdown import interval, pct, pp
-from harness.run.record import RunRecord
 
-DEFAULT_LIMITS = Limits()
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from harness.protocols.submit import Submission, TrackSubmission, VerdictRow
+    from harness.protocols.verify import Problem, Rerun
+    from harness.run.record import RunRecord
+
 VERDICT_STYLE = {"better": "green", "worse": "red", "tie": "yellow", "equivalent": "yellow"}
 
 
 @user_errors
-def load_method_plugins(
-    methods_dir: Optional[Path] = typer.Option(None, "--methods-dir", envvar="PRUNE_BENCH_METHODS",
-                                               help="Folder of plugin method files (default: ./bench/methods)."),
-) -> None:
+def load_method_plugins(ctx: typer.Context, methods_dir: MethodsDir = None) -> None:
     """prune-bench: fair, audited benchmarks of neural-network pruning methods."""
+    if ctx.meta.get(HELP_ONLY):
+        return  # a command's --help: plugins change no help text, so none is loaded
+    from harness.methods.plugins import load_plugins
+
     load_plugins(methods_dir)
 
 
@@ -47,18 +59,22 @@ def submit(
     seeds: int = typer.Option(MIN_SEEDS, help=f"Seeds per cell (at least {MIN_SEEDS})."),
     tune_trials: Optional[int] = typer.Option(None, help="Tune every cell with this many trials; must equal the "
                                                          "baselines' tuning budget."),
-    results: Path = typer.Option(DEFAULT_RESULTS, help="Results directory (one folder per track)."),
-    device: str = typer.Option("cpu", help="cpu or cuda[:N] (the method's plan is always computed on the CPU)."),
-    threads: int = typer.Option(1, min=1, help="Intra-op CPU threads."),
-    wall_limit: float = typer.Option(DEFAULT_LIMITS.wall_seconds, help="Seconds of wall-clock time per plan."),
-    cpu_limit: int = typer.Option(DEFAULT_LIMITS.cpu_seconds, help="Seconds of CPU time per plan."),
-    memory_limit: int = typer.Option(DEFAULT_LIMITS.memory_mb, help="MiB of memory per plan."),
-    as_json: bool = typer.Option(False, "--json", help="Print the submission as JSON."),
+    results: ResultsDir = DEFAULT_RESULTS,
+    device: Device = "cpu",
+    threads: Threads = 1,
+    wall_limit: float = typer.Option(PLAN_WALL_SECONDS, help="Seconds of wall-clock time per plan."),
+    cpu_limit: int = typer.Option(PLAN_CPU_SECONDS, help="Seconds of CPU time per plan."),
+    memory_limit: int = typer.Option(PLAN_MEMORY_MB, help="MiB of memory per plan."),
+    as_json: AsJson = False,
+    wide: Wide = False,
 ) -> None:
     """Run the submission protocol for a method file: the method and its random twin at every target,
-    schedule, budget and seed of each track, then the audit against the existing entries. Exit status 0
-    when the submission passes, 1 when a run failed or the audit fails the method."""
+    schedule, budget and seed of each track, then the audit against the existing entries. Runs train on
+    --device; the method's plan is always computed on the CPU. Exit status 0 when the submission passes,
+    1 when a run failed or the audit fails the method."""
     check_device(device)
+    from harness.methods.isolation import Limits
+    from harness.protocols.submit import submit as submit_method
 
     def progress(record: RunRecord) -> None:
         acc = f"{100 * record.test_acc:.2f}%" if record.test_acc is not None else record.status
@@ -69,7 +85,7 @@ def submit(
     if as_json:
         print_json(submission.as_dict())
     else:
-        _print_submission(submission)
+        _print_submission(submission, wide)
     raise typer.Exit(submission.exit_code)
 
 
@@ -80,24 +96,25 @@ def _against(row: VerdictRow) -> str:
 
 
 def _verdict_table(method: str, track: TrackSubmission) -> Table:
+    from harness.publish.report.markdown import interval, pct, pp
+
     tuned = f", tuned with {track.tune_trials} trials" if track.tune_trials else ""
-    table = Table(title=f"{method} on {track.track} ({len(track.seeds)} seeds{tuned})")
-    for column in ("target", "schedule", "budget", "n", "test acc % [95% CI]", "vs random twin (pp)",
-                   "vs existing entries", "fails"):
-        table.add_column(column, justify="right" if column in ("budget", "n") else "left")
+    view = table(f"{method} on {track.track} ({len(track.seeds)} seeds{tuned})",
+                 ["target", "schedule", "budget", "n", "test acc % [95% CI]", "vs random twin (pp)",
+                  "vs existing entries", "fails"], identifiers=("target", "schedule"), right=("budget", "n"))
     for row in track.rows:
         twin = "no twin" if row.twin_verdict is None else \
             f"{pp(row.twin_difference)} [{VERDICT_STYLE[row.twin_verdict]}]{row.twin_verdict}[/]"
         n = f"{row.n}" + (f" ({row.failed} failed)" if row.failed else "")
-        table.add_row(row.target, row.schedule, str(row.budget_epochs), n,
-                      f"{pct(row.mean)} {interval(row.ci_low, row.ci_high)}", twin, _against(row),
-                      f"[red]{', '.join(row.fails)}[/]" if row.fails else "")
-    return table
+        view.add_row(row.target, row.schedule, str(row.budget_epochs), n,
+                     f"{pct(row.mean)} {interval(row.ci_low, row.ci_high)}", twin, _against(row),
+                     f"[red]{', '.join(row.fails)}[/]" if row.fails else "")
+    return view
 
 
-def _print_submission(submission: Submission) -> None:
+def _print_submission(submission: Submission, wide: bool = False) -> None:
     for track in submission.tracks:
-        out.print(_verdict_table(submission.method, track))
+        print_table(_verdict_table(submission.method, track), wide)
         for target, reason in track.skipped_targets.items():
             out.print(f"  skipped target {target}: {reason}", highlight=False, soft_wrap=True)
         for line in track.failures:
@@ -114,17 +131,18 @@ def _print_submission(submission: Submission) -> None:
 
 @user_errors
 def verify(
-    results: Path = typer.Option(DEFAULT_RESULTS, help="Results directory (one folder per track)."),
+    results: ResultsDir = DEFAULT_RESULTS,
     rerun: int = typer.Option(0, help="Re-run this many randomly chosen records and compare their test accuracy."),
     seed: int = typer.Option(0, help="Seed of the choice of records to re-run."),
     tolerance: Optional[float] = typer.Option(None, help="Allowed test-accuracy difference as a fraction (default: 0, "
                                                          "bit-exact, on CPU; 0.01 when CUDA was involved)."),
-    device: str = typer.Option("cpu", help="Device the reruns use."),
-    as_json: bool = typer.Option(False, "--json", help="Print the verification as JSON."),
+    device: Device = "cpu",
+    as_json: AsJson = False,
 ) -> None:
-    """Check every record's content digest and method digest, and re-run --rerun of them. Each problem
-    is reported with the file and what differs; exit status 1 when anything fails."""
+    """Check every record's content digest and method digest, and re-run --rerun of them (on --device).
+    Each problem is reported with the file and what differs; exit status 1 when anything fails."""
     check_device(device)
+    from harness.protocols.verify import Rerun, verify_results
 
     def progress(result: Rerun | Problem) -> None:
         if isinstance(result, Rerun):

@@ -2,28 +2,32 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-import torch
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.table import Table
 
 from harness.cli.common import (
     DEFAULT_RESULTS,
+    DEFAULT_TRACK,
+    PRUNERS,
+    SAMPLERS,
+    AsJson,
+    Budgets,
+    Device,
+    Full,
+    ResultsDir,
+    Schedules,
+    Targets,
+    Threads,
+    TrackName,
+    Wide,
     check_device,
     err,
-    out,
     print_json,
+    print_table,
+    set_threads,
     split_list,
+    table,
     user_errors,
 )
 from harness.cli.executor import (
@@ -36,21 +40,12 @@ from harness.cli.executor import (
     choose_executor,
 )
 from harness.core.errors import BenchError
-from harness.core.layout import ResultsLayout
-from harness.grid.selection import select
-from harness.run.pipeline import Workspace
-from harness.track.definition import DEFAULT_TRACK, load_track
-from harness.tune.history import StudyHistory
-from harness.tune.search import (
-    PRUNERS,
-    SAMPLERS,
-    TuneOptions,
-    TuneProgress,
-    check_cells,
-    open_storage,
-    tune_cells,
-    tuning_cells,
-)
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from harness.core.layout import ResultsLayout
+    from harness.tune.history import StudyHistory
 
 
 def summary_row(history: StudyHistory, layout: ResultsLayout) -> dict:
@@ -65,50 +60,74 @@ def summary_row(history: StudyHistory, layout: ResultsLayout) -> dict:
 
 
 def summary_table(rows: list[dict], title: str) -> Table:
-    table = Table(title=title)
-    for column in ("method", "target", "schedule", "budget", "trials", "pruned", "best val acc", "best params"):
-        table.add_column(column, justify="right" if column in ("budget", "trials", "pruned") else "left")
+    view = table(title, ["method", "target", "schedule", "budget", "trials", "pruned", "best val acc", "best params"],
+                 identifiers=("method", "target", "schedule"), right=("budget", "trials", "pruned"))
     for row in rows:
         acc = "-" if row["best_val_acc"] is None else f"{100 * row['best_val_acc']:.2f}"
         params = ", ".join(f"{k}={v:.4g}" for k, v in (row["best_params"] or {}).items()) or "-"
-        table.add_row(row["method"], row["target"], row["schedule"], str(row["budget"]),
-                      f"{row['n_trials']}/{row['trials_requested']}", str(row["n_pruned"]), acc, params)
-    return table
+        view.add_row(row["method"], row["target"], row["schedule"], str(row["budget"]),
+                     f"{row['n_trials']}/{row['trials_requested']}", str(row["n_pruned"]), acc, params)
+    return view
 
 
 @user_errors
 def tune(
     trials: int = typer.Option(..., help="Trials per study; pruned trials count, failed (interrupted) ones are redone."),
-    track: str = typer.Option(DEFAULT_TRACK, help="Track to tune on."),
+    track: TrackName = DEFAULT_TRACK,
     methods: Optional[str] = typer.Option(None, "--method", "--methods", help="Comma-separated methods to tune."),
     all_methods: bool = typer.Option(False, "--all-methods", help="Every method of the track, same trials for each."),
-    targets: Optional[str] = typer.Option(None, "--target", "--targets", help="Comma-separated target names."),
-    schedules: Optional[str] = typer.Option(None, "--schedule", "--schedules", help="Comma-separated schedules."),
-    budgets: Optional[str] = typer.Option(None, "--budget", "--budgets", help="Comma-separated budgets in epochs."),
+    targets: Targets = None,
+    schedules: Schedules = None,
+    budgets: Budgets = None,
     seeds: Optional[str] = typer.Option(None, help="Seeds the objective averages over (default: the track's first)."),
     params: Optional[str] = typer.Option(None, help="Tune only these of the schedule's tunables (default: all)."),
     sampler: str = typer.Option("tpe", help=f"Sampler: {', '.join(SAMPLERS)}."),
     seed: int = typer.Option(0, help="Sampler seed: a sequential study is reproducible."),
     pruner: str = typer.Option("median", help=f"Stops bad trials early: {', '.join(PRUNERS)}."),
-    storage: Optional[str] = typer.Option(None, help="SQLAlchemy URL (default: sqlite:///RESULTS/TRACK/optuna.db)."),
+    storage: Optional[str] = typer.Option(None, help="SQLAlchemy URL of the studies (default: the SQLite file "
+                                                     "optuna.db in RESULTS/TRACK)."),
     study: Optional[str] = typer.Option(None, help="Study name when tuning a single cell (default: from the cell)."),
     study_prefix: Optional[str] = typer.Option(None, help="Prefix of derived study names; pass it to bench run --tuned."),
     heartbeat: Optional[int] = typer.Option(None, help="Seconds between heartbeats; trials of dead workers are retried."),
     no_twins: bool = typer.Option(False, "--no-twins", help="Skip the random twins (their runs then stay untuned)."),
-    full: bool = typer.Option(False, "--full", help="The track's full grid of targets and budgets, not its quick one."),
-    device: str = typer.Option("cpu", help="cpu or cuda[:N]."),
-    threads: int = typer.Option(1, min=1, help="Intra-op CPU threads; one is fastest for small networks on shared cores."),
-    results: Path = typer.Option(DEFAULT_RESULTS, help="Results directory; histories go to RESULTS/TRACK/tuning/."),
-    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    full: Full = False,
+    device: Device = "cpu",
+    threads: Threads = 1,
+    results: ResultsDir = DEFAULT_RESULTS,
+    as_json: AsJson = False,
     executor: str = EXECUTOR,
     address: Optional[str] = ADDRESS,
     gpus_per_run: float = GPUS_PER_RUN,
     cpus_per_run: float = CPUS_PER_RUN,
     memory_per_run: Optional[float] = MEMORY_PER_RUN,
     max_retries: int = MAX_RETRIES,
+    wide: Wide = False,
 ) -> None:
     """Tune each cell's schedule hyperparameters on the validation split; rerun the same command to resume.
-    With --executor ray, every cell's study is one Ray task: cells in parallel, each study sequential."""
+    Histories go to RESULTS/TRACK/tuning/. With --executor ray, every cell's study is one Ray task: cells in
+    parallel, each study sequential."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from harness.core.layout import ResultsLayout
+    from harness.grid.selection import select
+    from harness.run.pipeline import Workspace
+    from harness.track.definition import load_track
+    from harness.tune.search import (
+        TuneOptions,
+        TuneProgress,
+        check_cells,
+        open_storage,
+        tune_cells,
+        tuning_cells,
+    )
+
     loaded = load_track(track)
     placement = choose_executor(executor, device, address, gpus_per_run, cpus_per_run, memory_per_run, max_retries)
     check_device(placement.device)
@@ -131,7 +150,7 @@ def tune(
     layout = ResultsLayout(results)
     storage_url = options.storage or layout.storage(loaded.name)
     storage_handle = open_storage(storage_url, options.heartbeat)
-    torch.set_num_threads(threads)
+    set_threads(threads)
     workspace = Workspace(loaded, layout, device=device)
     finished: dict[str, int] = {}
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -165,8 +184,8 @@ def tune(
         print_json({"track": loaded.name, "storage": storage_url,
                     "trials": trials, "skipped_schedules": skipped, "studies": rows})
         return
-    out.print(summary_table(rows, f"{loaded.name}: best validation accuracy per study ({trials} trials each, "
-                                  f"histories in {layout.tuning(loaded.name)})"))
+    print_table(summary_table(rows, f"{loaded.name}: best validation accuracy per study ({trials} trials each, "
+                                    f"histories in {layout.tuning(loaded.name)})"), wide)
     if skipped:
         err.print(f"skipped {', '.join(skipped)}: no tunable hyperparameters", highlight=False)
     for history in histories:
