@@ -1,10 +1,18 @@
-"""The CLI is thin: each command's output and exit status, driven through Typer's runner."""
+"""The CLI is thin: each command's output and exit status, driven through Typer's runner; its help
+answers without loading torch or the statistics stack."""
 
+import io
 import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
+import pytest
+from typer.main import get_command
 from typer.testing import CliRunner
 
-from harness.cli import app
+from harness.cli import app, common
 
 runner = CliRunner()
 
@@ -64,3 +72,100 @@ def test_malformed_list_and_parameter_options_are_refused():
                           (("run", "--threads", "0"), "")):
         result = invoke(*args)
         assert result.exit_code == 2 and message in result.stderr, (args, result.stderr)
+
+
+HEAVY = ("torch", "scipy", "optuna", "ray", "matplotlib", "fvcore", "torchvision", "torch_pruning", "sklearn")
+"""Libraries a command may run with but its help must not load (pydantic is typer's own: it parses options)."""
+
+
+def command_paths(group=None, prefix=()):
+    """Every command and group of the app, as argument lists: ``[], ["run"], ..., ["schedules", "show"]``."""
+    group = group or get_command(app)
+    yield list(prefix)
+    for name, command in group.commands.items():
+        if hasattr(command, "commands"):
+            yield from command_paths(command, (*prefix, name))
+        else:
+            yield [*prefix, name]
+
+
+def test_help_of_every_command_loads_no_heavy_library():
+    script = textwrap.dedent(f"""
+        import sys
+        from typer.main import get_command
+        import harness.cli
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_cli import command_paths
+        cli = get_command(harness.cli.app)
+        for path in command_paths():
+            try:
+                cli.main([*path, "--help"], prog_name="bench", standalone_mode=False)
+            except SystemExit as exit:
+                assert exit.code in (0, None), (path, exit.code)
+        print("loaded:", *sorted(m for m in {HEAVY!r} if m in sys.modules))
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "--json" in result.stdout and "--trials" in result.stdout
+    assert result.stdout.strip().splitlines()[-1] == "loaded:"
+
+
+@pytest.mark.parametrize("columns", [80, 100, 200])
+def test_help_shows_no_type_on_flags_and_cuts_no_text(columns):
+    runner = CliRunner(env={"COLUMNS": str(columns)})
+    for path in command_paths():
+        result = runner.invoke(app, [*path, "--help"], terminal_width=columns)
+        assert result.exit_code == 0, (path, result.output)
+        assert "<bool>" not in result.output, path
+        assert "\u2026" not in result.output, (path, columns)
+
+
+def test_constants_the_help_names_are_the_librarys():
+    from harness.methods.isolation import Limits
+    from harness.protocols.submit import MIN_SEEDS
+    from harness.track.definition import DEFAULT_TRACK
+    from harness.train.engines import DEFAULT_GROUP_SIZE, ENGINES
+    from harness.tune.search import PRUNERS, SAMPLERS
+
+    limits = Limits()
+    assert (common.DEFAULT_TRACK, common.ENGINES, common.DEFAULT_GROUP_SIZE) == (DEFAULT_TRACK, ENGINES,
+                                                                               DEFAULT_GROUP_SIZE)
+    assert (common.SAMPLERS, common.PRUNERS, common.MIN_SEEDS) == (SAMPLERS, PRUNERS, MIN_SEEDS)
+    assert (common.PLAN_WALL_SECONDS, common.PLAN_CPU_SECONDS, common.PLAN_MEMORY_MB) == (
+        limits.wall_seconds, limits.cpu_seconds, limits.memory_mb)
+
+
+def test_shared_options_read_the_same_in_every_command():
+    helps = {}
+    for path in command_paths():
+        command = get_command(app)
+        for name in path:
+            command = command.commands[name]
+        for param in command.params:
+            for opt in param.opts:
+                helps.setdefault(opt, set()).add(param.help)
+    for option in ("--results", "--device", "--threads", "--json", "--wide"):
+        assert len(helps[option]) == 1, (option, helps[option])
+
+
+def test_identifier_columns_fold_instead_of_cutting_names():
+    from rich.console import Console
+
+    from harness.cli.run import summary_table
+
+    name = "random twin of a-very-long-method-name-that-needs-more-room-than-eighty-columns-give"
+    row = {"method": name, "target": "ratio-0.5-with-a-long-name", "schedule": "lrw", "budget": 1, "n": 2,
+           "failed": 1, "test_acc_mean": 0.9, "test_acc_std": 0.01, "macs_kept": 0.5}
+    console = Console(width=80, record=True, file=io.StringIO())
+    console.print(summary_table([row], "cells"))
+    text = console.export_text()
+    assert "\u2026" not in text and max(len(line) for line in text.splitlines()) <= 80
+    method_column = "".join(line.split("│")[1].strip() for line in text.splitlines() if line.startswith("│"))
+    assert method_column.replace(" ", "") == name.replace(" ", "")
+    wide = Console(width=80, file=io.StringIO())
+    common.out, saved = wide, common.out
+    try:
+        common.print_table(summary_table([row], "cells"), wide=True)
+    finally:
+        common.out = saved
+    assert name in wide.file.getvalue()
