@@ -56,7 +56,8 @@ Threads = Annotated[int, typer.Option("--threads", min=1, help="Intra-op CPU thr
                                                               "small networks on shared cores.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of the terminal view.")]
 StatsSeed = Annotated[int, typer.Option("--seed", help="Seed of every bootstrap and sampled permutation.")]
-Wide = Annotated[bool, typer.Option("--wide", help="Print tables at their full width, however wide the terminal.")]
+Wide = Annotated[bool, typer.Option("--wide", help="Print tables at full width, however narrow the terminal "
+                                                      "(for a pager or a file).")]
 TracksDir = Annotated[Optional[Path], typer.Option("--tracks-dir", help="Folder of track files "
                                                                         "(default: ./bench/tracks).")]
 MethodsDir = Annotated[Optional[Path], typer.Option("--methods-dir", envvar="PRUNE_BENCH_METHODS",
@@ -99,15 +100,25 @@ class BenchGroup(TyperGroup):
 
 
 def user_errors(command: Callable) -> Callable:
-    """Turn a BenchError into one line on stderr and its exit code (2 unless the error says otherwise)."""
+    """Turn a BenchError into one line on stderr and its exit code (2 unless the error says otherwise);
+    a file-system refusal that reached here as a bare ``OSError`` (full disk, read-only, no permission)
+    becomes the same kind of line, naming its path."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
+        from harness.core.errors import STORAGE_ERRNOS, storage_error
+
         try:
             return command(*args, **kwargs)
         except BenchError as exc:
             err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
+        except OSError as exc:
+            if exc.errno not in STORAGE_ERRNOS:
+                raise
+            line = storage_error(exc)
+            err.print(f"[bold red]error:[/] {line}", highlight=False, soft_wrap=True)
+            raise typer.Exit(line.exit_code) from None
 
     return wrapper
 
@@ -138,21 +149,25 @@ class BenchTable(Table):
     def add_row(self, *cells: Any, **kwargs: Any) -> None:
         super().add_row(*cells, **kwargs)
         for index, (column, cell) in enumerate(zip(self.columns, cells)):
-            if column.header in self.identifiers and isinstance(cell, str):
-                widest = max([cell_len(line) for line in cell.splitlines()] or [0])
-                self._widest[index] = max(self._widest.get(index, cell_len(str(column.header))), widest)
+            text = cell if isinstance(cell, str) else ""
+            widest = max([cell_len(line) for line in text.splitlines()] or [0])
+            self._widest[index] = max(self._widest.get(index, cell_len(str(column.header))), widest)
 
     def _fit(self, max_width: int) -> None:
         """Give identifier columns their widest cell if that fits, else up to :data:`IDENTIFIER_WIDTH`, else
-        proportionally less (never under :data:`OTHER_WIDTH`: below that, rich shares the width out)."""
-        others = len(self.columns) - len(self._widest)
-        room = max_width - (len(self.columns) + 1) - 2 * len(self.columns) - OTHER_WIDTH * others
-        capped = {index: min(widest, IDENTIFIER_WIDTH) for index, widest in self._widest.items()}
-        widths = self._widest if sum(self._widest.values()) <= room else capped
-        scale = min(1.0, max(room, 0) / max(sum(widths.values()), 1))
-        for index, widest in widths.items():
-            width = int(widest * scale)
-            self.columns[index].width = width if width >= min(OTHER_WIDTH, widest) else None
+        narrow the widest of them first, down to :data:`OTHER_WIDTH` (below that, rich shares the width out)."""
+        named = {i: w for i, w in self._widest.items() if self.columns[i].header in self.identifiers}
+        floors = sum(min(OTHER_WIDTH, w) for i, w in self._widest.items() if i not in named)
+        room = max_width - (len(self.columns) + 1) - 2 * len(self.columns) - floors
+        widths = dict(named) if sum(named.values()) <= room else {i: min(w, IDENTIFIER_WIDTH) for i, w in named.items()}
+        while widths and sum(widths.values()) > room:
+            widest = max(widths, key=widths.get)
+            if widths[widest] <= OTHER_WIDTH:
+                widths = {}
+                break
+            widths[widest] -= 1
+        for index in named:
+            self.columns[index].width = widths.get(index)
 
     def __rich_console__(self, console, options):
         self._fit(options.max_width)

@@ -10,6 +10,7 @@ import typer
 
 from harness.cli.common import (
     DEFAULT_RESULTS,
+    DEFAULT_TRACK,
     HELP_ONLY,
     MIN_SEEDS,
     PLAN_CPU_SECONDS,
@@ -54,8 +55,8 @@ def load_method_plugins(ctx: typer.Context, methods_dir: MethodsDir = None) -> N
 @user_errors
 def submit(
     file: Path = typer.Argument(..., help="The method's Python file (one @register_method function)."),
-    track: List[str] = typer.Option([], "--track", help="Track to submit to; repeat for several "
-                                                        "(default: digits-cnn)."),
+    track: List[str] = typer.Option([], "--track", show_default=False,
+                                    help=f"Track to submit to; repeat for several (default: {DEFAULT_TRACK})."),
     seeds: int = typer.Option(MIN_SEEDS, help=f"Seeds per cell (at least {MIN_SEEDS})."),
     tune_trials: Optional[int] = typer.Option(None, help="Tune every cell with this many trials; must equal the "
                                                          "baselines' tuning budget."),
