@@ -16,7 +16,9 @@ app = typer.Typer(cls=BenchGroup, add_completion=False, no_args_is_help=True,
 
 
 def command(name: str, function) -> None:
-    app.command(name, cls=BenchCommand)(function)
+    """Register ``function`` as ``bench NAME``; the command list shows the first sentence of its docstring."""
+    summary = " ".join((function.__doc__ or "").split()).split(". ")[0].rstrip(".") + "."
+    app.command(name, cls=BenchCommand, short_help=summary)(function)
 
 
 command("run", run.run)
