@@ -5,8 +5,6 @@ import io
 import json
 import subprocess
 import sys
-import textwrap
-from pathlib import Path
 
 import pytest
 from typer.main import get_command
@@ -89,24 +87,30 @@ def command_paths(group=None, prefix=()):
             yield [*prefix, name]
 
 
+HELP_OF_EVERY_COMMAND = """
+import sys, harness.cli
+from typer.main import get_command
+
+def paths(group, prefix=()):
+    yield list(prefix)
+    for name, command in group.commands.items():
+        yield from paths(command, (*prefix, name)) if hasattr(command, "commands") else [[*prefix, name]]
+
+cli = get_command(harness.cli.app)
+for path in paths(cli):
+    try:
+        cli.main([*path, "--help"], prog_name="bench", standalone_mode=False)
+    except SystemExit as exit:
+        assert exit.code in (0, None), (path, exit.code)
+print("loaded:", *sorted(set(sys.argv[1:]) & set(sys.modules)))
+"""
+
+
 def test_help_of_every_command_loads_no_heavy_library():
-    script = textwrap.dedent(f"""
-        import sys
-        from typer.main import get_command
-        import harness.cli
-        sys.path.insert(0, {str(Path(__file__).parent)!r})
-        from test_cli import command_paths
-        cli = get_command(harness.cli.app)
-        for path in command_paths():
-            try:
-                cli.main([*path, "--help"], prog_name="bench", standalone_mode=False)
-            except SystemExit as exit:
-                assert exit.code in (0, None), (path, exit.code)
-        print("loaded:", *sorted(m for m in {HEAVY!r} if m in sys.modules))
-    """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    result = subprocess.run([sys.executable, "-c", HELP_OF_EVERY_COMMAND, *HEAVY], capture_output=True, text=True,
+                            check=False)
     assert result.returncode == 0, result.stderr
-    assert "--json" in result.stdout and "--trials" in result.stdout
+    assert "--json" in result.stdout and "--trials" in result.stdout and "--per-step" in result.stdout
     assert result.stdout.strip().splitlines()[-1] == "loaded:"
 
 
