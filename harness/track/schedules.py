@@ -192,6 +192,26 @@ def warmup_epochs(warmup_fraction: float, epochs: int) -> int:
     return int(_fraction(warmup_fraction) * epochs)
 
 
+MAX_STEPS = 20_000_000
+"""Most optimizer steps one schedule may span: its per-step arrays are built in memory (a float per step,
+and another when momentum is cycled), so an absurd budget must be refused, not allocated. 20 M steps is
+over 40x a 90-epoch ImageNet run at batch 256 and stays under ~1 GB."""
+
+MAX_BUDGET_EPOCHS = 100_000
+"""Most epochs one retraining budget may have, checked before any work (the data is not needed)."""
+
+
+def check_budget(epochs: int, steps_per_epoch: int | None = None) -> None:
+    """Refuse, in one line, a budget whose per-step schedule could not reasonably be built or trained."""
+    if epochs > MAX_BUDGET_EPOCHS:
+        raise BenchError(f"a budget of {epochs:,} epochs is over the limit of {MAX_BUDGET_EPOCHS:,}; "
+                         "choose smaller --budgets")
+    if steps_per_epoch is not None and epochs * steps_per_epoch > MAX_STEPS:
+        raise BenchError(f"a budget of {epochs:,} epochs x {steps_per_epoch:,} steps per epoch is "
+                         f"{epochs * steps_per_epoch:,} optimizer steps, over the limit of {MAX_STEPS:,}; "
+                         "choose smaller --budgets")
+
+
 def step_values(
     schedule: Schedule,
     recipe: Recipe,
@@ -204,6 +224,7 @@ def step_values(
         raise BenchError(f"budget must be >= 0 epochs with >= 1 step per epoch, got {epochs} and {steps_per_epoch}")
     if schedule.name == "none":
         return StepValues((), None, steps_per_epoch)
+    check_budget(epochs, steps_per_epoch)
     resolved = resolve_params(schedule, recipe, params)
     if schedule.step_values is not None:
         return schedule.step_values(recipe, epochs, steps_per_epoch, resolved)
@@ -213,5 +234,6 @@ def step_values(
 
 def original_step_values(recipe: Recipe, steps_per_epoch: int) -> StepValues:
     """The dense training schedule itself: step decay over the recipe's epochs."""
+    check_budget(recipe.epochs, steps_per_epoch)
     lrs = [recipe.lr_at_epoch(e) for e in range(recipe.epochs) for _ in range(steps_per_epoch)]
     return StepValues(tuple(lrs), None, steps_per_epoch)
