@@ -4,6 +4,8 @@
 <root>/<track>/<run id>.json             one sealed record per run
 <root>/<track>/dense/<dense hash>.pt     cached dense baselines (+ .json metadata)
 <root>/<track>/checkpoints/<run id>.pt   per-epoch training state of unfinished runs
+<root>/<track>/checkpoints/dense-<hash>.pt  per-epoch state of a dense baseline in training
+<root>/<track>/locks/<name>.lock         advisory locks of runs and dense baselines being computed
 <root>/<track>/tuning/<study>.json       exported tuning histories (R10 reads them)
 <root>/<track>/optuna.db                 the default Optuna storage
 <root>/<track>/report/                   that track's audit report
@@ -49,6 +51,17 @@ class ResultsLayout:
 
     def checkpoints(self, track: str) -> Path:
         return self.track(track) / "checkpoints"
+
+    def dense_checkpoint(self, track: str, dense_hash: str) -> Path:
+        """Per-epoch training state of a dense baseline not yet finished."""
+        return self.checkpoints(track) / f"dense-{dense_hash}.pt"
+
+    def locks(self, track: str) -> Path:
+        return self.track(track) / "locks"
+
+    def lock(self, track: str, name: str) -> Path:
+        """The advisory lock file of a run id (or of ``dense-<hash>``), held while it is being computed."""
+        return self.locks(track) / f"{name}.lock"
 
     def tuning(self, track: str) -> Path:
         return self.track(track) / "tuning"

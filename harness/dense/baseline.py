@@ -2,11 +2,18 @@
 
 The cache key covers everything that determines the trained weights (data, split, model,
 recipe, seed), so a changed recipe trains a new baseline and an unchanged one is never retrained.
+
+Training a baseline holds its advisory lock (``ResultsLayout.lock``), so processes sharing a results
+folder train it once: the others wait, then read it. It saves its state after every epoch
+(``ResultsLayout.dense_checkpoint``), so a process killed during dense training resumes from its last
+epoch and ends with exactly the weights of an uninterrupted run; the checkpoint goes once the
+baseline is cached.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,11 +24,13 @@ from harness.core.atomic import torch_save_atomic, write_json_atomic
 from harness.core.errors import BenchError
 from harness.core.identity import config_hash
 from harness.core.layout import ResultsLayout
+from harness.core.locks import held
 from harness.core.seeding import generator, seeded_init
 from harness.models import create_model
 from harness.track.definition import DataSection, ModelSection, Track
 from harness.track.recipe import Recipe
 from harness.track.schedules import original_step_values
+from harness.train.checkpoints import FileCheckpoint
 from harness.train.loop import evaluate, steps_per_epoch, train
 
 
@@ -66,7 +75,9 @@ def _read_cache(key: str, seed: int, weights: Path, meta: Path, device: str) -> 
         if info["hash"] != key or info["status"] != "ok":
             return None
         return DenseBaseline(key, seed, state, info["test_acc"], info["val_acc"], info["status"])
-    except (OSError, ValueError, KeyError, RuntimeError, EOFError):
+    except Exception as exc:  # unreadable, truncated or foreign: retrained over (torch's advice is never shown)
+        print(f"warning: dense baseline {weights} is unreadable ({type(exc).__name__}); training it again",
+              file=sys.stderr)
         return None
 
 
@@ -81,10 +92,22 @@ def load_or_train_dense(track: Track, seed: int, splits, layout: ResultsLayout, 
     cached = _read_cache(key, seed, weights, meta, device)
     if cached is not None:
         return cached
+    with held(layout.lock(track.name, f"dense-{key}")):
+        cached = _read_cache(key, seed, weights, meta, device)  # another process may have trained it meanwhile
+        if cached is not None:
+            return cached
+        return _train_dense(track, seed, key, splits, layout, device)
+
+
+def _train_dense(track: Track, seed: int, key: str, splits, layout: ResultsLayout, device: str) -> DenseBaseline:
+    weights, meta = layout.dense_files(track.name, key)
     model = new_model(track, seed).to(device)
     values = original_step_values(track.recipe, steps_per_epoch(len(splits.train), track.recipe.batch_size))
-    result = train(model, splits.train, splits.val, track.recipe, values, generator(seed, "dense-data", device))
+    checkpoint = FileCheckpoint(layout.dense_checkpoint(track.name, key))
+    result = train(model, splits.train, splits.val, track.recipe, values, generator(seed, "dense-data", device),
+                   checkpoint=checkpoint)
     if result.status != "ok":
+        checkpoint.discard()
         raise BenchError(f"dense training of track '{track.name}' (seed {seed}) diverged; lower the recipe's lr")
     test_acc = evaluate(model, splits.open_test())
     torch_save_atomic(model.state_dict(), weights)
@@ -94,4 +117,5 @@ def load_or_train_dense(track: Track, seed: int, splits, layout: ResultsLayout, 
         "config": dense_config(track, seed).model_dump(mode="json"),
         "curves": {"train_loss": result.train_loss, "val_acc": result.val_acc, "lr": result.lr},
     })
+    checkpoint.discard()
     return DenseBaseline(key, seed, model.state_dict(), test_acc, result.val_acc[-1], result.status)
