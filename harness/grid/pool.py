@@ -10,11 +10,17 @@ a run's data order, augmentation draws and initial weights come from its own see
 which worker ran it or what ran before, so every record equals the sequential one (the wall
 time aside). The driver loads or trains the dense baselines before starting the workers, so no
 two workers train the same baseline.
+
+Workers die with their driver: each asks the kernel for SIGKILL when its parent goes
+(``PR_SET_PDEATHSIG``, Linux) and, everywhere, checks between runs and while it waits for work that
+its parent is still the one that started it -- a driver killed with SIGKILL leaves no worker behind.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
+import pickle
 import queue
 import traceback
 from dataclasses import dataclass
@@ -24,6 +30,7 @@ import torch
 
 from harness.core.errors import BenchError
 from harness.core.layout import ResultsLayout
+from harness.core.processes import call_with_parent, die_with_parent, parent_alive
 from harness.dense.baseline import dense_hash
 from harness.grid.local import LocalExecutor
 from harness.methods import Method, ensure_registered, get_method
@@ -35,7 +42,8 @@ from harness.track.definition import Track
 from harness.train.engines import EngineSettings
 
 POLL_SECONDS = 1.0
-"""How often the driver checks that its workers are alive while it waits for a record."""
+"""How often the driver checks that its workers are alive while it waits for a record (and a waiting
+worker that its driver is)."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +73,7 @@ class PoolExecutor:
             raise BenchError(f"--workers must be at least 1, got {self.workers}")
 
     def map(self, track: Track, configs: Sequence[RunConfig]) -> Iterator[RunRecord]:
+        configs = list(configs)  # claims every run now: the queue, the count and the baselines must agree
         if not configs:
             return
         if self.workers == 1:
@@ -81,7 +90,9 @@ class PoolExecutor:
         count = min(self.workers, len(chunks))
         for _ in range(count):
             tasks.put(None)
-        processes = [context.Process(target=_work, args=(track, settings, tasks, results), daemon=False)
+        payload = pickle.dumps((track, settings))  # unpickled after the worker has asked to die with us
+        processes = [context.Process(target=call_with_parent, daemon=False,
+                                     args=(os.getpid(), f"{__name__}:_work", payload, tasks, results, os.getpid()))
                      for _ in range(count)]
         for process in processes:
             process.start()
@@ -126,22 +137,39 @@ def _collect(results, processes, expected: int) -> Iterator[RunRecord]:
                 raise BenchError(f"a pool worker died (exit code {dead[0].exitcode}) with runs unfinished; "
                                  f"rerun the command to resume, with fewer --workers if memory ran out") from None
             continue
+        if kind == "bench-error":
+            raise BenchError(payload)
         if kind == "error":
             raise BenchError(f"a pool worker failed outside a run's own code:\n{payload}")
         received += 1
         yield payload
 
 
-def _work(track: Track, settings: WorkerSettings, tasks, results) -> None:
+def _next_chunk(tasks, parent: int):
+    """The next chunk from the queue, or None when told to stop -- or when the driver is gone."""
+    while parent_alive(parent):
+        try:
+            return tasks.get(timeout=POLL_SECONDS)
+        except queue.Empty:
+            continue
+    return None
+
+
+def _work(track: Track, settings: WorkerSettings, tasks, results, parent: int | None = None) -> None:
     """A worker's life: one workspace, then chunks of configurations until the queue says stop."""
+    parent = os.getppid() if parent is None else parent
+    die_with_parent(parent)
     torch.set_num_threads(settings.threads)
     ensure_registered(settings.methods)
     workspace = Workspace(track, settings.layout, device=settings.device, latency=settings.latency,
                           engine=settings.engine)
-    while (chunk := tasks.get()) is not None:
+    while (chunk := _next_chunk(tasks, parent)) is not None:
         try:
             for record in execute_many(workspace, chunk):
                 results.put(("record", record))
+        except BenchError as exc:  # a one-line fault (full disk, bad checkpoint): the driver says it as one line
+            results.put(("bench-error", str(exc)))
+            return
         except Exception:  # execute records a method's own failure; anything else stops the grid
             results.put(("error", traceback.format_exc(limit=-4)))
             return

@@ -9,6 +9,12 @@ working directory (removed afterwards). It runs exactly the bytes the harness di
 record. The child is a ``subprocess`` (not ``multiprocessing``), so the caller's ``__main__`` is
 never re-imported, and it leads its own process group, which is killed as a whole.
 
+Its own session keeps it out of the caller's process-group signals, so it dies with its parent
+instead: the kernel sends it SIGTERM when the parent dies (``PR_SET_PDEATHSIG``) and a watchdog
+thread checks the parent's id besides; either way the child removes its temporary folder and kills
+its whole group (whatever the method started goes too). Folders of children killed before they
+could clean up are removed by the next isolated run, once their parent is gone.
+
 Limits (``Limits``) count from the moment the child is ready -- torch imported, inputs loaded -- so
 they measure the method, not the start-up: CPU time (``RLIMIT_CPU``, SIGXCPU), address space beyond
 the child's baseline (``RLIMIT_AS``), and wall-clock time (the parent kills the child). rlimits are
@@ -29,6 +35,7 @@ import itertools
 import math
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -42,13 +49,17 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import nn
 
+from harness.core.atomic import pid_alive
 from harness.core.errors import BenchError
+from harness.core.processes import leave_with_parent
 from harness.methods.plugins import PluginMethod, is_plugin, run_plugin_source
 from harness.methods.registry import Method, PruningContext, get_method
 from harness.plans import ChannelPlan, MaskPlan
 
 READY = b"ready"
 INPUT_FILE = "inputs.pt"
+WORKDIR_PREFIX = "bench-method-"
+"""Temporary folders are ``bench-method-<parent pid>-<random>``: the parent's id tells a stale one."""
 MEMORY_MARKERS = ("can't allocate memory", "cannot allocate memory", "out of memory", "std::bad_alloc")
 
 
@@ -137,12 +148,15 @@ def run_isolated(inputs: ChildInput, payload: bytes | None = None) -> dict[str, 
     """Start the child and wait within the limits; returns its plan as data, every failure is one BenchError line."""
     limits = inputs.limits
     where = f"method '{inputs.method}' ({inputs.path})"
-    with tempfile.TemporaryDirectory(prefix="bench-method-") as workdir:
+    remove_stale_workdirs()
+    with tempfile.TemporaryDirectory(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-") as workdir:
         (Path(workdir) / INPUT_FILE).write_bytes(payload or _serialise(inputs))
         read_fd, write_fd = os.pipe()
         try:
             child = subprocess.Popen(
-                [sys.executable, "-c", f"from harness.methods.isolation import child_main; child_main({write_fd})"],
+                [sys.executable, "-c", f"import os; from harness.core.processes import leave_with_parent; "
+                 f"leave_with_parent({os.getpid()}, os.getcwd()); "
+                 f"from harness.methods.isolation import child_main; child_main({write_fd})"],
                 cwd=workdir, pass_fds=(write_fd,), stdin=subprocess.DEVNULL, start_new_session=True,
                 env={**os.environ, "PYTHONPATH": os.pathsep.join(
                     [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)})
@@ -304,8 +318,18 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
-def child_main(fd: int) -> None:
+def remove_stale_workdirs(folder: str | Path | None = None) -> None:
+    """Remove temporary folders of isolated children whose parent process is gone."""
+    for workdir in Path(folder or tempfile.gettempdir()).glob(f"{WORKDIR_PREFIX}*-*"):
+        pid = workdir.name[len(WORKDIR_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def child_main(fd: int, parent: int | None = None) -> None:
     """The child (run as ``python -c``): load, limit, signal ready, run the plugin's bytes, send the plan as data."""
+    if parent is not None:  # normally done already, before this module (and torch) was imported
+        leave_with_parent(parent, Path.cwd())
     sender = Connection(fd, readable=False)
     inputs: ChildInput = torch.load(INPUT_FILE, weights_only=False)
     os.remove(INPUT_FILE)
