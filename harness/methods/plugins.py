@@ -241,12 +241,32 @@ def load_plugin(path: str | Path) -> list[Method]:
     return methods
 
 
+BROKEN: dict[Path, str] = {}
+"""Plugin files of the methods directory that could not be registered, with their one-line problem."""
+
+
 def load_plugins(directory: str | Path | None = None) -> list[Method]:
-    """Register every ``*.py`` in the methods directory (files starting with ``_`` are skipped)."""
+    """Register every ``*.py`` in the methods directory (files starting with ``_`` are skipped).
+
+    A file that cannot be registered (not valid Python, a bad ``register_method``) is skipped with one
+    warning line on stderr naming it -- once per process -- so one bad file never blocks the commands
+    that do not use it; its problem is kept in ``BROKEN``. A file given to ``bench submit`` still
+    fails with its line (``load_plugin``)."""
     folder = methods_dir(directory)
     if folder is None:
         return []
-    return [m for path in sorted(folder.glob("*.py")) if not path.name.startswith("_") for m in load_plugin(path)]
+    methods = []
+    for path in sorted(folder.glob("*.py")):
+        if path.name.startswith("_"):
+            continue
+        try:
+            methods.extend(load_plugin(path))
+        except BenchError as exc:
+            key = path.resolve()
+            if key not in BROKEN:
+                print(f"warning: {exc} -- this method file is skipped until it is fixed", file=sys.stderr)
+            BROKEN[key] = str(exc)
+    return methods
 
 
 def run_plugin_source(source: bytes, path: str | Path) -> types.ModuleType:
