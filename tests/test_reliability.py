@@ -1,0 +1,379 @@
+"""Faults an operator meets, injected for real: absurd budgets, a results path that is a file, a read-only or
+full file system, corrupt checkpoints, two grids on one folder, a driver killed with SIGKILL, a kill during
+dense training, and a broken plugin file. Each must cost one clear line and lose nothing."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from harness.core import atomic
+from harness.core.errors import BenchError, StorageError
+from harness.core.layout import ResultsLayout
+from harness.core.locks import acquire
+from harness.dense import baseline
+from harness.grid.driver import run_grid
+from harness.grid.local import LocalExecutor
+from harness.grid.selection import expand, select
+from harness.run.record import load_records
+from harness.track.schedules import (
+    MAX_STEPS,
+    check_budget,
+    get_schedule,
+    original_step_values,
+    step_values,
+)
+from harness.train.checkpoints import FileCheckpoint
+from harness.train.loop import TrainState
+
+REPO = Path(__file__).resolve().parents[1]
+RUN = [sys.executable, "-m", "harness", "run", "--schedules", "ft", "--seeds", "0", "--no-twins"]
+
+
+def bench(args, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=120, **kwargs)
+
+
+def grid(track, budgets=(1,)):
+    selection = select(track, methods=["l1-norm"], targets=["uniform-50"], schedules=["ft"], budgets=list(budgets),
+                       seeds=[0], twins=False)
+    return expand(track, selection)
+
+
+def one_line(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip() and "0:00" not in line]  # not the progress bar
+    assert len(lines) == 1, stderr
+    return lines[0]
+
+
+def mount_tmpfs(folder: Path, size: str, read_only: bool = False) -> bool:
+    folder.mkdir(parents=True, exist_ok=True)
+    options = f"size={size}" + (",ro" if read_only else "")
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)],
+                          capture_output=True).returncode == 0
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    mounted = []
+
+    def make(name: str, size: str = "1m", read_only: bool = False) -> Path:
+        folder = tmp_path / name
+        if os.geteuid() != 0 or not mount_tmpfs(folder, size, read_only):
+            pytest.skip("mounting a tmpfs needs root and a kernel that allows it here")
+        mounted.append(folder)
+        return folder
+
+    yield make
+    for folder in mounted:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+# 1. bounded resources --------------------------------------------------------------------------------
+
+def cli(args):
+    """``bench ARGS`` in this process (the CLI's one-line errors, without a fresh interpreter's start-up)."""
+    from typer.testing import CliRunner
+
+    from harness.cli import app
+
+    return CliRunner().invoke(app, args)
+
+
+def test_an_oversized_budget_is_refused_in_one_line_before_any_work(tmp_path):
+    started = time.monotonic()
+    result = cli(RUN[3:] + ["--budgets", "100000000", "--results", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "over the limit" in one_line(result.stderr) and "--budgets" in result.stderr
+    assert time.monotonic() - started < 60 and not list(tmp_path.rglob("*.pt")), "nothing was trained"
+
+
+def test_schedules_refuse_step_arrays_past_the_bound_without_building_them():
+    from harness.track.definition import load_track
+
+    recipe = load_track("digits-cnn").recipe
+    started = time.monotonic()
+    with pytest.raises(BenchError, match="over the limit"):
+        step_values(get_schedule("clr"), recipe, MAX_STEPS // 10, 11)
+    with pytest.raises(BenchError, match="over the limit"):
+        check_budget(10**9)
+    assert time.monotonic() - started < 1
+    assert len(original_step_values(recipe, 23).lr) == recipe.epochs * 23
+
+
+# 2. environment faults ------------------------------------------------------------------------------
+
+def test_a_results_path_that_is_a_file_is_one_line(tmp_path):
+    path = tmp_path / "results"
+    path.write_text("not a folder")
+    result = cli(RUN[3:] + ["--budgets", "1", "--results", str(path)])
+    assert result.exit_code == 2
+    assert "a file stands where a folder is needed" in one_line(result.stderr) and str(path) in result.stderr
+
+
+def test_a_read_only_results_folder_is_refused_before_any_work(digits_track, tmpfs):
+    folder = tmpfs("ro", read_only=True)
+    with pytest.raises(StorageError, match="read-only file system"):
+        run_grid(digits_track, grid(digits_track), ResultsLayout(folder), LocalExecutor(ResultsLayout(folder)))
+
+
+def test_a_full_disk_is_one_line_naming_the_path_and_leaves_no_temporary_file(tmpfs):
+    folder = tmpfs("full", size="64k")
+    with pytest.raises(StorageError, match="no space left on device at .*big.pt"):
+        atomic.torch_save_atomic({"w": torch.zeros(64 * 1024)}, folder / "big.pt")  # torch itself says "unexpected pos"
+    with pytest.raises(StorageError, match="no space left on device"):
+        atomic.write_json_atomic(folder / "big.json", {"x": "y" * 200_000})
+    assert list(folder.iterdir()) == []
+
+
+def test_a_full_disk_mid_grid_keeps_every_finished_record(digits_track, digits_results, monkeypatch):
+    """ENOSPC on the third record: the first two are on disk, the grid stops with one line, no temp file."""
+    configs = grid(digits_track, budgets=(1, 2, 3))
+    layout = ResultsLayout(digits_results)
+    real, writes = atomic._write_durably, []
+
+    def writer(tmp, data):
+        if tmp.name.endswith(".tmp") and tmp.parent == layout.track(digits_track.name):
+            writes.append(tmp)
+            if len(writes) == 3:
+                raise OSError(errno.ENOSPC, "No space left on device")
+        real(tmp, data)
+
+    monkeypatch.setattr(atomic, "_write_durably", writer)
+    with pytest.raises(StorageError, match="no space left on device at"):
+        run_grid(digits_track, configs, layout, LocalExecutor(layout))
+    assert len(load_records(layout, digits_track.name)[0]) == 2
+    assert not list(layout.track(digits_track.name).rglob("*.tmp"))
+    monkeypatch.setattr(atomic, "_write_durably", real)
+    outcome = run_grid(digits_track, configs, layout, LocalExecutor(layout))
+    assert (outcome.skipped, len(outcome.written)) == (2, 1)
+
+
+@pytest.mark.parametrize("content", ["garbage", "foreign"])
+def test_a_corrupt_or_foreign_checkpoint_is_refused_in_one_line(tmp_path, content):
+    path = tmp_path / "run.pt"
+    if content == "garbage":
+        path.write_bytes(b"not a checkpoint")
+    else:
+        torch.save({"model": tempfile.TemporaryDirectory}, path)  # a pickled class: refused by weights_only
+    with pytest.raises(BenchError) as caught:
+        FileCheckpoint(path).load()
+    message = str(caught.value)
+    assert "\n" not in message and str(path) in message and "delete it" in message
+    assert "weights_only" not in message and path.exists(), "the file is never deleted: it may be someone's"
+
+
+def test_an_unreadable_dense_baseline_is_retrained_with_a_warning(digits_track, digits_results, capsys):
+    layout = ResultsLayout(digits_results)
+    weights, _ = layout.dense_files(digits_track.name, baseline.dense_hash(digits_track, 0))
+    expected = torch.load(weights, weights_only=True)
+    torch.save({"model": tempfile.TemporaryDirectory}, weights)
+    from harness.run.pipeline import Workspace
+
+    state = Workspace(digits_track, layout).dense(0).state_dict
+    assert "unreadable" in capsys.readouterr().err
+    assert all(torch.equal(state[k], expected[k]) for k in expected)
+
+
+# 3. concurrency -------------------------------------------------------------------------------------
+
+def test_a_run_claimed_by_another_process_is_skipped(digits_track, digits_results):
+    configs = grid(digits_track, budgets=(1, 2))
+    layout = ResultsLayout(digits_results)
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from harness.core.locks import acquire; "
+        f"lock = acquire({str(layout.lock(digits_track.name, configs[0].run_id))!r}); "
+        "print(lock is not None, flush=True); time.sleep(60)")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "True"
+        outcome = run_grid(digits_track, configs, layout, LocalExecutor(layout))
+    finally:
+        holder.kill()
+        holder.wait()
+    assert [r.id for r in outcome.written] == [configs[1].run_id] and outcome.elsewhere == 1
+    assert acquire(layout.lock(digits_track.name, configs[0].run_id)) is not None, "a dead holder frees its claim"
+
+
+def test_two_grids_on_one_folder_compute_every_run_once(digits_results):
+    command = RUN + ["--budgets", "1,2,3", "--results", str(digits_results), "--json"]
+    processes = [subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(2)]
+    outputs = [p.communicate(timeout=180) for p in processes]
+    assert [p.returncode for p in processes] == [0, 0], [err for _, err in outputs]
+    summaries = [json.loads(out) for out, _ in outputs]
+    assert sum(s["written"] for s in summaries) == 3, summaries
+    assert all(s["written"] + s["skipped"] == 3 for s in summaries)
+    assert len(load_records(ResultsLayout(digits_results), "digits-cnn")[0]) == 3
+
+
+def test_discard_leaves_a_live_writers_temporary_file(tmp_path):
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    checkpoint = FileCheckpoint.for_run(tmp_path, "abc")
+    live = tmp_path / f".abc.pt.{sleeper.pid}.x1.tmp"
+    stale = tmp_path / f".abc.pt.{dead.pid}.x2.tmp"
+    for path in (checkpoint.path, live, stale):
+        path.write_bytes(b"")
+    try:
+        checkpoint.discard()
+        assert sorted(p.name for p in tmp_path.iterdir()) == [live.name]
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+# 4. no orphans --------------------------------------------------------------------------------------
+
+def children(pid: int) -> set[int]:
+    """Every live descendant of ``pid``, from /proc."""
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def alive(pids) -> set[int]:
+    living = set()
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            living.add(pid)
+    return living
+
+
+def wait_for(condition, timeout: float, step: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(step)
+    return condition()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_pool_workers_die_with_a_killed_driver(digits_results):
+    driver = subprocess.Popen(RUN + ["--budgets", "5,6", "--workers", "2", "--results", str(digits_results)],
+                              cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers = wait_for(lambda: alive(children(driver.pid)) if len(alive(children(driver.pid))) >= 2 else set(), 60)
+    assert len(workers) >= 2, "the pool started its workers"
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    assert wait_for(lambda: not alive(workers), 10), f"workers {alive(workers)} outlived their driver"
+
+
+SLEEPY = '''
+import time
+from harness.methods import register_method
+
+
+@register_method("sleepy-plugin", kind="structured")
+def sleepy(ctx):
+    time.sleep(120)
+'''
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_an_isolated_plugin_child_dies_with_a_killed_driver_and_leaves_no_folder(digits_results, tmp_path):
+    methods, scratch = tmp_path / "methods", tmp_path / "scratch"
+    methods.mkdir()
+    scratch.mkdir()
+    (methods / "sleepy.py").write_text(SLEEPY)
+    env = {**os.environ, "PRUNE_BENCH_METHODS": str(methods), "TMPDIR": str(scratch)}
+    driver = subprocess.Popen(RUN + ["--methods", "sleepy-plugin", "--targets", "uniform-50", "--budgets", "1",
+                                     "--results", str(digits_results)],
+                              cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                              start_new_session=True)
+    folders = wait_for(lambda: list(scratch.glob("bench-method-*")), 60)
+    child = wait_for(lambda: alive(children(driver.pid)), 30)
+    assert folders and child, "the plugin's isolated child started"
+    time.sleep(0.5)
+    os.killpg(driver.pid, signal.SIGKILL)  # the whole process group: the child has its own session
+    driver.wait()
+    assert wait_for(lambda: not alive(child), 10), f"isolated child {alive(child)} outlived its driver"
+    assert wait_for(lambda: not list(scratch.glob("bench-method-*")), 5), "its temporary folder was removed"
+
+
+# 5. dense training resumes --------------------------------------------------------------------------
+
+class Killed(Exception):
+    """Stands in for a kill after an epoch of dense training."""
+
+
+def test_dense_training_resumes_from_its_last_epoch_bit_for_bit(digits_track, trained_results, tmp_path, monkeypatch):
+    layout = ResultsLayout(tmp_path)
+    key = baseline.dense_hash(digits_track, 0)
+    real_train, resumed_from = baseline.train, []
+
+    def killed_after_epoch_5(*args, **kwargs):
+        def on_epoch(epoch, loss, acc):
+            if epoch + 1 == 5:
+                raise Killed
+
+        return real_train(*args, on_epoch=on_epoch, **kwargs)
+
+    from harness.run.pipeline import Workspace
+
+    workspace = Workspace(digits_track, layout)
+    monkeypatch.setattr(baseline, "train", killed_after_epoch_5)
+    with pytest.raises(Killed):
+        workspace.dense(0)
+    saved = FileCheckpoint(layout.dense_checkpoint(digits_track.name, key)).load()
+    assert isinstance(saved, TrainState) and saved.epochs_done == 5
+
+    real_load = FileCheckpoint.load
+
+    def spy(self):
+        state = real_load(self)
+        resumed_from.append(state and state.epochs_done)
+        return state
+
+    monkeypatch.setattr(baseline, "train", real_train)
+    monkeypatch.setattr(FileCheckpoint, "load", spy)
+    resumed = workspace.dense(0)
+    assert resumed_from == [5]
+    expected = torch.load(ResultsLayout(trained_results).dense_files(digits_track.name, key)[0], weights_only=True)
+    assert all(torch.equal(resumed.state_dict[k].cpu(), expected[k]) for k in expected)
+    assert not layout.dense_checkpoint(digits_track.name, key).exists(), "the checkpoint goes once cached"
+
+
+# 6. a bad plugin file -------------------------------------------------------------------------------
+
+def test_an_unparsable_plugin_is_one_warning_and_blocks_no_command(tmp_path, trained_results):
+    methods = tmp_path / "methods"
+    methods.mkdir()
+    shutil.copy(REPO / "bench" / "methods" / "example_apoz.py", methods)
+    (methods / "broken.py").write_text("def broken(:\n")
+    env = {**os.environ, "PRUNE_BENCH_METHODS": str(methods)}
+    tracks = bench(["tracks"], env=env)
+    assert tracks.returncode == 0, tracks.stderr
+    warning = one_line(tracks.stderr)
+    assert warning.startswith("warning:") and "broken.py" in warning and "skipped" in warning
+    audit = bench(["audit", "--results", str(trained_results)], env=env)
+    assert "Traceback" not in audit.stderr and "error: " + str(methods) not in audit.stderr
+    assert audit.stderr.count("broken.py") == 1
