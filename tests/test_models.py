@@ -4,14 +4,16 @@ from torch import nn
 
 from harness.core.errors import BenchError
 from harness.models import create_model, list_models, prunable_layers, register_model
-from harness.models.cifar_resnet import ZeroPadShortcut
+from harness.models.cifar_resnet import AvgPoolShortcut, ZeroPadShortcut
 from harness.models.vgg import VGG16_CFG
 
-CIFAR_MODELS = ["cifar-resnet20", "cifar-resnet32", "cifar-resnet56", "cifar-resnet110", "cifar-vgg16"]
+CIFAR_RESNETS = ["cifar-resnet20", "cifar-resnet32", "cifar-resnet56", "cifar-resnet110"]
+NPTM_RESNETS = [f"{name}-nptm" for name in CIFAR_RESNETS]
+CIFAR_MODELS = [*CIFAR_RESNETS, "cifar-vgg16", *NPTM_RESNETS]
 IMAGENET_MODELS = ["resnet18", "resnet34", "resnet50"]
 INPUT_SHAPES = {name: (3, 32, 32) for name in CIFAR_MODELS} | {"digits-cnn": (1, 8, 8)} | {
     name: (3, 64, 64) for name in IMAGENET_MODELS
-}
+} | {"fashion-resnet20": (1, 28, 28)}
 
 
 def n_params(model: nn.Module) -> int:
@@ -136,3 +138,25 @@ def test_option_a_shortcut_subsamples_and_zero_pads():
     assert out.shape == (1, 32, 2, 2)
     assert torch.equal(out[:, :16], x[:, :, ::2, ::2])
     assert torch.count_nonzero(out[:, 16:]) == 0
+
+
+def test_official_shortcut_average_pools_zero_pads_and_passes_no_gradient():
+    x = torch.arange(16 * 4 * 4, dtype=torch.float32).reshape(1, 16, 4, 4).requires_grad_()
+    out = AvgPoolShortcut(32)(x)
+    assert out.shape == (1, 32, 2, 2)
+    assert torch.equal(out[:, :16], torch.nn.functional.avg_pool2d(x, 2).detach())
+    assert torch.count_nonzero(out[:, 16:]) == 0 and not out.requires_grad
+
+
+@pytest.mark.parametrize("name", CIFAR_RESNETS)
+def test_nptm_variants_have_the_same_layout_counts_and_initial_weights(name):
+    torch.manual_seed(0)
+    ours = create_model(name, 10)
+    torch.manual_seed(0)
+    official = create_model(f"{name}-nptm", 10)
+    assert prunable_layers(name, ours) == prunable_layers(f"{name}-nptm", official)
+    first, second = ours.state_dict(), official.state_dict()
+    assert first.keys() == second.keys() and all(torch.equal(first[key], second[key]) for key in first)
+    shortcuts = [m for m in official.modules() if isinstance(m, (AvgPoolShortcut, ZeroPadShortcut))]
+    assert len(shortcuts) == 2 and all(isinstance(m, AvgPoolShortcut) for m in shortcuts)
+

@@ -7,7 +7,7 @@ from harness.core.errors import BenchError
 from harness.track.definition import list_tracks, load_track, load_track_file
 
 SHIPPED = {"digits-cnn", "cifar10-resnet56", "cifar10-resnet110", "cifar10-vgg16", "cifar100-resnet56",
-           "imagenet-resnet34", "imagenet-resnet50"}
+           "imagenet-resnet34", "imagenet-resnet50", "fashion-resnet20"}
 
 
 def test_every_shipped_track_parses():

@@ -11,10 +11,12 @@ import torch
 from harness.data.augment import augment_batch
 from harness.data.cifar import load_cifar_splits
 from harness.data.digits import load_digits_splits
+from harness.data.fashion import load_fashion_splits
 from harness.data.imagenet import FolderSplit, load_imagenet_splits
 from harness.data.spec import (
     DATA_ROOT_ENV,
     DATASETS,
+    PROTOCOLS,
     DataSpec,
     default_data_root,
     resolve_count,
@@ -34,6 +36,7 @@ __all__ = [
     "DataSpec",
     "FolderSplit",
     "Normalization",
+    "PROTOCOLS",
     "Split",
     "Splits",
     "TensorSplit",
@@ -55,16 +58,23 @@ def load_splits(spec: DataSpec, device: str | torch.device = "cpu", *, loader_wo
         return load_cifar_splits(spec, device)
     if spec.dataset == "imagenet":
         return load_imagenet_splits(spec, device, loader_workers)
+    if spec.dataset == "fashion-mnist":
+        return load_fashion_splits(spec, device)
     return load_synthetic_cifar_splits(spec, device)
 
 
-OFFICIAL_TRAIN_SIZES = {"cifar10": 50_000, "cifar100": 50_000}
+OFFICIAL_TRAIN_SIZES = {"cifar10": 50_000, "cifar100": 50_000, "fashion-mnist": 60_000, "imagenet": 1_281_167}
+"""Images in each dataset's official training split (ImageNet-1k's ILSVRC-2012 train/ folder)."""
 
 
 def training_examples(spec: DataSpec) -> int:
-    """Size of the training split (after validation is carved out), without reading CIFAR's pixels."""
+    """Size of the training split (after validation is carved out, unless the paper protocol keeps it in,
+    and cut to train_size where given), without reading the data set: per-step schedules need no data."""
     spec = spec.resolved()
     if spec.dataset in OFFICIAL_TRAIN_SIZES:
         pool = OFFICIAL_TRAIN_SIZES[spec.dataset]
-        return pool - resolve_count(spec.val_size, pool, "val_size")
+        held = resolve_count(spec.val_size, pool, "val_size")
+        if spec.protocol == "paper":
+            held = 0
+        return spec.train_size if spec.train_size is not None else pool - held
     return len(load_splits(spec).train)

@@ -14,8 +14,18 @@ from pathlib import Path
 
 from harness.core.errors import BenchError
 
-DATASETS = ("digits", "cifar10", "cifar100", "imagenet", "synthetic-cifar")
+DATASETS = ("digits", "cifar10", "cifar100", "imagenet", "synthetic-cifar", "fashion-mnist")
 DATA_ROOT_ENV = "PRUNE_BENCH_DATA"
+
+PROTOCOLS = ("held-out", "paper")
+"""``held-out`` (the default): validation is carved out of the training split and normalization uses the
+remaining training images' statistics. ``paper``: the official code's protocol (Le & Hua 2021, PFEC):
+dense training and retraining on the whole official training split, fixed normalization constants; the
+validation split is then a seeded sample *of the training images* (a training-accuracy monitor, not
+held out), so tuning on it is meaningless."""
+_PAPER_DATASETS = ("cifar10", "cifar100")
+# Datasets whose training split may be cut to train_size examples (after validation is carved).
+_SUBSET_TRAIN = ("synthetic-cifar", "fashion-mnist")
 
 # Datasets without an official test split carve one; only they take test_size.
 _CARVED_TEST = ("digits", "synthetic-cifar")
@@ -26,6 +36,7 @@ _DEFAULT_SIZES: dict[str, tuple[int | float, int | float | None, int | None]] = 
     "cifar100": (5000, None, None),
     "imagenet": (10000, None, None),
     "synthetic-cifar": (1000, 1000, 5000),
+    "fashion-mnist": (5000, None, None),
 }
 
 
@@ -56,7 +67,9 @@ class DataSpec:
 
     val_size / test_size: a count, or a fraction of the set they are carved from (the official
     training split; for digits the whole dataset). test_size only for datasets without an official
-    test split (digits, synthetic-cifar); train_size only for synthetic-cifar, whose sizes are counts.
+    test split (digits, synthetic-cifar); train_size only for synthetic-cifar, whose sizes are counts,
+    and fashion-mnist, where it keeps a stratified sample of that many training images (a smoke run).
+    protocol: see :data:`PROTOCOLS`; ``paper`` applies to CIFAR only.
     """
 
     dataset: str
@@ -67,6 +80,7 @@ class DataSpec:
     train_size: int | None = None
     crop_padding: int = 0
     horizontal_flip: bool = False
+    protocol: str = "held-out"
 
     def __post_init__(self) -> None:
         if self.dataset not in DATASETS:
@@ -79,8 +93,17 @@ class DataSpec:
             raise BenchError(
                 f"test_size does not apply to {self.dataset}, which has an official test split; remove it"
             )
-        if self.train_size is not None and self.dataset != "synthetic-cifar":
-            raise BenchError(f"train_size applies only to synthetic-cifar, not {self.dataset}; remove it")
+        if self.train_size is not None and self.dataset not in _SUBSET_TRAIN:
+            raise BenchError(
+                f"train_size applies only to {' and '.join(_SUBSET_TRAIN)}, not {self.dataset}; remove it"
+            )
+        if self.protocol not in PROTOCOLS:
+            raise BenchError(f"unknown data protocol {self.protocol!r}; choose from {', '.join(PROTOCOLS)}")
+        if self.protocol == "paper" and self.dataset not in _PAPER_DATASETS:
+            raise BenchError(
+                f"protocol 'paper' (the official code's CIFAR protocol) does not apply to {self.dataset}; "
+                f"use it with {' or '.join(_PAPER_DATASETS)}, or remove it"
+            )
         if self.dataset == "synthetic-cifar":
             for name in ("val_size", "test_size", "train_size"):
                 if isinstance(getattr(self, name), float):

@@ -13,6 +13,7 @@ from typing import Protocol
 
 import torch
 
+from harness.core.errors import BenchError
 from harness.data.augment import augment_batch
 from harness.data.spec import DataSpec
 
@@ -211,21 +212,38 @@ def build_tensor_splits(
     num_classes: int,
     synthetic: bool,
     device: torch.device,
+    train_size: int | None = None,
+    hold_out: bool = True,
+    normalization: Normalization | None = None,
 ) -> Splits:
     """Carve validation from the training pool, normalize everything with the remaining training images.
 
     Raw images (integers in [0, scale]) move to ``device`` before the float conversion, so a GPU
     receives a quarter of the bytes. Training statistics only: validation and test images must not
     leak into the normalization.
+
+    ``train_size``: keep a stratified sample of that many of the remaining training images (drawn
+    after the carve, from the same generator). ``hold_out=False`` (the paper protocol) trains on the
+    whole pool and leaves the carved validation images in it, so validation then monitors training
+    images; ``normalization`` fixes the constants instead of computing them from the training images.
     """
     train_index, val_index = stratified_carve(pool_labels, val_count, generator)
+    if not hold_out:
+        train_index = torch.arange(len(pool_labels))
+    if train_size is not None and train_size != len(train_index):
+        if not 0 < train_size < len(train_index):
+            raise BenchError(f"train_size={train_size} must be between 1 and the {len(train_index)} training "
+                             "images left after the validation carve")
+        _, chosen = stratified_carve(pool_labels[train_index], train_size, generator)
+        train_index = train_index[chosen]
     pool = pool_images.to(device)
 
     def to_unit(raw: torch.Tensor) -> torch.Tensor:
         return raw.to(torch.float32).div_(scale)
 
     train_x = to_unit(pool[train_index.to(device)])
-    normalization = Normalization.of_images(train_x)
+    if normalization is None:
+        normalization = Normalization.of_images(train_x)
     augmentation = dict(
         crop_padding=spec.crop_padding,
         horizontal_flip=spec.horizontal_flip,
