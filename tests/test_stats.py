@@ -92,17 +92,20 @@ def test_small_sample_gets_student_t_interval():
     assert summary.ci_high == pytest.approx(ACCURACY_A.mean() + half_width, rel=1e-12)
 
 
-def test_ten_or_more_values_get_scipy_bca_bootstrap():
+def test_ten_or_more_values_widen_the_t_interval_to_the_studentized_bootstrap():
     values = np.random.default_rng(7).normal(0.9, 0.01, 12)
     summary = summarize(values, confidence=0.9, seed=3, n_resamples=2000)
-    reference = stats.bootstrap(
-        (values,), np.mean, n_resamples=2000, confidence_level=0.9, method="BCa",
-        rng=np.random.default_rng(3),
-    ).confidence_interval
-    assert summary.ci_method == "bca-bootstrap"
-    assert (summary.ci_low, summary.ci_high) == pytest.approx((reference.low, reference.high), rel=1e-12)
+    n, mean, std = values.size, values.mean(), np.std(values, ddof=1)
+    half = stats.t.ppf(0.95, n - 1) * std / math.sqrt(n)
+    drawn = values[np.random.default_rng(3).integers(0, n, size=(2000, n))]
+    t = (drawn.mean(axis=1) - mean) / (drawn.std(axis=1, ddof=1) / math.sqrt(n))
+    upper, lower = np.quantile(t, [0.95, 0.05])
+    boot = (mean - upper * std / math.sqrt(n), mean - lower * std / math.sqrt(n))
+    assert summary.ci_method == "student-t+bootstrap-t"
+    assert summary.ci_low == pytest.approx(min(mean - half, boot[0]), rel=1e-12)
+    assert summary.ci_high == pytest.approx(max(mean + half, boot[1]), rel=1e-12)
     assert summarize(values[:9]).ci_method == "student-t"
-    assert summarize(values[:10]).ci_method == "bca-bootstrap"
+    assert summarize(values[:10]).ci_method == "student-t+bootstrap-t"
 
 
 def test_same_seed_same_interval_and_other_seed_differs():
@@ -123,22 +126,13 @@ def test_single_value_and_zero_variance_give_point_intervals():
         assert constant.ci_method == "zero-variance"
 
 
-def test_undefined_bca_falls_back_to_percentile_of_the_same_draws():
-    values = np.array([0.0] * 9 + [1.0])
-    degenerate = []
-    for seed in range(40):
-        with warnings.catch_warnings(), np.errstate(all="ignore"):
-            warnings.simplefilter("ignore")
-            rng = np.random.default_rng(seed)
-            bca = stats.bootstrap((values,), np.mean, n_resamples=2, method="BCa", rng=rng)
-        if not np.isfinite(bca.confidence_interval.low):
-            degenerate.append((seed, bca.bootstrap_distribution))
-    assert degenerate, "expected a seed whose two resamples make BCa undefined"
-    seed, distribution = degenerate[0]
-    summary = summarize(values, seed=seed, n_resamples=2)
-    assert summary.ci_method == "percentile-bootstrap"
-    assert summary.ci_low == pytest.approx(np.percentile(distribution, 2.5))
-    assert summary.ci_high == pytest.approx(np.percentile(distribution, 97.5))
+def test_the_resolution_floors_the_interval_of_runs_that_agree_to_the_image():
+    floored = summarize([0.9] * 3, resolution=1 / 359)
+    half = stats.t.ppf(0.975, 2) * (1 / 359) / math.sqrt(3)
+    assert floored.std == 0.0 and floored.ci_method == "student-t"
+    assert (floored.ci_low, floored.ci_high) == pytest.approx((0.9 - half, 0.9 + half))
+    ties = summarize([0.0] * 9 + [1.0], n_resamples=50)  # resamples without spread are left out
+    assert ties.ci_low < 0.1 < ties.ci_high
 
 
 @pytest.mark.parametrize("bad", [[], [0.9, float("nan")], [[0.9, 0.8]]])

@@ -69,21 +69,47 @@ def _successful(record: RunRecord) -> bool:
     return record.status == "ok" and record.test_acc is not None and math.isfinite(record.test_acc)
 
 
-def make_cell(key: CellKey, records: Sequence[RunRecord], config: AuditConfig) -> Cell:
+def make_cell(key: CellKey, records: Sequence[RunRecord], config: AuditConfig, resolution: float) -> Cell:
     ok = sorted((r for r in records if _successful(r)), key=lambda r: (r.dense_hash, r.dense_seed, r.seed))
     values = tuple(float(r.test_acc) for r in ok)
     summary = (stats.summarize(values, config.confidence, seed=derive_seed(config.seed, key.label),
-                               n_resamples=config.n_resamples) if values else None)
+                               n_resamples=config.n_resamples, resolution=resolution) if values else None)
     return Cell(key, tuple(records), tuple(ok), values, tuple((r.dense_hash, r.dense_seed, r.seed) for r in ok),
-                summary)
+                summary, resolution)
+
+
+MIN_TEST_IMAGES = 100
+"""A grid coarser than 1/100 in a track's accuracies is taken for round numbers, not for a test set."""
+
+
+def track_resolutions(records: Iterable[RunRecord], config: AuditConfig) -> dict[str, float]:
+    """One test image as a fraction of accuracy, per track: ``config.resolution`` when set, else read
+    from the track's reproduced test accuracies and dense test accuracies (all multiples of 1/N on
+    one test set), else ``config.fallback_resolution``."""
+    values: dict[str, list[float]] = defaultdict(list)
+    for record in records:
+        if record.source == REPRODUCED and _successful(record):
+            values[record.track].append(float(record.test_acc))
+            if record.dense_test_acc is not None:
+                values[record.track].append(float(record.dense_test_acc))
+    out = {}
+    for track, found in values.items():
+        grid = stats.grid_resolution(found)
+        usable = grid if grid is not None and grid <= 1 / MIN_TEST_IMAGES else None
+        out[track] = config.resolution or usable or config.fallback_resolution
+    return out
 
 
 def build_cells(records: Iterable[RunRecord], config: AuditConfig) -> list[Cell]:
-    """Every cell, in display order."""
+    """Every cell, in display order, each with its track's resolution."""
+    records = list(records)
+    resolutions = track_resolutions(records, config)
     grouped: dict[CellKey, list[RunRecord]] = defaultdict(list)
     for record in records:
         grouped[audit_key(record)].append(record)
-    return [make_cell(key, grouped[key], config) for key in sorted(grouped, key=display_order)]
+    return [make_cell(key, grouped[key], config,
+                      resolutions.get(key.track, config.resolution or config.fallback_resolution))
+            for key in sorted(grouped, key=display_order)]
 
 
 @dataclass(frozen=True)
@@ -172,10 +198,11 @@ def compare_pairs(pairs: Sequence[tuple[Cell, Cell, str]], config: AuditConfig) 
         x = np.array([pairs[i][0].values for i in indices])
         y = np.array([pairs[i][1].values for i in indices])
         seeds = [derive_seed(config.seed, f"{pairs[i][0].label}|{pairs[i][1].label}") for i in indices]
+        floor = np.array([max(pairs[i][0].resolution, pairs[i][1].resolution) for i in indices])
         test = vectorized.paired if paired else vectorized.independent
         batch = test(x, y, margin=config.equivalence_margin, alpha=config.alpha, seeds=seeds,
-                     n_resamples=config.n_resamples)
-        noise = _noise_std(x, y, paired)
+                     n_resamples=config.n_resamples, resolution=floor)
+        noise = np.maximum(_noise_std(x, y, paired), floor)
         n = n_a if paired else min(n_a, n_b)
         for row, index in enumerate(indices):
             a, b, kind = pairs[index]

@@ -20,7 +20,8 @@ class AuditConfig:
     """
 
     alpha: float = 0.05
-    """Significance level of every test (two-sided) and of TOST's one-sided tests."""
+    """Significance level of every two-sided test and of the tables' TOST. Claims are one-sided: each is
+    judged at ``claim_level`` = alpha / 2, the side of a two-sided test at alpha."""
     power: float = 0.8
     """Power at which the minimum detectable difference is computed."""
     confidence: float = 0.95
@@ -45,6 +46,11 @@ class AuditConfig:
     """Permutations (when not exhaustive) and bootstrap resamples."""
     random_method_prefix: str = "random"
     """Methods whose name starts with this are random pruning themselves: R9 does not apply."""
+    resolution: float | None = None
+    """Accuracy of one test image (1/N for N test images), the floor of every spread: runs that agree
+    to the image are not exact. None: read from each track's reproduced accuracies (multiples of 1/N)."""
+    fallback_resolution: float = 1e-4
+    """The floor where a track's accuracies show no grid of 1/N (N up to a million): one image in 10,000."""
     seed: int = 0
     """The audit seed: every bootstrap and sampled permutation derives from it and from the cell or
     comparison it belongs to. Reported on its own (``seed`` in ``audit.json``), not among the thresholds."""
@@ -57,6 +63,11 @@ class AuditConfig:
                      "equivalence_margin", "reported_gap_tolerance"):
             if not getattr(self, name) > 0:
                 raise BenchError(f"audit setting {name} must be positive (got {getattr(self, name)})")
+        for name in ("resolution", "fallback_resolution"):
+            value = getattr(self, name)
+            if value is not None and not 0 < value < 1:
+                raise BenchError(f"audit setting {name} must lie strictly between 0 and 1 (got {value}); "
+                                 "pass 1/N for N test images")
         if not 1 <= self.min_seeds <= self.recommended_seeds:
             raise BenchError(
                 f"audit settings need 1 <= min_seeds <= recommended_seeds (got {self.min_seeds}, "
@@ -66,6 +77,12 @@ class AuditConfig:
             raise BenchError(f"audit setting seed must be an integer (got {self.seed!r})")
         if self.n_resamples < 1:
             raise BenchError(f"audit setting n_resamples must be a positive integer (got {self.n_resamples})")
+
+    @property
+    def claim_level(self) -> float:
+        """The one-sided level of every claim, whatever its kind ("beats", "no-loss", across tracks): a
+        claim is supported when its interval at ``1 - alpha`` (two-sided) lies on the claimed side."""
+        return self.alpha / 2
 
     def as_dict(self) -> dict[str, float | int | str]:
         """The thresholds (the seed is reported beside them)."""

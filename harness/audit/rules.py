@@ -20,7 +20,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any, Callable, Hashable, Iterable, Sequence
 
-from harness.audit.claims import ClaimTest
+from harness.audit.claims import ALL_TRACKS, ClaimTest
 from harness.audit.comparisons import Comparison
 from harness.audit.config import AuditConfig
 from harness.audit.findings import Finding, Severity
@@ -366,13 +366,13 @@ def r7_multiple_comparisons(audit: AuditInput, config: AuditConfig) -> list[Find
     """Significance must survive Holm across a file's claims and Benjamini-Hochberg across a table."""
     findings = []
     for test in audit.claims:
-        if test.pvalue < config.alpha <= test.pvalue_adjusted:
+        if test.pvalue < config.claim_level <= test.pvalue_adjusted:
             findings.append(Finding(
                 "R7", "fail",
-                f"claim '{test.name}' is significant alone (p = {test.pvalue:.3g}) but not after Holm over "
+                f"claim '{test.name}' is significant alone (one-sided p = {test.pvalue:.3g}) but not after Holm over "
                 f"{sum(math.isfinite(t.pvalue) for t in audit.claims)} claims (p = {test.pvalue_adjusted:.3g})",
                 tuple(sorted(test.cells())),
-                _claim_evidence(test, pvalue=test.pvalue, pvalue_holm=test.pvalue_adjusted, alpha=config.alpha),
+                _claim_evidence(test, pvalue=test.pvalue, pvalue_holm=test.pvalue_adjusted, level=config.claim_level),
                 "Make fewer headline claims, or run enough seeds that each survives the correction.",
             ))
     by_track: dict[str, list[Comparison]] = defaultdict(list)
@@ -407,7 +407,7 @@ def r8_no_loss_without_equivalence(audit: AuditInput, config: AuditConfig) -> li
                 "State the accuracy drop that still counts as no loss (margin = ...).",
             ))
         for result in test.no_loss:
-            if result.equivalence.lower_pvalue < config.alpha:
+            if result.equivalence.lower_pvalue < config.claim_level:
                 continue
             naive = (f"; a plain test finds no difference (p = {result.naive.pvalue:.3g}), which is not evidence of none"
                      if result.naive.pvalue >= config.alpha else "")
@@ -618,15 +618,19 @@ def r13_aggregation(audit: AuditInput, config: AuditConfig) -> list[Finding]:
                 ))
     for test in audit.claims:
         estimate = test.aggregate
-        if test.claim.track != "*" or estimate is None or estimate.ci_low > 0.5:
+        if test.claim.track != ALL_TRACKS or estimate is None or test.pvalue_adjusted < config.claim_level:
             continue
+        why = "; ".join(test.missing) or (f"the stratified permutation test gives Holm one-sided p = "
+                                          f"{test.pvalue_adjusted:.3g}, not below {config.claim_level:g}")
         findings.append(Finding(
             "R13", "fail",
             f"claim '{test.name}': across {estimate.n_tasks} tasks the probability of improvement is "
-            f"{estimate.estimate:.2f} [{estimate.ci_low:.2f}, {estimate.ci_high:.2f}], not above 0.5",
+            f"{estimate.estimate:.2f} [{estimate.ci_low:.2f}, {estimate.ci_high:.2f}] and not shown above 0.5 ({why})",
             (), _claim_evidence(test, probability_of_improvement=estimate.estimate,
-                                ci=[estimate.ci_low, estimate.ci_high], tasks=estimate.n_tasks),
-            "Claim an advantage across tracks only when the stratified-bootstrap interval lies above 0.5.",
+                                ci=[estimate.ci_low, estimate.ci_high], tasks=estimate.n_tasks,
+                                pvalue=test.pvalue, pvalue_holm=test.pvalue_adjusted, min_seeds=config.min_seeds),
+            f"Claim an advantage across tracks only with at least {config.min_seeds} seeds of both methods in every "
+            "task and a significant stratified permutation test.",
         ))
     return findings
 

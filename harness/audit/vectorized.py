@@ -48,10 +48,17 @@ class TwoSampleBatch:
     probability_of_improvement: np.ndarray
 
 
-def _constant_rows(values: np.ndarray) -> np.ndarray:
-    """Row-wise ``harness.stats.samples.is_constant``: zero variance up to floating-point rounding."""
+def _constant_rows(values: np.ndarray, scale: np.ndarray | None = None) -> np.ndarray:
+    """Row-wise ``harness.stats.samples.is_constant``: zero variance up to floating-point rounding,
+    relative to ``scale`` (per row; default the values' own size)."""
     mean = values.mean(axis=1)
-    return np.max(np.abs(values - mean[:, None]), axis=1) <= stats.ROUNDING_TOLERANCE * np.abs(mean)
+    if scale is None:
+        scale = np.maximum(np.abs(mean), np.max(np.abs(values), axis=1))
+    return np.max(np.abs(values - mean[:, None]), axis=1) <= stats.ROUNDING_TOLERANCE * scale
+
+
+def _rows(resolution: np.ndarray | float, m: int) -> np.ndarray:
+    return np.broadcast_to(np.asarray(resolution, dtype=float), (m,)).copy()
 
 
 def _two_sided_t_pvalue(statistic: np.ndarray, df: np.ndarray | float) -> np.ndarray:
@@ -99,8 +106,9 @@ def _exact_permutation_pvalues(
     return pvalues
 
 
-def _effect_sizes(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Hedges' g, Cliff's delta and P(X > Y) per row, as ``harness.stats`` defines them."""
+def _effect_sizes(x: np.ndarray, y: np.ndarray, resolution: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Hedges' g (pooled sd floored at the row's resolution), Cliff's delta and P(X > Y) per row, as
+    ``harness.stats`` defines them."""
     n_a, n_b = x.shape[1], y.shape[1]
     greater = np.mean(x[:, :, None] > y[:, None, :], axis=(1, 2))
     equal = np.mean(x[:, :, None] == y[:, None, :], axis=(1, 2))
@@ -111,8 +119,9 @@ def _effect_sizes(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray,
     sum_of_squares = np.sum((x - x.mean(axis=1, keepdims=True)) ** 2, axis=1) + np.sum(
         (y - y.mean(axis=1, keepdims=True)) ** 2, axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        g = (x.mean(axis=1) - y.mean(axis=1)) / np.sqrt(sum_of_squares / df) * stats.hedges_correction(df)
-    both_constant = _constant_rows(x) & _constant_rows(y)
+        pooled = np.maximum(np.sqrt(sum_of_squares / df), resolution)
+        g = (x.mean(axis=1) - y.mean(axis=1)) / pooled * stats.hedges_correction(df)
+    both_constant = _constant_rows(x) & _constant_rows(y) & (resolution == 0)
     for row in np.flatnonzero(both_constant):
         g[row] = stats.hedges_g(x[row], y[row])
     return g, 2 * improvement - 1, improvement
@@ -140,18 +149,22 @@ def _empty(m: int) -> dict[str, np.ndarray]:
 
 
 def independent(
-    x: np.ndarray, y: np.ndarray, *, margin: float, alpha: float, seeds: Sequence[int], n_resamples: int
+    x: np.ndarray, y: np.ndarray, *, margin: float, alpha: float, seeds: Sequence[int], n_resamples: int,
+    resolution: np.ndarray | float = 0.0,
 ) -> TwoSampleBatch:
-    """Welch t test, permutation test, TOST (Welch) and effect sizes for each row of ``x`` vs ``y``."""
+    """Welch t test, permutation test, TOST (Welch) and effect sizes for each row of ``x`` vs ``y``;
+    every sd floored at the row's ``resolution`` (one test image; 0: none)."""
     m, n_a = x.shape
     n_b = y.shape[1]
     result = _empty(m)
+    floor = _rows(resolution, m)
     difference = x.mean(axis=1) - y.mean(axis=1)
     if min(n_a, n_b) < 2:
         regular = np.zeros(m, dtype=bool)
     else:
-        regular = ~(_constant_rows(x) & _constant_rows(y))
-        var_a, var_b = x.var(axis=1, ddof=1) / n_a, y.var(axis=1, ddof=1) / n_b
+        regular = ~(_constant_rows(x) & _constant_rows(y)) | (floor > 0)
+        var_a = np.maximum(x.var(axis=1, ddof=1), floor**2) / n_a
+        var_b = np.maximum(y.var(axis=1, ddof=1), floor**2) / n_b
         std_error = np.sqrt(var_a + var_b)
         result["std_error"] = std_error
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -176,26 +189,29 @@ def independent(
         result["n_permutations"][:] = n_splits
     else:
         _permutation_fallback(np.arange(m), x, y, seeds, n_resamples, False, result)
-    g, delta, improvement = _effect_sizes(x, y)
+    g, delta, improvement = _effect_sizes(x, y, floor)
     return TwoSampleBatch(difference=difference, test="welch", hedges_g=g, cliffs_delta=delta,
                           probability_of_improvement=improvement, **result)
 
 
 def paired(
-    x: np.ndarray, y: np.ndarray, *, margin: float, alpha: float, seeds: Sequence[int], n_resamples: int
+    x: np.ndarray, y: np.ndarray, *, margin: float, alpha: float, seeds: Sequence[int], n_resamples: int,
+    resolution: np.ndarray | float = 0.0,
 ) -> TwoSampleBatch:
     """Paired t test, sign-flip permutation test, paired TOST and effect sizes per row (rows of
-    ``x`` and ``y`` aligned on shared seeds)."""
+    ``x`` and ``y`` aligned on shared seeds); the sd of the differences floored at ``resolution``."""
     m, n = x.shape
     result = _empty(m)
+    floor = _rows(resolution, m)
     differences = x - y
     difference = x.mean(axis=1) - y.mean(axis=1)
     mean_difference = differences.mean(axis=1)
     if n < 2:
         regular = np.zeros(m, dtype=bool)
     else:
-        regular = ~_constant_rows(differences)
-        std_error = differences.std(axis=1, ddof=1) / math.sqrt(n)
+        scale = np.maximum(np.max(np.abs(x), axis=1), np.max(np.abs(y), axis=1))
+        regular = ~_constant_rows(differences, scale) | (floor > 0)
+        std_error = np.maximum(differences.std(axis=1, ddof=1), floor) / math.sqrt(n)
         result["std_error"] = std_error
         result["df"][:] = n - 1
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -216,6 +232,6 @@ def paired(
         result["n_permutations"][:] = 2**n
     else:
         _permutation_fallback(np.arange(m), x, y, seeds, n_resamples, True, result)
-    g, delta, improvement = _effect_sizes(x, y)
+    g, delta, improvement = _effect_sizes(x, y, floor)
     return TwoSampleBatch(difference=difference, test="paired-t", hedges_g=g, cliffs_delta=delta,
                           probability_of_improvement=improvement, **result)

@@ -78,7 +78,8 @@ def cell_key(record: RunRecord) -> CellKey:
 @dataclass(frozen=True)
 class Cell:
     """The runs of one cell; ``values`` are the test accuracies of its successful runs, ordered by
-    ``pairing`` (dense checkpoint, dense seed, seed), so cells with equal pairings align run by run."""
+    ``pairing`` (dense checkpoint, dense seed, seed), so cells with equal pairings align run by run;
+    ``resolution`` floors every spread computed from them."""
 
     key: CellKey
     records: tuple[RunRecord, ...]
@@ -86,6 +87,8 @@ class Cell:
     values: tuple[float, ...]
     pairing: tuple[tuple[str, int, int], ...]
     summary: Summary | None
+    resolution: float = 0.0
+    """The accuracy of one test image (1/N): the smallest spread its runs can show."""
 
     @cached_property
     def label(self) -> str:

@@ -9,6 +9,7 @@ from harness.stats.aggregate import (
     AggregateEstimate,
     aggregate_iqm,
     aggregate_probability_of_improvement,
+    improvement_permutation_test,
     iqm,
 )
 from harness.stats.effects import (
@@ -26,7 +27,7 @@ from harness.stats.power import (
     t_test_power,
     two_sample_power,
 )
-from harness.stats.samples import ROUNDING_TOLERANCE
+from harness.stats.samples import ROUNDING_TOLERANCE, grid_resolution
 from harness.stats.significance import (
     TestResult,
     paired_permutation_test,
@@ -38,10 +39,10 @@ from harness.stats.summary import BOOTSTRAP_THRESHOLD, Summary, summarize
 from harness.stats.tuning import expected_max, expected_max_curve
 
 __all__ = [
-    "AggregateEstimate", "aggregate_iqm", "aggregate_probability_of_improvement", "iqm",
+    "AggregateEstimate", "aggregate_iqm", "aggregate_probability_of_improvement", "improvement_permutation_test", "iqm",
     "cliffs_delta", "hedges_correction", "hedges_g", "probability_of_improvement",
     "EquivalenceResult", "tost", "benjamini_hochberg", "holm",
     "minimum_detectable_difference", "paired_power", "seeds_needed", "t_test_power", "two_sample_power",
-    "ROUNDING_TOLERANCE", "TestResult", "paired_permutation_test", "paired_t_test", "permutation_test", "welch_test",
+    "ROUNDING_TOLERANCE", "grid_resolution", "TestResult", "paired_permutation_test", "paired_t_test", "permutation_test", "welch_test",
     "BOOTSTRAP_THRESHOLD", "Summary", "summarize", "expected_max", "expected_max_curve",
 ]

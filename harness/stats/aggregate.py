@@ -122,3 +122,33 @@ def aggregate_probability_of_improvement(
     samples = a_tasks + b_tasks
     result = _stratified_bootstrap(samples, mean_probability, seed, confidence, n_resamples, batch)
     return replace(result, n_tasks=n_tasks)
+
+def improvement_permutation_test(
+    a_by_task: Sequence[ArrayLike], b_by_task: Sequence[ArrayLike], seed: int, n_resamples: int = 9999,
+) -> float:
+    """One-sided p-value that ``a`` improves on ``b`` across tasks: the mean over tasks of
+    ``P(a > b)`` against its distribution when, within every task, the runs' labels are permuted
+    (``n_resamples`` random permutations drawn with ``seed``; the observed labelling counts, so the
+    p-value is never 0). Under no difference in any task the runs of a task are exchangeable, so
+    the test holds its level whatever the number of tasks; a task needs runs of both methods, and
+    with one run each its permutations can only tie or swap the pair.
+    """
+    a_tasks, b_tasks = as_tasks(a_by_task, "a_by_task"), as_tasks(b_by_task, "b_by_task")
+    if len(a_tasks) != len(b_tasks):
+        raise BenchError(
+            f"a_by_task has {len(a_tasks)} tasks but b_by_task has {len(b_tasks)}; pass both "
+            "methods' scores for the same tasks in the same order"
+        )
+    check_positive_integer(n_resamples, "n_resamples")
+    rng = seeded_rng(seed)
+    observed = float(np.mean([pairwise_improvement(x, y) for x, y in zip(a_tasks, b_tasks)]))
+    batch = max(1, PAIR_COMPARISONS_PER_BATCH // max(x.size * y.size for x, y in zip(a_tasks, b_tasks)))
+    at_least = 0
+    for start in range(0, n_resamples, batch):
+        size = min(batch, n_resamples - start)
+        total = np.zeros(size)
+        for x, y in zip(a_tasks, b_tasks):
+            pooled = rng.permuted(np.broadcast_to(np.concatenate([x, y]), (size, x.size + y.size)), axis=1)
+            total += pairwise_improvement(pooled[:, :x.size], pooled[:, x.size:])
+        at_least += int(np.sum(total / len(a_tasks) >= observed - 1e-12))
+    return (1 + at_least) / (1 + n_resamples)

@@ -8,30 +8,38 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import special
 
-from harness.stats.samples import as_sample, certain_difference, is_constant
+from harness.stats.samples import (
+    as_sample,
+    certain_difference,
+    check_resolution,
+    floored,
+    is_constant,
+)
 
 
 def hedges_correction(df: int) -> float:
     """Hedges' (1981) exact small-sample factor J = Gamma(df/2) / (sqrt(df/2) Gamma((df-1)/2))."""
     return math.exp(special.gammaln(df / 2) - 0.5 * math.log(df / 2) - special.gammaln((df - 1) / 2))
 
-def hedges_g(a: ArrayLike, b: ArrayLike) -> float:
+def hedges_g(a: ArrayLike, b: ArrayLike, resolution: float = 0.0) -> float:
     """Bias-corrected standardized mean difference ``(mean(a) - mean(b)) / pooled sd * J``.
 
     NaN for fewer than 4 values in all: the correction J is 0 at one pooled degree of freedom
     (the uncorrected d has no finite mean there) and the pooled sd is undefined at zero. With
-    zero pooled sd the difference is certain: 0.0 for equal means, +-inf otherwise.
+    zero pooled sd the difference is certain: 0.0 for equal means, +-inf otherwise -- unless the
+    pooled sd is floored at a ``resolution`` (one test image).
     """
     x, y = as_sample(a, "a"), as_sample(b, "b")
+    resolution = check_resolution(resolution)
     df = x.size + y.size - 2
     difference = float(np.mean(x) - np.mean(y))
     if df < 2:
         return math.nan
-    if is_constant(x) and is_constant(y):
+    if resolution == 0 and is_constant(x) and is_constant(y):
         certain = certain_difference(x, y)
         return 0.0 if certain == 0.0 else math.copysign(math.inf, certain)
     sum_of_squares = np.sum((x - np.mean(x)) ** 2) + np.sum((y - np.mean(y)) ** 2)
-    pooled_sd = math.sqrt(sum_of_squares / df)
+    pooled_sd = floored(math.sqrt(sum_of_squares / df), resolution)
     return difference / pooled_sd * hedges_correction(df)
 
 def pairwise_improvement(x: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -14,10 +14,11 @@ from harness.stats.samples import (
     as_sample,
     certain_difference,
     check_probability,
+    check_resolution,
     is_constant,
     one_constant_sample_allowed,
 )
-from harness.stats.significance import as_pairs
+from harness.stats.significance import as_pairs, floored_t_parts
 
 
 @dataclass(frozen=True)
@@ -39,26 +40,28 @@ class EquivalenceResult:
     alpha: float
 
 def tost(
-    a: ArrayLike, b: ArrayLike, margin: float, alpha: float = 0.05, paired: bool = False
+    a: ArrayLike, b: ArrayLike, margin: float, alpha: float = 0.05, paired: bool = False, resolution: float = 0.0
 ) -> EquivalenceResult:
     """Equivalence test: two one-sided t tests that ``mean(a) - mean(b)`` exceeds ``-margin``
     and falls below ``margin`` (Welch for independent samples, t on differences when paired).
 
     A non-significant difference test is not evidence of "no loss"; this is. Undefined (NaN
     p-values, not equivalent) when a variance cannot be estimated (fewer than two values). With
-    zero standard error the difference is exact and each one-sided p-value is 0 or 1.
+    zero standard error the difference is exact and each one-sided p-value is 0 or 1 -- unless a
+    ``resolution`` (one test image) floors every sd, as in :func:`harness.stats.welch_test`.
     """
     if not margin > 0 or not math.isfinite(margin):
         raise BenchError(
             f"margin must be a positive finite number (got {margin}); state the equivalence margin"
         )
     check_probability(alpha, "alpha", 0.0, 0.5)
+    resolution = check_resolution(resolution)
     if paired:
         x, y = as_pairs(a, b)
         differences = x - y
         difference = float(np.mean(differences))
         defined = differences.size >= 2
-        exact = defined and is_constant(differences)
+        exact = defined and is_constant(differences, scale=float(max(np.max(np.abs(x)), np.max(np.abs(y)))))
     else:
         x, y = as_sample(a, "a"), as_sample(b, "b")
         difference = float(np.mean(x) - np.mean(y))
@@ -67,7 +70,13 @@ def tost(
     if not defined:
         nan = math.nan
         return EquivalenceResult(False, nan, nan, nan, margin, difference, nan, nan, alpha)
-    if exact:
+    if resolution > 0:
+        parts = floored_t_parts(x, y, paired, resolution)
+        lower = float(stats.t.sf((parts.difference + margin) / parts.std_error, parts.df))
+        upper = float(stats.t.cdf((parts.difference - margin) / parts.std_error, parts.df))
+        half = float(stats.t.isf(alpha, parts.df)) * parts.std_error
+        low, high = parts.difference - half, parts.difference + half
+    elif exact:
         difference = certain_difference(x, y)
         lower = 0.0 if difference > -margin else 1.0
         upper = 0.0 if difference < margin else 1.0

@@ -1,11 +1,13 @@
-"""Checks and conventions every statistic shares: a sample is a finite 1-D array, seeds are explicit, and
-values equal to rounding count as constant."""
+"""Checks and conventions every statistic shares: a sample is a finite 1-D array, seeds are explicit,
+values equal to rounding count as constant, and no spread is smaller than the measurement resolves."""
 
 from __future__ import annotations
 
 import warnings
 from contextlib import contextmanager
-from typing import Iterator, Sequence
+from fractions import Fraction
+from math import lcm
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -43,10 +45,51 @@ def check_positive_integer(value: int, name: str) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise BenchError(f"{name} must be a positive integer (got {value!r})")
 
-def is_constant(values: np.ndarray) -> bool:
-    """Zero variance up to floating-point rounding (0.7 - 0.45 and 0.6 - 0.35 differ by an ulp)."""
-    mean = np.mean(values)
-    return bool(np.max(np.abs(values - mean)) <= ROUNDING_TOLERANCE * abs(mean))
+def is_constant(values: np.ndarray, scale: float | None = None) -> bool:
+    """Zero variance up to floating-point rounding (0.7 - 0.45 and 0.6 - 0.35 differ by an ulp).
+
+    Rounding is relative to the size of the measured numbers, ``scale``: for differences of paired
+    accuracies that is the accuracies (their rounding is ~1e-16), never the differences themselves,
+    whose mean may be tiny. Without ``scale`` the values are the measurements."""
+    mean = float(np.mean(values))
+    size = max(abs(mean), float(np.max(np.abs(values)))) if scale is None else scale
+    return bool(np.max(np.abs(values - mean)) <= ROUNDING_TOLERANCE * size)
+
+
+def check_resolution(resolution: float) -> float:
+    if not (resolution >= 0 and np.isfinite(resolution)):
+        raise BenchError(f"resolution must be a non-negative finite number (got {resolution}); pass 1/N for N test images")
+    return float(resolution)
+
+
+def floored(std: float, resolution: float) -> float:
+    """A standard deviation no smaller than the measurement resolves (``resolution``: one test image)."""
+    return max(float(std), resolution)
+
+
+MAX_TEST_IMAGES = 10**6
+"""Largest test set :func:`grid_resolution` recognizes (ImageNet's validation split has 50,000)."""
+
+
+def grid_resolution(values: Iterable[float], max_denominator: int = MAX_TEST_IMAGES) -> float | None:
+    """``1/N`` when every value is a whole number of ``N``-ths (an accuracy over ``N`` test images), the
+    smallest such ``N`` up to ``max_denominator``; None when the values show no such grid.
+
+    Each value's fraction is recovered exactly from its float (two fractions with denominators up to
+    10^6 differ by more than 1e-12, a float's rounding is 1e-16); ``N`` is their common denominator.
+    """
+    denominator = 1
+    for value in values:
+        value = float(value)
+        if not np.isfinite(value):
+            return None
+        fraction = Fraction(value).limit_denominator(max_denominator)
+        if abs(float(fraction) - value) > 1e-12 * max(1.0, abs(value)):
+            return None
+        denominator = lcm(denominator, fraction.denominator)
+        if denominator > max_denominator:
+            return None
+    return 1.0 / denominator
 
 def certain_difference(x: np.ndarray, y: np.ndarray) -> float:
     """Difference of means of zero-variance samples, 0.0 when they are equal up to rounding."""

@@ -15,6 +15,8 @@ from harness.stats.samples import (
     as_sample,
     certain_difference,
     check_positive_integer,
+    check_resolution,
+    floored,
     is_constant,
     one_constant_sample_allowed,
     seeded_rng,
@@ -45,16 +47,51 @@ def _constant_samples_result(difference: float, test: str) -> TestResult:
         return TestResult(0.0, 1.0, math.nan, test)
     return TestResult(math.copysign(math.inf, difference), 0.0, math.nan, test)
 
-def welch_test(a: ArrayLike, b: ArrayLike) -> TestResult:
+@dataclass(frozen=True)
+class TParts:
+    """What a t statistic is made of: the mean difference, its standard error and degrees of freedom."""
+
+    difference: float
+    std_error: float
+    df: float
+
+
+def floored_t_parts(x: np.ndarray, y: np.ndarray, paired: bool, resolution: float) -> TParts:
+    """Welch's (or, ``paired``, the paired t test's) standard error with every sample's sd floored at
+    ``resolution``: a spread below one test image is not measured, so it is taken to be one image.
+    Needs two values per sample."""
+    if paired:
+        differences = x - y
+        std = floored(float(np.std(differences, ddof=1)), resolution)
+        return TParts(float(np.mean(differences)), std / math.sqrt(x.size), float(x.size - 1))
+    var_x = floored(float(np.std(x, ddof=1)), resolution) ** 2 / x.size
+    var_y = floored(float(np.std(y, ddof=1)), resolution) ** 2 / y.size
+    total = var_x + var_y
+    df = total**2 / (var_x**2 / (x.size - 1) + var_y**2 / (y.size - 1)) if total > 0 else math.nan
+    return TParts(float(np.mean(x) - np.mean(y)), math.sqrt(total), df)
+
+
+def _floored_result(parts: TParts, test: str) -> TestResult:
+    statistic = parts.difference / parts.std_error
+    return TestResult(statistic, float(2 * stats.t.sf(abs(statistic), parts.df)), parts.df, test)
+
+
+def welch_test(a: ArrayLike, b: ArrayLike, resolution: float = 0.0) -> TestResult:
     """Two-sided Welch t test (``scipy.stats.ttest_ind(equal_var=False)``).
 
+    ``resolution`` is the smallest difference the measurement resolves (one test image: 1/N of
+    accuracy); each sample's sd is floored at it, so runs that agree to the image are not exact.
     Undefined (NaN statistic, p-value and df) when either sample has a single value: its
-    variance cannot be estimated. When both samples have zero variance the means are exact,
-    so the p-value is 1.0 if they are equal and 0.0 otherwise (statistic 0 or +-inf, df NaN).
+    variance cannot be estimated. Without a resolution, when both samples have zero variance the
+    means are exact, so the p-value is 1.0 if they are equal and 0.0 otherwise (statistic 0 or
+    +-inf, df NaN).
     """
     x, y = as_sample(a, "a"), as_sample(b, "b")
+    resolution = check_resolution(resolution)
     if x.size < 2 or y.size < 2:
         return TestResult(math.nan, math.nan, math.nan, "welch")
+    if resolution > 0:
+        return _floored_result(floored_t_parts(x, y, False, resolution), "welch")
     if is_constant(x) and is_constant(y):
         return _constant_samples_result(certain_difference(x, y), "welch")
     with one_constant_sample_allowed():
@@ -122,17 +159,22 @@ def as_pairs(a: ArrayLike, b: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
         )
     return x, y
 
-def paired_t_test(a: ArrayLike, b: ArrayLike) -> TestResult:
+def paired_t_test(a: ArrayLike, b: ArrayLike, resolution: float = 0.0) -> TestResult:
     """Two-sided paired t test (``scipy.stats.ttest_rel``) for runs that share seeds.
 
-    Undefined (NaN) for a single pair. When every pair differs by the same amount the mean
-    difference is exact: p-value 1.0 if that amount is 0, else 0.0 (statistic 0 or +-inf).
+    The sd of the differences is floored at ``resolution`` (see :func:`welch_test`). Undefined
+    (NaN) for a single pair. Without a resolution, when every pair differs by the same amount (up
+    to the rounding of the accuracies) the mean difference is exact: p-value 1.0 if that amount is
+    0, else 0.0 (statistic 0 or +-inf).
     """
     x, y = as_pairs(a, b)
+    resolution = check_resolution(resolution)
     if x.size < 2:
         return TestResult(math.nan, math.nan, math.nan, "paired-t")
+    if resolution > 0:
+        return _floored_result(floored_t_parts(x, y, True, resolution), "paired-t")
     differences = x - y
-    if is_constant(differences):
+    if is_constant(differences, scale=float(max(np.max(np.abs(x)), np.max(np.abs(y))))):
         return _constant_samples_result(certain_difference(x, y), "paired-t")
     result = stats.ttest_rel(x, y)
     return TestResult(float(result.statistic), float(result.pvalue), float(result.df), "paired-t")

@@ -1,10 +1,9 @@
-"""Per-cell summaries: mean, spread and a confidence interval for the mean (Student t for few seeds, BCa
-bootstrap for many)."""
+"""Per-cell summaries: mean, spread and a confidence interval for the mean (Student t, widened by the
+studentized bootstrap for ten seeds or more)."""
 
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,21 +14,25 @@ from harness.stats.samples import (
     as_sample,
     check_positive_integer,
     check_probability,
+    check_resolution,
+    floored,
     is_constant,
     seeded_rng,
 )
 
 BOOTSTRAP_THRESHOLD = 10
-"""Samples at least this large get a BCa bootstrap interval; smaller ones a Student-t interval
-(the bootstrap distribution of a handful of seeds is too coarse to trust)."""
+"""Samples at least this large widen the Student-t interval to cover the studentized (bootstrap-t)
+one as well; smaller ones get the t-interval alone (a handful of seeds is too few to resample)."""
 
 @dataclass(frozen=True)
 class Summary:
     """Mean of a sample with its spread and a confidence interval for the mean.
 
-    ``ci_method`` is ``"student-t"``, ``"bca-bootstrap"``, ``"percentile-bootstrap"`` (when BCa is
-    undefined for the sample), ``"none"`` (one value: the interval is that value) or
-    ``"zero-variance"`` (all values equal: the interval is that value).
+    ``ci_method`` is ``"student-t"``, ``"student-t+bootstrap-t"`` (the union of the t-interval and
+    the studentized bootstrap interval, from ``BOOTSTRAP_THRESHOLD`` values on), ``"none"`` (one
+    value: the interval is that value) or ``"zero-variance"`` (all values equal and no resolution
+    given: the interval is that value). ``std`` is the observed spread; the interval uses it floored
+    at the resolution.
     """
 
     mean: float
@@ -41,41 +44,58 @@ class Summary:
     confidence: float
 
 def summarize(
-    values: ArrayLike, confidence: float = 0.95, seed: int = 0, n_resamples: int = 9999
+    values: ArrayLike, confidence: float = 0.95, seed: int = 0, n_resamples: int = 9999, resolution: float = 0.0
 ) -> Summary:
     """Mean, sample std (ddof=1) and a confidence interval for the mean.
 
-    Fewer than ``BOOTSTRAP_THRESHOLD`` values get a Student-t interval, more a BCa bootstrap
-    drawn with ``seed``. When BCa is undefined (its acceleration or bias terms degenerate, e.g.
-    nearly all values tied) the percentile bootstrap from the same draws is used instead.
+    The interval is Student's t with the sd floored at ``resolution`` (one test image), widened from
+    ``BOOTSTRAP_THRESHOLD`` values on to also cover the studentized bootstrap interval (bootstrap-t,
+    ``n_resamples`` draws with ``seed``), which corrects for skewed accuracies. Simulated coverage
+    of the 95 % interval (docs/audit.md): 95-96 % at n = 10-50 on normal, grid-valued and skewed
+    data, where the BCa bootstrap this replaces covered 89-92 % at n = 10-20.
     """
     sample = as_sample(values, "values")
     check_probability(confidence, "confidence")
     check_positive_integer(n_resamples, "n_resamples")
+    resolution = check_resolution(resolution)
     rng = seeded_rng(seed)
     n = sample.size
     mean = float(np.mean(sample))
     if n == 1:
         return Summary(mean, 0.0, 1, mean, mean, "none", confidence)
-    if is_constant(sample):
+    constant = is_constant(sample)
+    if constant and resolution == 0:
         return Summary(mean, 0.0, n, mean, mean, "zero-variance", confidence)
-    std = float(np.std(sample, ddof=1))
+    std = 0.0 if constant else float(np.std(sample, ddof=1))
+    scale = floored(std, resolution) / math.sqrt(n)
+    quantile = float(stats.t.isf((1 - confidence) / 2, n - 1))
+    low, high = mean - quantile * scale, mean + quantile * scale
     if n < BOOTSTRAP_THRESHOLD:
-        low, high = stats.t.interval(confidence, n - 1, loc=mean, scale=std / math.sqrt(n))
-        return Summary(mean, std, n, float(low), float(high), "student-t", confidence)
-    with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
-        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
-        result = stats.bootstrap(
-            (sample,), np.mean, n_resamples=n_resamples, confidence_level=confidence,
-            method="BCa", vectorized=True, rng=rng,
-        )
-    low, high = result.confidence_interval
-    method = "bca-bootstrap"
-    if not (np.isfinite(low) and np.isfinite(high)):
-        result = stats.bootstrap(
-            (sample,), np.mean, n_resamples=0, confidence_level=confidence,
-            method="percentile", vectorized=True, bootstrap_result=result,
-        )
-        low, high = result.confidence_interval
-        method = "percentile-bootstrap"
-    return Summary(mean, std, n, float(low), float(high), method, confidence)
+        return Summary(mean, std, n, low, high, "student-t", confidence)
+    boot_low, boot_high = _bootstrap_t(sample, confidence, rng, n_resamples, resolution)
+    return Summary(mean, std, n, min(low, boot_low), max(high, boot_high), "student-t+bootstrap-t", confidence)
+
+
+RESAMPLES_PER_BATCH = 2**22
+"""Bootstrap-t resamples are drawn in batches of at most this many values."""
+
+
+def _bootstrap_t(sample: np.ndarray, confidence: float, rng: np.random.Generator, n_resamples: int,
+                 resolution: float) -> tuple[float, float]:
+    """The studentized bootstrap interval: quantiles of ``(mean* - mean) / se*`` over resamples,
+    every se floored at the resolution (resamples without spread and no resolution are left out)."""
+    n = sample.size
+    mean = float(np.mean(sample))
+    scale = floored(float(np.std(sample, ddof=1)), resolution) / math.sqrt(n)
+    studentized = []
+    batch = max(1, RESAMPLES_PER_BATCH // n)
+    for start in range(0, n_resamples, batch):
+        drawn = sample[rng.integers(0, n, size=(min(batch, n_resamples - start), n))]
+        errors = np.maximum(drawn.std(axis=1, ddof=1), resolution) / math.sqrt(n)
+        keep = errors > 0
+        studentized.append((drawn.mean(axis=1)[keep] - mean) / errors[keep])
+    t = np.concatenate(studentized)
+    if t.size == 0:
+        return mean, mean
+    upper, lower = np.quantile(t, [(1 + confidence) / 2, (1 - confidence) / 2])
+    return float(mean - upper * scale), float(mean - lower * scale)

@@ -42,6 +42,7 @@ from harness.audit.comparisons import Comparison, compare_pairs, paired_cells
 from harness.audit.config import AuditConfig
 from harness.audit.findings import Finding, rule_ids, touching
 from harness.core.errors import BenchError
+from harness.core.seeding import derive_seed
 from harness.run.cells import Cell
 
 ClaimVerdictName = Literal["supported", "not supported", "inconclusive"]
@@ -97,8 +98,10 @@ class ClaimTest:
 
 
 
-def _no_loss(setting: Setting, margin: float, alpha: float) -> NoLossResult | None:
+def _no_loss(setting: Setting, margin: float, level: float) -> NoLossResult | None:
+    """TOST at the claims' one-sided ``level`` (its interval is the two-sided ``1 - 2 level`` one)."""
     a = np.asarray(setting.a.values)
+    resolution = max(setting.a.resolution, setting.b.resolution if setting.b else 0.0)
     if setting.b is None:
         dense = setting.a.dense_values()
         if dense is None:
@@ -106,14 +109,20 @@ def _no_loss(setting: Setting, margin: float, alpha: float) -> NoLossResult | No
         b, paired = np.asarray(dense), True
     else:
         b, paired = np.asarray(setting.b.values), paired_cells(setting.a, setting.b)
-    equivalence = stats.tost(a, b, margin, alpha, paired=paired)
-    naive = stats.paired_t_test(a, b) if paired else stats.welch_test(a, b)
+    equivalence = stats.tost(a, b, margin, level, paired=paired, resolution=resolution)
+    naive = (stats.paired_t_test(a, b, resolution) if paired else stats.welch_test(a, b, resolution))
     inferiority = 1.0 - equivalence.lower_pvalue if math.isfinite(equivalence.lower_pvalue) else math.nan
     return NoLossResult(setting.label, len(a), equivalence.difference, equivalence, naive, inferiority)
 
 
 def _max_pvalue(pvalues: Sequence[float]) -> float:
     return max(pvalues) if pvalues and all(math.isfinite(p) for p in pvalues) else math.nan
+
+
+def one_sided(comparison: Comparison) -> float:
+    """The one-sided p-value that ``a`` beats ``b``, from the comparison's two-sided t test."""
+    p = comparison.pvalue
+    return p / 2 if comparison.difference > 0 else 1 - p / 2
 
 
 def prepare_claims(claims: Sequence[Claim], cells: Sequence[Cell], config: AuditConfig) -> list[ClaimTest]:
@@ -133,21 +142,25 @@ def prepare_claims(claims: Sequence[Claim], cells: Sequence[Cell], config: Audit
     comparisons = compare_pairs(all_pairs, config)
     by_pair = {(c.a, c.b): c for c in comparisons}
     tests = []
-    for claim, track, settings, stated, missing, aggregate in drafts:
+    for claim, track, settings, stated, missing, cross in drafts:
+        if cross is not None:
+            aggregate, pvalue, short = cross
+            tests.append(ClaimTest(claim, track, (), None, (), (), pvalue, math.nan, (), tuple(short), aggregate))
+            continue
         found = tuple(by_pair[(s.a.label, s.b.label)] for s in settings if s.b is not None and claim.kind == "beats")
         no_loss: tuple[NoLossResult, ...] = ()
         if claim.kind == "no-loss":
             margin = claim.margin or config.equivalence_margin
-            results = [_no_loss(s, margin, config.alpha) for s in settings]
+            results = [_no_loss(s, margin, config.claim_level) for s in settings]
             no_loss = tuple(r for r in results if r is not None)
             missing = missing + [f"{s.a.label}: dense accuracy not recorded" for s, r in zip(settings, results) if r is None]
             pvalue = _max_pvalue([r.equivalence.lower_pvalue for r in no_loss])
         else:
-            pvalue = _max_pvalue([c.pvalue for c in found])
+            pvalue = _max_pvalue([one_sided(c) for c in found])
         if not settings or missing:
             pvalue = math.nan
         tests.append(ClaimTest(claim, track, tuple(settings), stated, found, no_loss, pvalue, math.nan,
-                               tuple(reported_cells(claim, index)), tuple(missing), aggregate))
+                               tuple(reported_cells(claim, index)), tuple(missing), None))
     defined = [i for i, t in enumerate(tests) if math.isfinite(t.pvalue)]
     if defined:
         adjusted = stats.holm([tests[i].pvalue for i in defined])
@@ -156,14 +169,28 @@ def prepare_claims(claims: Sequence[Claim], cells: Sequence[Cell], config: Audit
     return tests
 
 
-def _cross_track(claim: Claim, cells: Sequence[Cell], config: AuditConfig) -> stats.AggregateEstimate | None:
+def _cross_track(claim: Claim, cells: Sequence[Cell], config: AuditConfig
+                 ) -> tuple[stats.AggregateEstimate | None, float, list[str]]:
+    """The probability of improvement across tasks, the one-sided p-value of the stratified
+    permutation test (nan when a task has fewer than ``min_seeds`` runs of either method: with one
+    run per task nothing within a task can be resampled or permuted), and the tasks short of runs."""
     method_b, twin_b = claim.baseline_entry()
     if twin_b:
         raise BenchError(f"claim {claim.name!r}: a claim across tracks compares two methods; name a method as baseline")
     targets = [c for c in cells if claim.target is None or c.key.target == claim.target]
     entries = task_entries(targets, methods=[claim.method, method_b])
     pair = pair_aggregate(entries, claim.method, method_b, config)
-    return pair.probability_of_improvement if pair else None
+    if pair is None:
+        return None, math.nan, []
+    short = [f"{entries[m][t].cell.label} has {len(entries[m][t].scores)}" for t in pair.tasks
+             for m in (claim.method, method_b) if len(entries[m][t].scores) < config.min_seeds]
+    if short:
+        return pair.probability_of_improvement, math.nan, [
+            f"fewer than {config.min_seeds} runs per task: {', '.join(short)}"]
+    pvalue = stats.improvement_permutation_test(
+        [entries[claim.method][t].scores for t in pair.tasks], [entries[method_b][t].scores for t in pair.tasks],
+        seed=derive_seed(config.seed, f"claim|{claim.name}"), n_resamples=config.n_resamples)
+    return pair.probability_of_improvement, pvalue, []
 
 
 @dataclass(frozen=True)
@@ -227,7 +254,7 @@ def judge(test: ClaimTest, findings: Sequence[Finding], config: AuditConfig) -> 
 def _decide(test: ClaimTest, related: Sequence[Finding], config: AuditConfig,
             evidence: dict[str, Any]) -> tuple[ClaimVerdictName, str]:
     if test.claim.track == ALL_TRACKS:
-        return _decide_cross_track(test, evidence)
+        return _decide_cross_track(test, config, evidence)
     if test.missing or not test.settings:
         what = "; ".join(test.missing) or "no matching runs"
         return "inconclusive", f"the records lack what the claim needs ({what}); run those cells with `bench run`"
@@ -252,11 +279,11 @@ def _decide_beats(test: ClaimTest, stated_unfair: list[str], config: AuditConfig
          c.minimum_detectable_difference, "verdict": c.verdict}
         for s, c in zip([s for s in test.settings if s.b is not None], test.comparisons)
     ]
-    shown = (test.pvalue_adjusted < config.alpha
+    shown = (test.pvalue_adjusted < config.claim_level
              and all(c.difference > 0 and c.difference >= c.minimum_detectable_difference for c in test.comparisons))
     if shown:
-        return "supported", (f"significant in every setting after Holm (p = {test.pvalue_adjusted:.3g}) "
-                             "by at least the detectable difference")
+        return "supported", (f"significant in every setting after Holm (one-sided p = {test.pvalue_adjusted:.3g} "
+                             f"< {config.claim_level:g}) by at least the detectable difference")
     compared = zip([s.label for s in test.settings if s.b is not None], test.comparisons)
     contradicted = [(label, c) for label, c in compared if c.verdict in ("worse", "equivalent")]
     if contradicted:
@@ -283,9 +310,10 @@ def _decide_no_loss(test: ClaimTest, stated_unfair: list[str], config: AuditConf
          "naive_pvalue": r.naive.pvalue}
         for r in test.no_loss
     ]
-    if test.pvalue_adjusted < config.alpha:
-        return "supported", f"non-inferior within {margin} in every setting (TOST lower test, Holm p = {test.pvalue_adjusted:.3g})"
-    inferior = [r for r in test.no_loss if r.inferiority_pvalue < config.alpha]
+    if test.pvalue_adjusted < config.claim_level:
+        return "supported", (f"non-inferior within {margin} in every setting (TOST lower test, Holm p = "
+                             f"{test.pvalue_adjusted:.3g} < {config.claim_level:g})")
+    inferior = [r for r in test.no_loss if r.inferiority_pvalue < config.claim_level]
     if inferior:
         return "not supported", f"accuracy drops by more than {margin} in {inferior[0].setting}"
     if stated_unfair:
@@ -293,15 +321,22 @@ def _decide_no_loss(test: ClaimTest, stated_unfair: list[str], config: AuditConf
     return "inconclusive", f"no loss beyond {margin} is not shown (TOST); a non-significant difference is not evidence of none"
 
 
-def _decide_cross_track(test: ClaimTest, evidence: dict[str, Any]) -> tuple[ClaimVerdictName, str]:
+def _decide_cross_track(test: ClaimTest, config: AuditConfig,
+                        evidence: dict[str, Any]) -> tuple[ClaimVerdictName, str]:
     estimate = test.aggregate
     if estimate is None:
         return "inconclusive", ("no task (track, target, family) where both methods have runs; structured and "
                                 "unstructured methods are not compared across tracks")
     evidence.update({"probability_of_improvement": estimate.estimate, "ci": [estimate.ci_low, estimate.ci_high],
-                     "tasks": estimate.n_tasks})
-    if estimate.ci_low > 0.5:
-        return "supported", f"probability of improvement {estimate.estimate:.2f} with interval above 0.5"
+                     "tasks": estimate.n_tasks, "test": "stratified-permutation"})
+    summary = f"probability of improvement {estimate.estimate:.2f} [{estimate.ci_low:.2f}, {estimate.ci_high:.2f}]"
+    if test.missing:
+        return "inconclusive", (f"{summary}, but {'; '.join(test.missing)}: run at least {config.min_seeds} seeds "
+                                "of both methods in every task")
+    if test.pvalue_adjusted < config.claim_level:
+        return "supported", (f"{summary} over {estimate.n_tasks} tasks; stratified permutation test, Holm "
+                             f"one-sided p = {test.pvalue_adjusted:.3g} < {config.claim_level:g}")
     if estimate.ci_high < 0.5:
-        return "not supported", f"probability of improvement {estimate.estimate:.2f} with interval below 0.5"
-    return "inconclusive", f"probability of improvement {estimate.estimate:.2f}, interval [{estimate.ci_low:.2f}, {estimate.ci_high:.2f}] includes 0.5"
+        return "not supported", f"{summary}: the interval lies below 0.5"
+    return "inconclusive", (f"{summary} over {estimate.n_tasks} tasks is not significant (stratified permutation "
+                            f"test, Holm one-sided p = {test.pvalue_adjusted:.3g})")
