@@ -1,0 +1,174 @@
+"""Calibration of the audit's statistics by simulation, through the code ``bench audit`` runs: sealed
+records -> cells -> comparisons -> claims -> rules -> verdicts (``harness.audit.audit``).
+
+Every scenario draws run records whose true difference is known, audits them and counts verdicts.
+``tests/test_calibration.py`` runs small versions; ``python tests/calibration.py`` prints the full
+table (2,000 replications per setting) quoted in docs/audit.md.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from audit_fixtures import record  # noqa: E402
+
+from harness.audit import AuditConfig, Claim, audit  # noqa: E402
+from harness.run.record import seal  # noqa: E402
+
+N_TEST = 359
+"""Test images of the simulated track (digits-cnn's test split): accuracies are multiples of 1/359."""
+CONFIG = AuditConfig(n_resamples=999)
+DENSE_ACC = {0: 341 / N_TEST, 1: 342 / N_TEST}
+"""Dense checkpoints' test accuracies, on the same grid of whole test images."""
+
+
+def on_grid(accuracy: np.ndarray, n_test: int = N_TEST) -> np.ndarray:
+    """Accuracies as a test set of ``n_test`` images measures them: whole images, within [0, 1]."""
+    return np.clip(np.round(np.asarray(accuracy) * n_test), 0, n_test) / n_test
+
+
+def entry(method: str, values: Sequence[float], *, twin: bool = False, track: str = "toy",
+          dense: Sequence[float] | None = None, dense_seeds: Sequence[int] | None = None) -> list:
+    """Sealed records of one cell: run ``i`` has seed ``i`` on dense checkpoint ``dense_seeds[i]``."""
+    seeds = dense_seeds if dense_seeds is not None else [i % 2 for i in range(len(values))]
+    dense = dense if dense is not None else [DENSE_ACC[s] for s in seeds]
+    return [seal(record(method=method, twin=twin, test_acc=float(value), seed=i, dense_seed=seeds[i], track=track,
+                        dense_test_acc=float(dense[i])))
+            for i, value in enumerate(values)]
+
+
+def twin_verdicts(draw: Callable[[np.random.Generator], tuple[np.ndarray, np.ndarray]], reps: int,
+                  seed: int = 0, config: AuditConfig = CONFIG) -> dict[str, float]:
+    """Share of each verdict of a method against its twin (the table comparison) over ``reps`` audits."""
+    rng = np.random.default_rng(seed)
+    counts: dict[str, int] = {"better": 0, "worse": 0, "tie": 0, "equivalent": 0}
+    for _ in range(reps):
+        a, b = draw(rng)
+        result = audit(entry("alpha", a) + entry("alpha", b, twin=True), config=config)
+        (comparison,) = result.comparisons
+        counts[comparison.verdict] += 1
+    return {k: v / reps for k, v in counts.items()}
+
+
+def grid_aa(n: int, spread_images: float, p: float = 0.97, n_test: int = N_TEST):
+    """A/A on the accuracy grid: both entries draw ``p`` plus normal noise of ``spread_images``
+    test images, measured in whole images."""
+    def draw(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        scale = spread_images / n_test
+        return (on_grid(p + scale * rng.standard_normal(n), n_test),
+                on_grid(p + scale * rng.standard_normal(n), n_test))
+    return draw
+
+
+def claim_rate(make_records: Callable[[np.random.Generator], list], claim: Claim, reps: int, seed: int = 0,
+               config: AuditConfig = CONFIG) -> dict[str, float]:
+    """Share of each claim verdict over ``reps`` audits of fresh records."""
+    rng = np.random.default_rng(seed)
+    counts = {"supported": 0, "not supported": 0, "inconclusive": 0}
+    for _ in range(reps):
+        (verdict,) = audit(make_records(rng), claims=[claim], config=config).claims
+        counts[verdict.verdict] += 1
+    return {k: v / reps for k, v in counts.items()}
+
+
+def beats_aa(n: int, std: float = 0.004, n_test: int = N_TEST):
+    """Two methods (and their twins) with the same accuracy distribution on one track."""
+    def make(rng: np.random.Generator) -> list:
+        records = []
+        for method in ("alpha", "beta"):
+            for twin in (False, True):
+                records += entry(method, on_grid(0.95 - 0.02 * twin + std * rng.standard_normal(n), n_test),
+                                 twin=twin)
+        return records
+    return make
+
+
+def no_loss_at_margin(n: int, margin: float, std: float = 0.004, n_test: int = N_TEST):
+    """A method that loses exactly ``margin`` against its dense checkpoints (the null of TOST's lower test)."""
+    def make(rng: np.random.Generator) -> list:
+        dense = np.array([DENSE_ACC[i % 2] for i in range(n)])
+        values = on_grid(dense - margin + std * rng.standard_normal(n), n_test)
+        twin = on_grid(dense - 0.05 + std * rng.standard_normal(n), n_test)
+        return entry("alpha", values, dense=dense) + entry("alpha", twin, twin=True, dense=dense)
+    return make
+
+
+def cross_track_aa(tracks: int, seeds: int, std: float = 0.004):
+    """Two methods with the same accuracy distribution on every track."""
+    def make(rng: np.random.Generator) -> list:
+        records = []
+        for t in range(tracks):
+            for method in ("alpha", "beta"):
+                for twin in (False, True):
+                    values = 0.95 - 0.02 * twin + std * rng.standard_normal(seeds)
+                    records += entry(method, np.round(values, 6), twin=twin, track=f"track-{t}",
+                                     dense_seeds=[i % 2 for i in range(seeds)])
+        return records
+    return make
+
+
+DATA = {
+    "normal": lambda rng, n: 0.93 + 0.004 * rng.standard_normal(n),
+    "grid": lambda rng, n: on_grid(0.97 + 1.5 / N_TEST * rng.standard_normal(n)),
+    "skewed": lambda rng, n: 0.995 - 0.004 * rng.gamma(1.0, size=n),
+}
+TRUE_MEAN = {"normal": 0.93, "skewed": 0.995 - 0.004}
+
+
+def true_mean(kind: str, rng: np.random.Generator) -> float:
+    if kind in TRUE_MEAN:
+        return TRUE_MEAN[kind]
+    return float(np.mean(DATA[kind](rng, 2_000_000)))
+
+
+def coverage(kind: str, n: int, reps: int, seed: int = 0, config: AuditConfig = CONFIG) -> float:
+    """Share of cells whose 95 % interval (the one R11 judges published numbers against) covers the
+    true mean, for ``n`` seeds of the given data."""
+    rng = np.random.default_rng(seed)
+    mean = true_mean(kind, np.random.default_rng(12345))
+    covered = 0
+    for index in range(reps):
+        result = audit(entry("alpha", DATA[kind](rng, n)), config=AuditConfig(n_resamples=config.n_resamples,
+                                                                            seed=index))
+        summary = result.cells[0].summary
+        covered += summary.ci_low <= mean <= summary.ci_high
+    return covered / reps
+
+
+def main() -> None:
+    reps = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
+    started = time.time()
+    print(f"replications per setting: {reps}")
+    for n in (3, 5, 10):
+        for spread in (0.0, 0.5, 1.5):
+            rates = twin_verdicts(grid_aa(n, spread), reps)
+            print(f"A/A twin on the 1/{N_TEST} grid, n={n}, spread {spread} images: "
+                  f"false better {rates['better']:.4f}, false worse {rates['worse']:.4f}")
+    beats = Claim(name="c", method="alpha", baseline="beta", schedule="ft", budget=10)
+    for n in (3, 5, 10):
+        rates = claim_rate(beats_aa(n), beats, reps)
+        print(f"A/A 'beats' claim, n={n}: supported {rates['supported']:.4f}")
+    margin = 0.01
+    no_loss = Claim(name="c", kind="no-loss", method="alpha", baseline="dense", schedule="ft", budget=10, margin=margin)
+    for n in (3, 5, 10):
+        rates = claim_rate(no_loss_at_margin(n, margin), no_loss, reps)
+        print(f"no-loss claim at the margin ({margin}), n={n}: supported {rates['supported']:.4f}")
+    cross = Claim(name="c", method="alpha", baseline="beta", track="*")
+    for seeds in (1, 2, 3, 5):
+        rates = claim_rate(cross_track_aa(4, seeds), cross, max(200, reps // 4))
+        print(f"A/A cross-track claim, 4 tracks, {seeds} seed(s) per task: supported {rates['supported']:.4f}")
+    for kind in DATA:
+        for n in (3, 5, 10, 20, 50):
+            print(f"coverage of the per-cell 95% interval, {kind}, n={n}: {coverage(kind, n, reps):.4f}")
+    print(f"({time.time() - started:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
