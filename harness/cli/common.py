@@ -88,14 +88,22 @@ class BenchCommand(TyperCommand):
 
 HELP_ONLY = "bench.help_only"
 """``ctx.meta`` key: the command line asks for a subcommand's help, so nothing is loaded or run."""
+GROUP_OPTIONS = "bench.group_options"
+"""``ctx.meta`` key: the command line gives an option before the subcommand's name."""
 
 
 class BenchGroup(TyperGroup):
     def get_params(self, ctx):
-        return _flags_without_type(super().get_params(ctx))
+        params = _flags_without_type(super().get_params(ctx))
+        if ctx.meta.get(HELP_ONLY) and not ctx.meta.get(GROUP_OPTIONS):
+            # Only a subcommand's help is asked for and no option of this group is given: leave the group's
+            # options out, so typer does not load its value coercion (pydantic) just to read their defaults.
+            return []
+        return params
 
     def parse_args(self, ctx, args):
         ctx.meta[HELP_ONLY] = ctx.meta.get(HELP_ONLY, False) or any(a in ctx.help_option_names for a in args)
+        ctx.meta[GROUP_OPTIONS] = bool(args) and args[0].startswith("-")
         return super().parse_args(ctx, args)
 
 
