@@ -32,7 +32,11 @@ def rich_audit(seed: int = 0):
                + to_records(ReportedResult(track=TRACK, method="alpha", target=TARGET, schedule="ft",
                                            budget_epochs=10, test_acc=0.97), "Paper | A")
                + to_records(ReportedResult(track=TRACK, method="omega", target=TARGET, schedule="ft",
-                                           budget_epochs=10, test_acc=0.97), "Paper B"))
+                                           budget_epochs=10, test_acc=0.97), "Paper B")
+               + to_records(ReportedResult(track=TRACK, method="beta", target=TARGET, schedule="ft",
+                                           budget_epochs=10, test_acc=0.9306, std=0.002, n=5), "Paper C")
+               + to_records(ReportedResult(track="paper-only", method="alpha", target=TARGET, schedule="ft",
+                                           budget_epochs=10, test_acc=0.9), "Paper D"))
     study = TuningStudy("alpha.ft", "alpha.json", TRACK, "alpha", False, TARGET, "ft", 10, "val", "val_acc", 4,
                         (0.90, 0.92, 0.91, 0.93), 0.93)
     claims = [Claim(name="alpha beats beta", method="alpha", baseline="beta", track=TRACK, schedule="ft", budget=10),
@@ -57,22 +61,98 @@ def test_reports_are_byte_identical_for_the_same_records_and_seed(written, tmp_p
     second = {p.name: p.read_bytes() for p in sorted(tmp_path.iterdir())}
     assert first == second
     assert {"REPORT.md", "report.html", "audit.json"} <= set(first)
-    for stem in ("budget-toy-half", "twin-toy-half", "macs-toy", "tuning-toy", "budget-toy2-half"):
+    for stem in ("retraining-toy-half", "curves-toy-half", "macs-toy", "tuning-toy", "retraining-toy2-half"):
         assert {f"{stem}.svg", f"{stem}.png"} <= set(first)
 
 
-def test_the_report_states_seed_version_and_groups_findings(written):
+def test_the_report_puts_the_summary_first_and_the_full_tables_last_and_collapsed(written):
     folder, _ = written
     text = (folder / "REPORT.md").read_text()
     assert f"harness version: `{__version__}`" in text and "audit seed: `7`" in text
-    assert text.index("### warn") < text.index("### info")
-    for section in ("## Claims", "## Findings", "## Leaderboard", "## Across tracks (R13)", "## Cells and comparisons",
-                    "## Plots", "## Rules"):
-        assert section in text
+    order = ["## Contents", "## Summary", "## Claims", "## Method vs random twin", "## Accuracy vs retraining budget",
+             "## Findings by rule", "## Leaderboard", "## More plots", "## Across tracks (R13)",
+             "## Cells and comparisons", "## Rules"]
+    assert [text.index(section) for section in order] == sorted(text.index(section) for section in order)
+    cells = text[text.index("## Cells and comparisons"):text.index("## Rules")]
+    assert cells.count("<details>") == cells.count("</details>") == cells.count("### ") > 0
+    assert "records: **" in text and "findings: **0 fail**" not in text  # the rich audit has a fail finding
     assert "Paper \\| A" in text  # table cells escape pipes
     assert "Detectable difference between entries" in text
     svg = (folder / "macs-toy.svg").read_text()
     assert "<dc:date>" not in svg and "Date" not in svg
+
+
+def test_findings_are_grouped_by_rule_with_the_fix_said_once(written):
+    folder, result = written
+    text = (folder / "REPORT.md").read_text()
+    section = text[text.index("## Findings by rule"):text.index("## Leaderboard")]
+    rules = {f.rule for f in result.findings}
+    assert section.count("\n### ") == len(rules)
+    for finding in result.findings:
+        assert section.count(f"*Fix:* {finding.fix}") <= 1 and finding.message.replace("|", "\\|") in section
+    severities = [s for s in ("fail", "warn", "info") if any(f.severity == s for f in result.findings)]
+    first = [next(f.rule for f in result.findings if f.severity == s) for s in severities]
+    assert [section.index(f"### {rule} ·") for rule in first] == sorted(section.index(f"### {rule} ·") for rule in first)
+
+
+def test_the_twin_matrix_shows_every_verdict_with_its_difference_and_colours_it(written):
+    folder, result = written
+    text = (folder / "REPORT.md").read_text()
+    matrix = text[text.index("## Method vs random twin"):text.index("## Accuracy vs retraining budget")]
+    assert "### toy · half" in matrix and "### toy2 · half" in matrix
+    assert "| alpha | structured | ▲ +" in matrix and "ft@10" in matrix and "clr@10" in matrix
+    page = (folder / "report.html").read_text()
+    assert '<td class="r v-better">▲ +' in page
+
+
+def test_every_heading_has_an_anchor_the_contents_link_to(written):
+    import re
+
+    folder, _ = written
+    page = (folder / "report.html").read_text()
+    ids = re.findall(r'<h[1-6] id="([^"]+)"', page)
+    assert len(ids) == len(set(ids)) == len(re.findall(r"<h[1-6]", page))
+    links = set(re.findall(r'href="#([^"]+)"', re.sub(r"<svg.*?</svg>", "", page, flags=re.S)))
+    assert links <= set(ids) and {"summary", "method-vs-random-twin", "findings-by-rule", "toy--half"} <= links
+    text = (folder / "REPORT.md").read_text()
+    assert "(#cells-and-comparisons)" in text  # GitHub's anchors, so REPORT.md's contents work there too
+
+
+def test_reported_numbers_show_the_papers_std_and_n(written):
+    folder, result = written
+    text = (folder / "REPORT.md").read_text()
+    assert "- tracks: toy, toy2 (reproduced); paper-only, toy (reported)" in text
+    row = next(line for line in text.splitlines() if "Paper C" in line and line.startswith("| beta"))
+    assert "| 5 (paper) |" in row and "93.06 ± 0.20" in row and "t, from the paper's std and n" in row
+    low, high = (float(v) for v in row.split("[")[1].split("]")[0].split(", "))
+    assert low < 93.06 < high and high - low > 0.3
+    single = next(line for line in text.splitlines() if "Paper B" in line and line.startswith("| omega"))
+    assert "1 number" in single and "± –" in single and "0.00" not in single
+    payload = json.loads((folder / "audit.json").read_text())
+    paper = next(c for c in payload["cells"] if c["cell"].endswith("[reported: Paper C]"))
+    assert (paper["reported_std"], paper["reported_n"]) == (0.002, 5)
+
+
+def test_plots_are_publication_quality(written):
+    from PIL import Image
+
+    from harness.publish.report.plots import MARKERS, PALETTE, PNG_DPI, looks
+
+    folder, _ = written
+    assert PNG_DPI >= 150
+    with Image.open(folder / "retraining-toy-half.png") as image:
+        assert round(image.info["dpi"][0]) >= 150
+    styles = looks([f"method-{i:02d}" for i in range(12)])
+    assert len({s.color for s in styles.values()}) == 12 and len({s.marker for s in styles.values()}) == 12
+    assert {s.color for s in styles.values()} <= set(PALETTE) and len(MARKERS) >= 12
+    many = looks([f"m{i:02d}" for i in range(30)])
+    assert len({(s.color, s.marker) for s in many.values()}) == 30
+    svg = (folder / "retraining-toy-half.svg").read_text()
+    for text in ("toy · half", "structured · ft", "structured · clr", "random twin", "no retraining"):
+        assert text in svg
+    assert "toy: test accuracy vs MACs at 10 epochs" in (folder / "macs-toy.svg").read_text()
+    curves = (folder / "curves-toy-half.svg").read_text()
+    assert "validation accuracy" in curves and "learning rate" in curves
 
 
 def test_html_is_self_contained(written):
@@ -86,7 +166,7 @@ def test_html_is_self_contained(written):
 
 def test_markdown_to_html_escapes_and_aligns():
     html = markdown_to_html("# T\n\n| a | b |\n| :--- | ---: |\n| <x> | `1\\|2` |\n\n- **bold** and *it*\n", [])
-    assert "<h1>T</h1>" in html and "&lt;x&gt;" in html and '<td class="r"><code>1|2</code></td>' in html
+    assert '<h1 id="t">T<a class="anchor" href="#t"' in html and "&lt;x&gt;" in html and '<td class="r"><code>1|2</code></td>' in html
     assert "<li><strong>bold</strong> and <em>it</em></li>" in html
     assert render_html("plain <b>text</b>", []).count("&lt;b&gt;") == 1
 

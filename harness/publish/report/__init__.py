@@ -10,13 +10,17 @@ from harness.publish.leaderboard import Leaderboard
 from harness.publish.report.html import render_html
 from harness.publish.report.markdown import render_markdown
 from harness.publish.report.payload import audit_payload, dumps
-from harness.publish.report.plots import make_plots
 
 REPORT_FILES = ("REPORT.md", "report.html", "audit.json")
+PLOT_PREFIXES = ("budget-", "twin-", "retraining-", "macs-", "curves-", "tuning-")
+"""Plot files a report writes (or wrote in earlier versions); stale ones are removed on rewrite."""
 
 
 def write_report(result: AuditResult, leaderboard: Leaderboard, out_dir: str | Path) -> list[Path]:
     """Write every report file into ``out_dir`` (created if needed); returns the paths written."""
+    # matplotlib is imported only when a report is written, not by `bench leaderboard`
+    from harness.publish.report.plots import make_plots
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     plots = make_plots(result)
@@ -27,6 +31,10 @@ def write_report(result: AuditResult, leaderboard: Leaderboard, out_dir: str | P
         "audit.json": dumps(audit_payload(result, leaderboard)),
     }
     written = []
+    names = {f"{plot.name}.{suffix}" for plot in plots for suffix in ("svg", "png")}
+    for stale in sorted(out.iterdir()):
+        if stale.name not in names and stale.suffix in (".svg", ".png") and stale.name.startswith(PLOT_PREFIXES):
+            stale.unlink()  # a plot of an earlier report that this one no longer draws
     for name, text in files.items():
         (out / name).write_text(text, encoding="utf-8")
         written.append(out / name)

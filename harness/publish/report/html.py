@@ -1,32 +1,52 @@
-"""``report.html``: the Markdown report as one self-contained page (inline CSS, plots as inline SVG).
+"""``report.html``: the Markdown report as one self-contained page (inline CSS, plots as inline SVG,
+no script, nothing fetched).
 
 The page is rendered from the Markdown text itself, so the two never disagree. The converter
-handles exactly the Markdown the report writes -- headings, paragraphs, bullet lists, pipe tables,
-images, inline code, bold, italics and links -- and escapes everything else.
+handles exactly the Markdown the report writes -- headings (each with the anchor GitHub would give
+it), paragraphs, bullet lists one level deep, pipe tables, images, inline code, bold, italics,
+links and ``<details>``/``<summary>`` blocks -- and escapes everything else. A table cell that
+starts with a verdict symbol (▲ ▼ ≈ ○) is coloured by it.
 """
 
 from __future__ import annotations
 
 import html
 import re
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-from harness.publish.report.plots import Plot
+from harness.publish.report.markdown import VERDICT_SYMBOL, anchors
+
+if TYPE_CHECKING:
+    from harness.publish.report.plots import Plot
 
 CSS = """
-body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2rem auto; max-width: 1200px;
-       padding: 0 1rem; color: #1f2328; line-height: 1.45; }
-h1 { border-bottom: 2px solid #d0d7de; padding-bottom: .3rem; }
-h2 { border-bottom: 1px solid #d0d7de; padding-bottom: .2rem; margin-top: 2rem; }
-table { border-collapse: collapse; margin: .5rem 0 1rem; font-size: .85rem; display: block; overflow-x: auto; }
-th, td { border: 1px solid #d0d7de; padding: .25rem .5rem; }
+:root { --better: #d7f0dd; --worse: #f8d4d0; --equivalent: #d8e8f6; --tie: #f1f1f1; }
+body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 1.5rem auto; max-width: 1200px;
+       padding: 0 1rem; color: #1f2328; line-height: 1.4; font-size: 15px; }
+h1 { border-bottom: 2px solid #d0d7de; padding-bottom: .3rem; margin-bottom: .6rem; }
+h2 { border-bottom: 1px solid #d0d7de; padding-bottom: .2rem; margin: 1.6rem 0 .6rem; }
+h3 { margin: 1.1rem 0 .4rem; font-size: 1.05rem; }
+h1 a.anchor, h2 a.anchor, h3 a.anchor { color: #b0b7bf; text-decoration: none; margin-left: .35rem;
+       font-size: .8em; visibility: hidden; }
+h1:hover a.anchor, h2:hover a.anchor, h3:hover a.anchor { visibility: visible; }
+p { margin: .4rem 0; }
+table { border-collapse: collapse; margin: .4rem 0 .9rem; font-size: .82rem; display: block; overflow-x: auto; }
+th, td { border: 1px solid #d0d7de; padding: .18rem .45rem; }
 th { background: #f6f8fa; }
 td.r, th.r { text-align: right; }
 tr:nth-child(even) td { background: #fbfcfd; }
+td.v-better { background: var(--better) !important; }
+td.v-worse { background: var(--worse) !important; }
+td.v-equivalent { background: var(--equivalent) !important; }
+td.v-tie { background: var(--tie) !important; color: #57606a; }
 code { background: #f6f8fa; padding: .1rem .25rem; border-radius: 4px; font-size: .85em; }
-li { margin: .2rem 0; }
-figure { margin: 1rem 0; }
+ul { margin: .3rem 0; padding-left: 1.4rem; }
+li { margin: .15rem 0; }
+details { margin: .3rem 0 .8rem; border: 1px solid #d0d7de; border-radius: 6px; padding: .3rem .6rem; }
+summary { cursor: pointer; color: #0969da; }
+figure { margin: .6rem 0; }
 figure svg { max-width: 100%; height: auto; }
+nav.contents li { margin: .1rem 0; }
 """
 _INLINE = [
     (re.compile(r"\*\*([^*]+)\*\*"), r"<strong>\1</strong>"),
@@ -36,6 +56,8 @@ _INLINE = [
 _IMAGE = re.compile(r"^!\[([^\]]*)\]\(([^)]+)\.svg\)$")
 _PNG_LINK = re.compile(r"^\(\[PNG\]\([^)]+\)\)$")
 _SVG_START = re.compile(r"<svg\b")
+_SUMMARY = re.compile(r"^<summary>(.*)</summary>$")
+_VERDICT_CLASS = {symbol: f"v-{verdict}" for verdict, symbol in VERDICT_SYMBOL.items()}
 
 
 def inline(text: str) -> str:
@@ -63,12 +85,37 @@ def _table(lines: list[str]) -> str:
     align = ["r" if m.endswith(":") and not m.startswith(":") else "" for m in marks]
 
     def cell(tag: str, text: str, column: int) -> str:
-        css = f' class="{align[column]}"' if column < len(align) and align[column] else ""
+        classes = [align[column]] if column < len(align) and align[column] else []
+        if tag == "td" and text[:1] in _VERDICT_CLASS:
+            classes.append(_VERDICT_CLASS[text[:1]])
+        css = f' class="{" ".join(classes)}"' if classes else ""
         return f"<{tag}{css}>{inline(text)}</{tag}>"
 
     head = "".join(cell("th", text, i) for i, text in enumerate(header))
     body = "\n".join("<tr>" + "".join(cell("td", text, i) for i, text in enumerate(row)) + "</tr>" for row in rows)
     return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>"
+
+
+def _list(lines: list[str]) -> str:
+    """Bullet items, ``  - `` items nested one level under the item before them."""
+    out = ["<ul>"]
+    nested = False
+    for line in lines:
+        if line.startswith("  - "):
+            if not nested:
+                out[-1] = out[-1].removesuffix("</li>")
+                out.append("<ul>")
+                nested = True
+            out.append(f"<li>{inline(line[4:])}</li>")
+            continue
+        if nested:
+            out.append("</ul></li>")
+            nested = False
+        out.append(f"<li>{inline(line[2:])}</li>")
+    if nested:
+        out.append("</ul></li>")
+    out.append("</ul>")
+    return "\n".join(out)
 
 
 def inline_svg(svg: str) -> str:
@@ -77,18 +124,33 @@ def inline_svg(svg: str) -> str:
     return svg[match.start():].strip() if match else ""
 
 
-def markdown_to_html(markdown: str, plots: Sequence[Plot]) -> str:
+def _is_list(line: str, first: bool) -> bool:
+    return line.startswith("- ") or (not first and line.startswith("  - "))
+
+
+def markdown_to_html(markdown: str, plots: Sequence["Plot"]) -> str:
     svgs = {plot.name: plot for plot in plots}
     blocks: list[str] = []
     lines = markdown.splitlines()
+    heading_ids = iter(anchors(line.lstrip("#").strip() for line in lines if line.startswith("#")))
     index = 0
+    in_contents = False
     while index < len(lines):
         line = lines[index]
         if not line.strip() or _PNG_LINK.match(line):
             index += 1
         elif line.startswith("#"):
             level = len(line) - len(line.lstrip("#"))
-            blocks.append(f"<h{level}>{inline(line[level:].strip())}</h{level}>")
+            anchor = next(heading_ids)
+            blocks.append(f'<h{level} id="{anchor}">{inline(line[level:].strip())}'
+                          f'<a class="anchor" href="#{anchor}" aria-label="link to this section">#</a></h{level}>')
+            in_contents = anchor == "contents"
+            index += 1
+        elif line == "<details>" or line == "</details>":
+            blocks.append(line)
+            index += 1
+        elif _SUMMARY.match(line):
+            blocks.append(f"<summary>{inline(_SUMMARY.match(line).group(1))}</summary>")
             index += 1
         elif line.startswith("|"):
             end = index
@@ -97,11 +159,11 @@ def markdown_to_html(markdown: str, plots: Sequence[Plot]) -> str:
             blocks.append(_table(lines[index:end]))
             index = end
         elif line.startswith("- "):
-            end = index
-            while end < len(lines) and lines[end].startswith("- "):
+            end = index + 1
+            while end < len(lines) and _is_list(lines[end], False):
                 end += 1
-            items = "\n".join(f"<li>{inline(item[2:])}</li>" for item in lines[index:end])
-            blocks.append(f"<ul>\n{items}\n</ul>")
+            rendered = _list(lines[index:end])
+            blocks.append(f'<nav class="contents">\n{rendered}\n</nav>' if in_contents else rendered)
             index = end
         elif _IMAGE.match(line):
             alt, name = _IMAGE.match(line).groups()
@@ -111,14 +173,15 @@ def markdown_to_html(markdown: str, plots: Sequence[Plot]) -> str:
             index += 1
         else:
             end = index + 1
-            while end < len(lines) and lines[end].strip() and not lines[end].startswith(("#", "|", "- ", "![")):
+            while end < len(lines) and lines[end].strip() and not lines[end].startswith(("#", "|", "- ", "![", "<")):
                 end += 1
             blocks.append(f"<p>{inline(' '.join(lines[index:end]))}</p>")
             index = end
     return "\n".join(blocks)
 
 
-def render_html(markdown: str, plots: Sequence[Plot], title: str = "prune-bench audit report") -> str:
+def render_html(markdown: str, plots: Sequence["Plot"], title: str = "prune-bench audit report") -> str:
     body = markdown_to_html(markdown, plots)
-    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{html.escape(title)}</title>\n'
+    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">\n<title>{html.escape(title)}</title>\n'
             f"<style>{CSS}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n")

@@ -15,6 +15,7 @@ from typing import Any
 from harness.audit.comparisons import Cell
 from harness.audit.engine import AuditResult
 from harness.publish.leaderboard import Leaderboard
+from harness.publish.report.markdown import reported_spread
 
 
 def finite(value: Any) -> Any:
@@ -32,6 +33,7 @@ def finite(value: Any) -> Any:
 def cell_payload(cell: Cell) -> dict[str, Any]:
     key = cell.key
     summary = cell.summary
+    reported_std, reported_n = reported_spread(cell)
     return {
         "cell": cell.label, "track": key.track, "method": key.method, "twin": key.twin, "target": key.target,
         "schedule": key.schedule, "budget_epochs": key.budget_epochs, "source": key.source,
@@ -44,6 +46,7 @@ def cell_payload(cell: Cell) -> dict[str, Any]:
         "params_before": cell.mean_of("params_before"), "params_after": cell.mean_of("params_after"),
         "sparsity": cell.mean_of("sparsity"), "retrain_steps": cell.mean_of("retrain_steps"),
         "seeds": [[dense_seed, seed] for _, dense_seed, seed in cell.pairing],
+        "reported_std": reported_std, "reported_n": reported_n,
     }
 
 

@@ -1,16 +1,23 @@
 """The report's plots, drawn with matplotlib's Agg canvas and no pyplot state.
 
-* accuracy vs retraining budget, one panel per method, one line per schedule with its
-  confidence band (the view of Le & Hua's Figure 2);
-* each method minus its random twin vs budget, one panel per schedule;
-* accuracy vs MACs at the largest budget, each method under its best schedule (on validation),
-  twins hollow, the dense model as a star;
-* expected best validation accuracy vs tuning trials per study, when tuning histories exist.
+* ``retraining``: accuracy vs retraining budget per schedule, structured and unstructured methods
+  in separate rows, each method solid and its random twin dashed, with interval bands and the
+  one-shot (no-retraining) result at budget 0 -- the view of Le & Hua's Figure 2;
+* ``macs``: accuracy vs MACs at the largest budget, each method under its best schedule (chosen on
+  validation), structured and unstructured apart, points of one operating point spread side by
+  side and labelled with their schedule;
+* ``curves``: per-epoch validation accuracy and learning rate of chosen cells (each family's
+  leader at the largest budget and its twin, under every schedule);
+* ``tuning``: expected best validation accuracy vs tuning trials, when tuning histories exist.
+
+Every method keeps one colour and marker across all plots, from a colour-blind-safe palette
+(Okabe & Ito's eight, then four of Paul Tol's muted colours) paired with twelve distinct markers,
+so twelve methods stay apart in colour *and* shape, more in the pair. Lines that coincide stay
+visible: methods are offset slightly along the budget axis and differ in marker.
 
 Files are byte-identical across runs: the SVG hash salt is fixed, text stays text (no font
-subsetting), and no date or version goes into the metadata. Figures are laid out with fixed
-margins and one legend per figure: constrained layout and per-panel legends cost seconds on a
-large leaderboard.
+subsetting), and no date or version goes into the metadata. Legends are measured once and the
+figure grows to hold them, so nothing is cut off; no constrained layout (it costs seconds).
 """
 
 from __future__ import annotations
@@ -26,35 +33,48 @@ import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
 from harness.audit.comparisons import (
     Cell,
-    Comparison,
     best_by_validation,
     schedule_order,
 )
 from harness.audit.engine import AuditResult
 from harness.audit.tuning import TuningStudy
+from harness.publish.report.markdown import budget_label
 
 STYLE = {
     "svg.hashsalt": "prune-bench",
     "svg.fonttype": "none",
     "font.family": "DejaVu Sans",
     "font.size": 8,
-    "axes.titlesize": 9,
-    "legend.fontsize": 7,
+    "axes.titlesize": 8.5,
+    "figure.titlesize": 10,
+    "legend.fontsize": 7.5,
     "axes.grid": True,
     "grid.alpha": 0.3,
+    "grid.linewidth": 0.6,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "lines.linewidth": 1.4,
 }
 SVG_METADATA = {"Date": None, "Creator": "prune-bench"}
 PNG_METADATA = {"Software": "prune-bench"}
-PNG_DPI = 90
-PANEL_SIZE = (3.2, 2.4)
-MIN_WIDTH = 5.5
-LEGEND_COLUMNS = 6
-LEGEND_ROW = 0.2
-"""Inches per legend row at the bottom of a figure."""
-MAX_COLUMNS = 3
+PNG_DPI = 150
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000", "#882255",
+           "#999933", "#332288", "#44AA99", "#F0E442")
+"""Okabe & Ito's colour-blind-safe eight with Paul Tol's wine, olive, indigo and teal (the pale yellow last)."""
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "p", "h", "*")
+SCHEDULE_LINES = {"none": ":", "ft": "-", "lrw": "--", "slr": "-.", "clr": (0, (1, 1))}
+DENSE_COLOR = "0.45"
+PANEL = (2.3, 1.9)
+"""Width and height of one panel, inches."""
+MARGIN = {"left": 0.7, "right": 0.2, "top": 0.62, "bottom": 0.5, "wspace": 0.32, "hspace": 0.5, "legend_gap": 0.08}
+"""Inches around and between panels (``bottom`` holds the x tick labels and label; ``legend_gap`` the
+space under the legend)."""
+FAMILIES = ("structured", "unstructured")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -65,58 +85,74 @@ class Plot:
     caption: str
     svg: str
     png: bytes
+    kind: str = "other"
+    """Where the report shows it: ``retraining``, ``macs``, ``curves`` or ``tuning``."""
+    track: str = ""
+    target: str = ""
+
+
+@dataclass(frozen=True)
+class Look:
+    color: str
+    marker: str
 
 
 def file_stem(*parts: str) -> str:
     return "-".join(_UNSAFE.sub("_", p) for p in parts)
 
 
-def _colors(methods: Sequence[str]) -> dict[str, tuple]:
-    palette = matplotlib.colormaps["tab10"]
-    return {m: palette(i % 10) for i, m in enumerate(sorted(methods))}
+def looks(methods: Sequence[str]) -> dict[str, Look]:
+    """One colour and marker per method (sorted by name), the same in every plot of a report."""
+    return {m: Look(PALETTE[i % len(PALETTE)], MARKERS[(i + i // len(MARKERS)) % len(MARKERS)])
+            for i, m in enumerate(sorted(set(methods)))}
 
 
-def _panels(count: int, legend_rows: int = 1) -> tuple[Figure, list]:
-    """A grid of panels sharing both axes (so levels compare across panels; only the outer panels
-    carry tick labels), with room above for the title and below for a figure-wide legend."""
-    columns = min(MAX_COLUMNS, count)
-    rows = math.ceil(count / columns)
-    width = max(PANEL_SIZE[0] * columns, MIN_WIDTH)
-    top, bottom = 0.8, LEGEND_ROW * legend_rows + 0.65
-    height = PANEL_SIZE[1] * rows + top + bottom
-    figure = Figure(figsize=(width, height))
+# -- figure layout ------------------------------------------------------------------------------
+def _grid(rows: int, columns: int, sharey: bool | str = "row", panel: tuple[float, float] = PANEL,
+          sharex: bool | str = True) -> tuple[Figure, np.ndarray]:
+    """Panels on a grid, sized in inches; the final margins are set by :func:`_finish`."""
+    width = MARGIN["left"] + MARGIN["right"] + panel[0] * columns + MARGIN["wspace"] * (columns - 1)
+    height = MARGIN["top"] + MARGIN["bottom"] + panel[1] * rows + MARGIN["hspace"] * (rows - 1)
+    figure = Figure(figsize=(max(width, 5.0), height))
     FigureCanvasAgg(figure)
-    figure.subplots_adjust(left=0.7 / width, right=1 - 0.15 / width, top=1 - top / height, bottom=bottom / height,
-                           wspace=0.25, hspace=0.3)
-    grid = figure.subplots(rows, columns, squeeze=False, sharex=True, sharey=True)
-    axes = grid.ravel().tolist()
-    for axis in axes[count:]:
-        axis.set_visible(False)
-    for index, axis in enumerate(axes[:count]):
-        below = index + columns
-        axis.tick_params(labelbottom=below >= count, labelleft=index % columns == 0)
-    return figure, axes[:count]
+    axes = figure.subplots(rows, columns, squeeze=False, sharex=sharex, sharey=sharey)
+    figure._pb_panel = (panel, rows, columns)  # type: ignore[attr-defined]
+    return figure, axes
 
 
-def _rows(labels: int, columns: int = LEGEND_COLUMNS) -> int:
-    return max(1, math.ceil(labels / columns))
-
-
-def _finish(figure: Figure, axes: list, title: str, xlabel: str, ylabel: str, columns: int = LEGEND_COLUMNS,
-            legend_title: str | None = None) -> tuple[str, bytes]:
-    """Title, shared axis labels and one legend for the whole figure (first handle of each label)."""
-    handles: dict[str, object] = {}
-    for axis in axes:
-        for handle, text in zip(*axis.get_legend_handles_labels()):
-            handles.setdefault(text, handle)
+def _finish(figure: Figure, axes: Sequence, title: str, xlabel: str, ylabel: str,
+            handles: Sequence[tuple[object, str]] = (), legend_title: str | None = None,
+            legend_columns: int | None = None) -> tuple[str, bytes]:
+    """Title, axis labels and one legend below the panels, measured so the figure holds all of it."""
+    (panel_w, panel_h), rows, columns = figure._pb_panel  # type: ignore[attr-defined]
+    width = figure.get_figwidth()
+    legend_height = 0.0
+    legend = None
     if handles:
-        figure.legend(list(handles.values()), list(handles), loc="lower center", ncols=min(columns, len(handles)),
-                      frameon=False, title=legend_title, title_fontsize=7)
-    figure.suptitle(title)
-    height = figure.get_figheight()
-    rows = _rows(len(handles), columns) if handles else 0
-    figure.supxlabel(xlabel, y=(LEGEND_ROW * rows + 0.25) / height, va="center")
-    figure.supylabel(ylabel)
+        renderer = figure.canvas.get_renderer()
+        for ncols in range(legend_columns or min(len(handles), 8), 0, -1):
+            legend = figure.legend([h for h, _ in handles], [t for _, t in handles], loc="lower center",
+                                   ncols=ncols, frameon=False, title=legend_title, title_fontsize=7.5,
+                                   handlelength=2.6, columnspacing=1.2, borderaxespad=0.2)
+            box = legend.get_window_extent(renderer)
+            if box.width <= 0.97 * width * figure.dpi or ncols == 1:
+                legend_height = box.height / figure.dpi
+                break
+            legend.remove()
+    grid_height = panel_h * rows + MARGIN["hspace"] * (rows - 1)
+    bottom = MARGIN["bottom"] + legend_height + (MARGIN["legend_gap"] if handles else 0.0)
+    height = MARGIN["top"] + grid_height + bottom
+    figure.set_size_inches(width, height)
+    grid_width = width - MARGIN["left"] - MARGIN["right"]
+    figure.subplots_adjust(left=MARGIN["left"] / width, right=1 - MARGIN["right"] / width,
+                           top=1 - MARGIN["top"] / height, bottom=bottom / height,
+                           wspace=MARGIN["wspace"] / ((grid_width - MARGIN["wspace"] * (columns - 1)) / columns),
+                           hspace=MARGIN["hspace"] / panel_h)
+    if legend is not None:
+        legend.set_bbox_to_anchor((0.5, MARGIN["legend_gap"] / height), transform=figure.transFigure)
+    figure.suptitle(title, y=1 - 0.12 / height, va="top")
+    figure.supxlabel(xlabel, y=(legend_height + MARGIN["legend_gap"] + 0.12) / height, va="bottom", fontsize=8)
+    figure.supylabel(ylabel, x=0.12 / width, fontsize=8)
     return _render(figure)
 
 
@@ -127,146 +163,322 @@ def _render(figure: Figure) -> tuple[str, bytes]:
     return svg.getvalue(), png.getvalue()
 
 
-def _percent(values: Sequence[float]) -> np.ndarray:
-    return 100 * np.asarray(values, dtype=float)
+def _hide_unused(axes: np.ndarray, used: set[tuple[int, int]]) -> None:
+    for (row, column), axis in np.ndenumerate(axes):
+        if (row, column) not in used:
+            axis.set_visible(False)
 
 
-def _line(axis, x: Sequence[float], mean: np.ndarray, low: np.ndarray, high: np.ndarray, color, label: str) -> None:
-    """A line with its interval as a band; a single point gets error bars instead."""
-    if len(x) == 1:
-        axis.errorbar(x, mean, yerr=[np.nan_to_num(mean - low), np.nan_to_num(high - mean)], fmt="o", color=color,
-                      markersize=4, capsize=2, label=label)
-        return
-    axis.plot(x, mean, "-", color=color, marker="o", markersize=3, label=label)
+def _percent(values: Sequence[float | None]) -> np.ndarray:
+    return 100 * np.asarray([math.nan if v is None else v for v in values], dtype=float)
+
+
+# -- accuracy axes --------------------------------------------------------------------------------
+ERROR_FLOOR = 0.05
+"""Percent: where the error-scaled accuracy axis stops (99.95%)."""
+ACCURACY_TICKS = (0, 20, 50, 80, 90, 95, 98, 99, 99.5, 99.8, 99.9)
+
+
+def _error_scale(axis, values: np.ndarray) -> bool:
+    """Scale an accuracy axis by the error (log of 100 - accuracy) when the values span more than a
+    decade of error -- one-shot results far below the retrained ones -- so both stay readable."""
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return False
+    errors = np.clip(100 - finite, ERROR_FLOOR, None)
+    if errors.max() / errors.min() < 10:
+        return False
+
+    def forward(a):
+        return -np.log10(np.clip(100 - np.asarray(a, dtype=float), ERROR_FLOOR, None))
+
+    def inverse(y):
+        return 100 - np.power(10.0, -np.asarray(y, dtype=float))
+
+    axis.set_yscale("function", functions=(forward, inverse))
+    low, high = max(0.0, float(finite.min()) - 5), min(100 - ERROR_FLOOR, 100 - float(errors.min()) / 2)
+    axis.set_ylim(low, high)
+    axis.yaxis.set_major_locator(FixedLocator([t for t in ACCURACY_TICKS if low <= t <= high]))
+    axis.yaxis.set_minor_locator(NullLocator())
+    axis.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    return True
+
+
+def _offsets(count: int, span: float) -> list[float]:
+    """Small offsets along x that keep coinciding points and lines apart."""
+    if count <= 1:
+        return [0.0] * count
+    step = span * 0.012
+    return [(i - (count - 1) / 2) * step for i in range(count)]
+
+
+def _series(axis, x: np.ndarray, mean: np.ndarray, low: np.ndarray, high: np.ndarray, look: Look, twin: bool,
+            label: str | None = None) -> None:
+    """One line with its interval band; the twin dashed with hollow markers and a fainter band."""
+    style = "--" if twin else "-"
+    axis.plot(x, mean, linestyle=style, color=look.color, marker=look.marker, markersize=3.6 if twin else 4,
+              markerfacecolor="white" if twin else look.color, markeredgewidth=0.9, linewidth=1.0 if twin else 1.4,
+              label=label, zorder=3 if twin else 4)
     finite = np.isfinite(low) & np.isfinite(high)
-    if finite.any():
-        axis.fill_between(np.asarray(x)[finite], low[finite], high[finite], color=color, alpha=0.15, linewidth=0)
+    if finite.sum() >= 2:
+        axis.fill_between(x[finite], low[finite], high[finite], color=look.color, alpha=0.06 if twin else 0.13,
+                          linewidth=0, zorder=1)
+    elif finite.any():
+        axis.errorbar(x[finite], mean[finite], yerr=[mean[finite] - low[finite], high[finite] - mean[finite]],
+                      fmt="none", ecolor=look.color, elinewidth=0.8, capsize=1.5, zorder=2)
 
 
-def _band(axis, x: Sequence[float], cells: Sequence[Cell], color, label: str) -> None:
-    _line(axis, x, _percent([c.mean for c in cells]), _percent([c.summary.ci_low for c in cells]),
-          _percent([c.summary.ci_high for c in cells]), color, label)
+def _method_handles(methods: Sequence[str], styles: dict[str, Look], twins: bool = True) -> list[tuple[object, str]]:
+    handles: list[tuple[object, str]] = [
+        (Line2D([], [], color=styles[m].color, marker=styles[m].marker, markersize=4.5, linewidth=1.4), m)
+        for m in methods]
+    if twins:
+        handles.append((Line2D([], [], color="0.3", linestyle="--", marker="o", markerfacecolor="white",
+                               markersize=4, linewidth=1.0), "random twin (dashed, hollow)"))
+    return handles
 
 
-def _budget_figure(track: str, target: str, cells: Sequence[Cell]) -> Plot | None:
-    cells = [c for c in cells if c.key.budget_epochs > 0]
-    methods = sorted({c.key.method for c in cells if not c.key.twin})
-    if not methods:
+def _family(cells: Sequence[Cell]) -> dict[str, list[Cell]]:
+    by_family: dict[str, list[Cell]] = defaultdict(list)
+    for cell in cells:
+        by_family[cell.family].append(cell)
+    return {f: by_family[f] for f in FAMILIES if f in by_family}
+
+
+def _summary_arrays(cells: Sequence[Cell]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return (_percent([c.mean for c in cells]), _percent([c.summary.ci_low if c.summary else None for c in cells]),
+            _percent([c.summary.ci_high if c.summary else None for c in cells]))
+
+
+# -- accuracy vs retraining budget (Figure 2) -----------------------------------------------------
+def _retraining_figure(track: str, target: str, cells: Sequence[Cell], styles: dict[str, Look]) -> Plot | None:
+    schedules = sorted({c.key.schedule for c in cells if c.key.budget_epochs > 0}, key=schedule_order)
+    families = _family(cells)
+    if not schedules or not families:
         return None
-    schedules = sorted({c.key.schedule for c in cells}, key=schedule_order)
-    colors = _colors(schedules)
-    figure, axes = _panels(len(methods), _rows(len(schedules) + 1))
-    for axis, method in zip(axes, methods):
-        mine = [c for c in cells if c.key.method == method and not c.key.twin]
-        for schedule in schedules:
-            line = sorted((c for c in mine if c.key.schedule == schedule), key=lambda c: c.key.budget_epochs)
-            if not line:
-                continue
-            _band(axis, [c.key.budget_epochs for c in line], line, colors[schedule], schedule)
-        dense = [v for v in (c.mean_of("dense_test_acc") for c in mine) if v is not None]
-        if dense:
-            axis.axhline(100 * float(np.mean(dense)), color="0.4", linestyle=":", linewidth=1, label="dense")
-        axis.set_title(method)
-    svg, png = _finish(figure, axes, f"{track} · {target}: accuracy vs retraining budget (95% CI bands)",
-                       "retraining budget (epochs)", "test accuracy (%)")
-    return Plot(file_stem("budget", track, target), f"{track} · {target}: accuracy vs retraining budget",
-                "Mean test accuracy across seeds with 95% confidence bands, one line per schedule; the dotted line "
-                "is the dense model (one-shot results without retraining are in the tables).", svg, png)
+    budgets = sorted({c.key.budget_epochs for c in cells})
+    span = max(budgets) - min(budgets) or 1
+    figure, axes = _grid(len(families), len(schedules))
+    shown: set[str] = set()
+    has_dense = scaled = False
+    for row, (family, members) in enumerate(families.items()):
+        methods = sorted({c.key.method for c in members})
+        offsets = dict(zip(methods, _offsets(len(methods), span)))
+        by_key = {(c.key.method, c.key.twin, c.key.schedule, c.key.budget_epochs): c for c in members}
+        values = _percent([c.mean for c in members] + [c.summary.ci_low for c in members if c.summary])
+        dense = [v for v in (c.mean_of("dense_test_acc") for c in members if not c.key.twin) if v is not None]
+        for column, schedule in enumerate(schedules):
+            axis = axes[row, column]
+            for method in methods:
+                for twin in (False, True):
+                    line = [by_key[k] for k in sorted(by_key) if k[0] == method and k[1] == twin
+                            and (k[2] == schedule or k[3] == 0)]
+                    line.sort(key=lambda c: c.key.budget_epochs)
+                    if not line:
+                        continue
+                    x = np.array([c.key.budget_epochs for c in line], dtype=float) + offsets[method]
+                    _series(axis, x, *_summary_arrays(line), styles[method], twin)
+                    shown.add(method)
+            if dense:
+                axis.axhline(100 * float(np.mean(dense)), color=DENSE_COLOR, linestyle=":", linewidth=1.0, zorder=0)
+                has_dense = True
+            if column == 0:
+                scaled = _error_scale(axis, np.append(values, 100 * float(np.mean(dense)) if dense else np.nan)) or scaled
+            axis.set_title(f"{family} · {schedule}")
+            axis.set_xticks(budgets)
+            axis.tick_params(labelbottom=True)
+    handles = _method_handles(sorted(shown), styles)
+    if has_dense:
+        handles.append((Line2D([], [], color=DENSE_COLOR, linestyle=":", linewidth=1.0), "dense model"))
+    title = f"{track} · {target}: test accuracy vs retraining budget, per schedule (mean, 95% CI band)"
+    svg, png = _finish(figure, axes.ravel(), title, "retraining budget (epochs; 0 = no retraining)",
+                       "test accuracy (%, axis scaled by the error)" if scaled else "test accuracy (%)", handles)
+    return Plot(file_stem("retraining", track, target), f"{track} · {target}: accuracy vs retraining budget",
+                "Each method (solid, filled markers) and its random twin (dashed, hollow: the same layer sizes, "
+                "channels or weights chosen at random) under each schedule, mean test accuracy over seeds with 95% "
+                "bands; budget 0 is the one-shot result without retraining, shared by every schedule. Structured and "
+                "unstructured methods are in separate rows; methods are offset slightly along the budget axis so "
+                "coinciding lines stay visible. Where one-shot and retrained accuracies are far apart the accuracy "
+                "axis is scaled by the error (log of 100 − accuracy).", svg, png, "retraining", track, target)
 
 
-def _twin_figure(track: str, target: str, comparisons: Sequence[Comparison], cells: dict[str, Cell]) -> Plot | None:
-    mine = [c for c in comparisons
-            if c.kind == "twin" and cells[c.a].key.target == target and cells[c.a].key.budget_epochs > 0]
-    if not mine:
-        return None
-    schedules = sorted({cells[c.a].key.schedule for c in mine}, key=schedule_order)
-    methods = sorted({cells[c.a].key.method for c in mine})
-    colors = _colors(methods)
-    figure, axes = _panels(len(schedules), _rows(len(methods)))
-    for axis, schedule in zip(axes, schedules):
-        for method in methods:
-            line = sorted((c for c in mine if cells[c.a].key.schedule == schedule and cells[c.a].key.method == method),
-                          key=lambda c: cells[c.a].key.budget_epochs)
-            if not line:
-                continue
-            _line(axis, [cells[c.a].key.budget_epochs for c in line], _percent([c.difference for c in line]),
-                  _percent([c.ci_low for c in line]), _percent([c.ci_high for c in line]), colors[method], method)
-        axis.axhline(0.0, color="0.3", linewidth=0.8)
-        axis.set_title(schedule)
-    svg, png = _finish(figure, axes, f"{track} · {target}: each method against its random twin (95% CI)",
-                       "retraining budget (epochs)", "method − random twin (pp)")
-    return Plot(file_stem("twin", track, target), f"{track} · {target}: method vs random twin",
-                "Difference in mean test accuracy between each method and its random twin (same layer sizes, "
-                "channels chosen at random) under the same schedule and budget; above zero the criterion helps "
-                "(the one-shot gap, without retraining, is in the tables).",
-                svg, png)
-
-
-def _macs_figure(track: str, cells: Sequence[Cell]) -> Plot | None:
-    budgets = [c.key.budget_epochs for c in cells if c.key.budget_epochs > 0]
+# -- accuracy vs MACs ----------------------------------------------------------------------------
+def _macs_figure(track: str, cells: Sequence[Cell], styles: dict[str, Look]) -> Plot | None:
+    budgets = [c.key.budget_epochs for c in cells]
     if not budgets:
         return None
     budget = max(budgets)
-    groups: dict[tuple[str, str, bool], list[Cell]] = defaultdict(list)
+    groups: dict[tuple[str, str, str, bool], list[Cell]] = defaultdict(list)
     for cell in cells:
         if cell.key.budget_epochs == budget and cell.mean_of("macs_after") is not None:
-            groups[(cell.key.method, cell.key.target, cell.key.twin)].append(cell)
-    if not groups:
+            groups[(cell.family, cell.key.target, cell.key.method, cell.key.twin)].append(cell)
+    families = [f for f in FAMILIES if any(k[0] == f for k in groups)]
+    if not families:
         return None
-    colors = _colors([m for m, _, _ in groups])
-    figure, (axis,) = _panels(1, _rows(len(colors) + 1))
-    labelled: set[str] = set()
-    for (method, target, twin), members in sorted(groups.items()):
-        best = best_by_validation(members)
-        if best is None:
+    figure, axes = _grid(1, len(families), sharey=False, panel=(4.2, 2.8), sharex=False)
+    shown: set[str] = set()
+    for column, family in enumerate(families):
+        axis = axes[0, column]
+        keys = [k for k in groups if k[0] == family]
+        methods = sorted({k[2] for k in keys})
+        best = {k: best_by_validation(groups[k]) for k in keys}
+        x_field = "macs_after" if family == "structured" else "sparsity"
+        scale = 1e-3 if family == "structured" else 100.0
+        xs = [v for v in (b.mean_of(x_field) for b in best.values() if b is not None) if v is not None]
+        if not xs:
+            axis.set_visible(False)
             continue
-        macs = best.mean_of("macs_after")
-        error = _percent([[best.mean - best.summary.ci_low], [best.summary.ci_high - best.mean]])
-        label = method if not twin and method not in labelled else None
-        if label:
-            labelled.add(method)
-        axis.errorbar([macs], _percent([best.mean]), yerr=error, fmt="o", capsize=2, markersize=5,
-                      color=colors[method], markerfacecolor="none" if twin else colors[method], label=label)
-    dense = [(c.mean_of("macs_before"), c.mean_of("dense_test_acc")) for c in cells if not c.key.twin]
-    dense = [(m, a) for m, a in dense if m is not None and a is not None]
-    if dense:
-        axis.plot([float(np.mean([m for m, _ in dense]))], [100 * float(np.mean([a for _, a in dense]))], "*",
-                  color="0.2", markersize=9, label="dense")
-    svg, png = _finish(figure, [axis], f"{track}: accuracy vs MACs at {budget} epochs",
-                       "MACs after pruning (conv + linear, batch 1)", "test accuracy (%)",
-                       legend_title="filled: method, hollow: its random twin")
+        positions = sorted({round(v * scale, 6) for v in xs})
+        gap = min([b - a for a, b in zip(positions, positions[1:])] or [max(positions[0], 1.0)])
+        step = 0.7 * gap / len(methods)
+        offsets = {m: (i - (len(methods) - 1) / 2) * step for i, m in enumerate(methods)}
+        for (_, target, method, twin), cell in sorted(best.items()):
+            if cell is None or cell.summary is None:
+                continue
+            x = cell.mean_of(x_field) * scale + offsets[method] + (0.35 * step if twin else 0.0)
+            y = 100 * cell.mean
+            look = styles[method]
+            axis.errorbar([x], [y], yerr=[[y - 100 * cell.summary.ci_low], [100 * cell.summary.ci_high - y]],
+                          fmt=look.marker, color=look.color, markerfacecolor="white" if twin else look.color,
+                          markersize=4.5, capsize=1.5, elinewidth=0.8, markeredgewidth=0.9, zorder=3)
+            if not twin:
+                axis.annotate(cell.key.schedule, (x, 100 * cell.summary.ci_high), xytext=(0, 2),
+                              textcoords="offset points", ha="center", va="bottom", fontsize=5.5, rotation=90,
+                              color="0.3")
+            shown.add(method)
+        dense = [(c.mean_of("macs_before"), c.mean_of("dense_test_acc")) for c in cells if not c.key.twin
+                 and c.family == family]
+        dense_acc = [a for _, a in dense if a is not None]
+        if dense_acc:
+            axis.axhline(100 * float(np.mean(dense_acc)), color=DENSE_COLOR, linestyle=":", linewidth=1.0, zorder=0)
+        for target in sorted({k[1] for k in keys}):
+            at = [b.mean_of(x_field) for k, b in best.items() if k[1] == target and b is not None]
+            at = [v for v in at if v is not None]
+            if at:
+                axis.annotate(target, (float(np.mean(at)) * scale, 1.0), xycoords=("data", "axes fraction"),
+                              xytext=(0, 2), textcoords="offset points", ha="center", va="bottom", fontsize=7,
+                              color="0.25", annotation_clip=False)
+        axis.set_xticks(positions)
+        axis.set_xlim(positions[0] - gap * 0.6, positions[-1] + gap * 0.6)
+        axis.set_xlabel("MACs after pruning (thousands, conv + linear, batch 1)" if family == "structured"
+                        else "sparsity (% of weights masked; masks keep every MAC)", fontsize=7.5)
+        axis.set_title(family, pad=12)
+    handles = _method_handles(sorted(shown), styles, twins=False)
+    handles.append((Line2D([], [], color="0.3", marker="o", markerfacecolor="white", linestyle="none",
+                           markersize=4.5), "random twin (hollow)"))
+    handles.append((Line2D([], [], color=DENSE_COLOR, linestyle=":", linewidth=1.0), "dense model"))
+    svg, png = _finish(figure, axes.ravel(), f"{track}: test accuracy vs MACs at {budget_label(budget)}, "
+                                             "best schedule per method (on validation)",
+                       "", "test accuracy (%)", handles)
     return Plot(file_stem("macs", track), f"{track}: accuracy vs MACs",
-                f"Each method at every target under its best schedule (chosen on validation) at {budget} epochs, "
-                "with 95% intervals; hollow markers are the random twins, the star the dense model.", svg, png)
+                f"Each method at every target under its best schedule (chosen on validation, written above its "
+                f"interval) at {budget_label(budget)}, with 95% intervals; methods at the same operating point are "
+                "set side by side (their true MACs or sparsity is the tick), hollow markers are the random twins, the "
+                "dotted line the dense model.", svg, png, "macs", track)
 
 
-def _tuning_figure(track: str, studies: Sequence[TuningStudy]) -> Plot | None:
+# -- per-epoch curves ----------------------------------------------------------------------------
+def _mean_curve(cell: Cell, field: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    curves = [getattr(r.curves, field) for r in cell.ok]
+    curves = [c for c in curves if c]
+    if not curves:
+        return None
+    length = min(len(c) for c in curves)
+    values = np.array([[math.nan if v is None else v for v in c[:length]] for c in curves], dtype=float)
+    return np.nanmean(values, axis=0), np.nanmin(values, axis=0), np.nanmax(values, axis=0)
+
+
+def chosen_cells(cells: Sequence[Cell]) -> tuple[int, list[str]]:
+    """The cells whose curves are drawn: at the largest budget, each family's leader (mean test
+    accuracy under its best schedule, chosen on validation) -- its method under every schedule."""
+    retrained = [c for c in cells if c.key.budget_epochs > 0 and not c.key.twin and c.n]
+    if not retrained:
+        return 0, []
+    budget = max(c.key.budget_epochs for c in retrained)
+    leaders = []
+    for members in _family([c for c in retrained if c.key.budget_epochs == budget]).values():
+        by_method: dict[str, list[Cell]] = defaultdict(list)
+        for cell in members:
+            by_method[cell.key.method].append(cell)
+        best = [b for b in (best_by_validation(v) for _, v in sorted(by_method.items())) if b is not None]
+        if best:
+            leaders.append(max(best, key=lambda c: (c.mean, c.key.method)).key.method)
+    return budget, leaders
+
+
+def _curves_figure(track: str, target: str, cells: Sequence[Cell], styles: dict[str, Look]) -> Plot | None:
+    budget, methods = chosen_cells(cells)
+    if not methods:
+        return None
+    chosen = [c for c in cells if c.key.budget_epochs == budget and c.key.method in methods]
+    schedules = sorted({c.key.schedule for c in chosen}, key=schedule_order)
+    if not any(_mean_curve(c, "val_acc") for c in chosen):
+        return None
+    figure, axes = _grid(2, len(schedules), sharey="row", panel=(2.3, 1.6))
+    for column, schedule in enumerate(schedules):
+        top, bottom = axes[0, column], axes[1, column]
+        lr_drawn = False
+        for cell in sorted((c for c in chosen if c.key.schedule == schedule), key=lambda c: (c.key.method, c.key.twin)):
+            look = styles[cell.key.method]
+            curve = _mean_curve(cell, "val_acc")
+            if curve is not None:
+                epochs = np.arange(1, len(curve[0]) + 1, dtype=float)
+                _series(top, epochs, 100 * curve[0], 100 * curve[1], 100 * curve[2],
+                        Look(look.color, ""), cell.key.twin)
+            lr = _mean_curve(cell, "lr")
+            if lr is not None and not lr_drawn:
+                bottom.step(np.arange(1, len(lr[0]) + 1), lr[0], where="mid", color="0.2", linewidth=1.2)
+                lr_drawn = True
+        top.set_title(f"{schedule} @ {budget}")
+        bottom.set_yscale("log")
+        bottom.set_xlabel("epoch", fontsize=7.5)
+        top.tick_params(labelbottom=True)
+    axes[0, 0].set_ylabel("validation accuracy (%)", fontsize=7.5)
+    axes[1, 0].set_ylabel("learning rate", fontsize=7.5)
+    handles = [(Line2D([], [], color=styles[m].color, linewidth=1.4), m) for m in methods]
+    handles += [(Line2D([], [], color="0.3", linestyle="--", linewidth=1.0), "its random twin (dashed)"),
+                (Line2D([], [], color="0.2", linewidth=1.2), "learning rate (per epoch)")]
+    svg, png = _finish(figure, axes.ravel(), f"{track} · {target}: per-epoch validation accuracy and learning rate "
+                                             f"at {budget_label(budget)}", "", "", handles)
+    return Plot(file_stem("curves", track, target), f"{track} · {target}: training curves",
+                f"Per-epoch validation accuracy (mean over seeds, band from the lowest to the highest seed) of each "
+                f"family's leader at {budget_label(budget)} ({', '.join(methods)}) and its random twin, with the "
+                "learning rate each schedule sets (log scale).", svg, png, "curves", track, target)
+
+
+# -- tuning ---------------------------------------------------------------------------------------
+def _tuning_figure(track: str, studies: Sequence[TuningStudy], styles: dict[str, Look]) -> Plot | None:
     mine = [s for s in studies if s.track == track and s.values]
     if not mine:
         return None
-    figure, (axis,) = _panels(1, _rows(len(mine), 2))
-    colors = _colors([s.study for s in mine])
-    for study in sorted(mine, key=lambda s: s.study):
+    figure, axes = _grid(1, 1, panel=(4.6, 2.6))
+    axis = axes[0, 0]
+    handles = []
+    for index, study in enumerate(sorted(mine, key=lambda s: s.study)):
+        look = styles.get(study.method) or Look(PALETTE[index % len(PALETTE)], MARKERS[index % len(MARKERS)])
         trials = np.arange(1, study.n_trials + 1)
         curve = [study.expected_max(int(t)) for t in trials]
-        axis.plot(trials, _percent(curve), "-", color=colors[study.study], label=study.study)
-    svg, png = _finish(figure, [axis], f"{track}: expected best validation accuracy vs tuning trials",
-                       "tuning trials", "expected best validation accuracy (%)", columns=2)
+        axis.plot(trials, _percent(curve), "--" if study.twin else "-", color=look.color, marker=look.marker,
+                  markersize=3.5, markerfacecolor="white" if study.twin else look.color)
+        handles.append((Line2D([], [], color=look.color, marker=look.marker, linestyle="--" if study.twin else "-",
+                               markerfacecolor="white" if study.twin else look.color), study.study))
+    svg, png = _finish(figure, axes.ravel(), f"{track}: expected best validation accuracy vs tuning trials",
+                       "tuning trials", "expected best validation accuracy (%)", handles, legend_columns=2)
     return Plot(file_stem("tuning", track), f"{track}: tuning budget curves",
                 "Expected maximum validation accuracy after k trials (Dodge et al. 2019); compare methods at equal k.",
-                svg, png)
+                svg, png, "tuning", track)
 
 
 def _plots(result: AuditResult) -> Iterator[Plot | None]:
-    by_label = {c.label: c for c in result.cells}
+    styles = looks([c.key.method for c in result.cells])
     for track in result.tracks:
         cells = [c for c in result.cells if c.reproduced and c.n and c.key.track == track]
         for target in sorted({c.key.target for c in cells}):
             in_target = [c for c in cells if c.key.target == target]
-            yield _budget_figure(track, target, in_target)
-            yield _twin_figure(track, target, [c for c in result.comparisons if c.track == track], by_label)
-        yield _macs_figure(track, cells)
-        yield _tuning_figure(track, result.studies)
+            yield _retraining_figure(track, target, in_target, styles)
+            yield _curves_figure(track, target, in_target, styles)
+        yield _macs_figure(track, cells, styles)
+        yield _tuning_figure(track, result.studies, styles)
 
 
 def make_plots(result: AuditResult) -> list[Plot]:
