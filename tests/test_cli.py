@@ -72,8 +72,10 @@ def test_malformed_list_and_parameter_options_are_refused():
         assert result.exit_code == 2 and message in result.stderr, (args, result.stderr)
 
 
-HEAVY = ("torch", "scipy", "optuna", "ray", "matplotlib", "fvcore", "torchvision", "torch_pruning", "sklearn")
-"""Libraries a command may run with but its help must not load (pydantic is typer's own: it parses options)."""
+HEAVY = ("torch", "scipy", "optuna", "ray", "matplotlib", "fvcore", "torchvision", "torch_pruning", "sklearn", "numpy",
+         "pydantic")
+"""Libraries a command may run with but its help must not load (pydantic is typer's way of coercing option
+values, which no help needs)."""
 
 
 def command_paths(group=None, prefix=()):
