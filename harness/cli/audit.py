@@ -90,6 +90,8 @@ def leaderboard(
     as_json: AsJson = False,
     markdown: bool = typer.Option(False, "--markdown", help="Print Markdown tables."),
     wide: Wide = False,
+    html: Optional[Path] = typer.Option(None, "--html", metavar="DIR", help="Also write the leaderboard as a "
+                                        "self-contained web page, DIR/index.html."),
 ) -> None:
     """Rank methods per track, target and budget under their best schedule (chosen on validation),
     with intervals, the gap to their random twin and shared ranks where tests cannot separate them."""
@@ -101,6 +103,11 @@ def leaderboard(
     result = audit_results(ResultsLayout(results), track, config=AuditConfig(seed=seed))
     _skipped(result)
     board = build_leaderboard(result)
+    if html is not None:
+        from harness.publish.leaderboard_page import write_leaderboard_page
+
+        err.print(f"leaderboard page: {write_leaderboard_page(board, html, result, ResultsLayout(results))}",
+                  highlight=False)
     if as_json:
         print_json(finite(board.as_dict()))
     elif markdown:
