@@ -41,7 +41,7 @@ header p { margin: .2rem 0; color: var(--muted); font-size: .9rem; }
 main { max-width: 1200px; margin: 0 auto; padding: .4rem 1.2rem 3rem; }
 nav { font-size: .85rem; margin: .6rem 0 .2rem; }
 nav a { margin-right: .8rem; white-space: nowrap; }
-section { margin: 1.2rem 0; }
+section { margin: 1.2rem 0; scroll-margin-top: 11rem; }
 section h2 { font-size: 1.15rem; border-bottom: 1px solid var(--line); padding-bottom: .2rem; margin: 0 0 .4rem; }
 h3 { font-size: .95rem; margin: .7rem 0 .2rem; }
 .note { color: var(--muted); font-size: .82rem; margin: .1rem 0 .3rem; }

@@ -45,7 +45,7 @@ li { margin: .15rem 0; }
 details { margin: .3rem 0 .8rem; border: 1px solid #d0d7de; border-radius: 6px; padding: .3rem .6rem; }
 summary { cursor: pointer; color: #0969da; }
 figure { margin: .6rem 0; }
-figure svg { max-width: 100%; height: auto; }
+figure svg { width: 100%; height: auto; }
 nav.contents li { margin: .1rem 0; }
 """
 _INLINE = [

@@ -108,6 +108,15 @@ def headings(lines: Sequence[str]) -> list[tuple[int, str]]:
 TITLE = "prune-bench audit report"
 
 
+def _shorter(links: list[str]) -> list[str]:
+    """Subsection links without the words they all start with (``digits-cnn · ``), when they share some."""
+    texts = [link[1:link.index("](")] for link in links]
+    prefix = texts[0].split(" · ")[0] + " · "
+    if len(texts) < 2 or not all(t.startswith(prefix) and len(t) > len(prefix) for t in texts):
+        return links
+    return [f"[{t[len(prefix):]}]({link[link.index('](') + 2:-1]})" for t, link in zip(texts, links)]
+
+
 def contents(lines: Sequence[str], before: Sequence[str] = (TITLE, "Contents")) -> list[str]:
     """The table of contents: one item per section, its subsections linked on the same line;
     ``before`` are the headings above it (they take part in numbering repeated anchors)."""
@@ -119,7 +128,7 @@ def contents(lines: Sequence[str], before: Sequence[str] = (TITLE, "Contents")) 
             items.append((f"[{text}](#{anchor})", []))
         elif level == 3 and items:
             items[-1][1].append(f"[{text}](#{anchor})")
-    body = [f"- {head}" + (": " + " · ".join(subs) if subs else "") for head, subs in items]
+    body = [f"- {head}" + (": " + " · ".join(_shorter(subs)) if subs else "") for head, subs in items]
     return ["## Contents", "", *body, ""]
 
 
@@ -188,8 +197,8 @@ def _summary(result: AuditResult, leaderboard: Leaderboard) -> list[str]:
         f"- harness version: `{result.version}`; audit seed: `{result.seed}` (every bootstrap and sampled "
         "permutation derives from it)",
         "",
-        "Accuracies are test accuracy in percent (mean over seeds) with 95% intervals (Student t below 10 seeds, "
-        "BCa bootstrap from 10); differences are in percentage points (pp). A difference is **better**/**worse** "
+        "Accuracies are test accuracy in percent (mean over seeds) with 95% intervals (each cell's interval method "
+        "is in its table; see docs/audit.md); differences are in percentage points (pp). A difference is **better**/**worse** "
         "only when the corrected test is significant and the gap is at least the minimum detectable difference "
         f"(power {result.config.power}); *equivalent* when TOST shows it inside ±{pct(result.config.equivalence_margin)} "
         "pp; otherwise a tie.", "",
