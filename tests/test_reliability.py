@@ -218,6 +218,21 @@ def test_two_grids_on_one_folder_compute_every_run_once(digits_results):
     assert len(load_records(ResultsLayout(digits_results), "digits-cnn")[0]) == 3
 
 
+def test_stale_temporary_files_are_removed_on_start_but_not_fresh_or_live_ones(digits_track, digits_results):
+    layout = ResultsLayout(digits_results)
+    folder = layout.track(digits_track.name)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    old, fresh, mine = (folder / f".x.json.{dead.pid}.a.tmp", folder / f".y.json.{dead.pid}.b.tmp",
+                        layout.dense(digits_track.name) / f".z.pt.{os.getppid()}.c.tmp")
+    for path in (old, fresh, mine):
+        path.write_bytes(b"{}")
+    os.utime(old, (time.time() - 120, time.time() - 120))
+    os.utime(mine, (time.time() - 120, time.time() - 120))
+    run_grid(digits_track, [], layout, LocalExecutor(layout))
+    assert not old.exists() and fresh.exists() and mine.exists(), "only the killed writer's old file goes"
+
+
 def test_discard_leaves_a_live_writers_temporary_file(tmp_path):
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -227,6 +242,7 @@ def test_discard_leaves_a_live_writers_temporary_file(tmp_path):
     stale = tmp_path / f".abc.pt.{dead.pid}.x2.tmp"
     for path in (checkpoint.path, live, stale):
         path.write_bytes(b"")
+        os.utime(path, (time.time() - 120, time.time() - 120))  # older than STALE_SECONDS
     try:
         checkpoint.discard()
         assert sorted(p.name for p in tmp_path.iterdir()) == [live.name]

@@ -11,6 +11,7 @@ import io
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -31,6 +32,37 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+STALE_SECONDS = 60.0
+"""A temporary file whose writer is not running here is left alone this long (its writer may be on another
+machine sharing the folder, and an atomic write takes seconds)."""
+
+
+def stale_temp(path: str | Path) -> bool:
+    """Whether a temporary file of ``replacing`` is a leftover: its writer is this process, or is not running
+    (on this machine) and the file is older than ``STALE_SECONDS``; one without a writer's id after an hour."""
+    path = Path(path)
+    pid = temp_pid(path)
+    if pid == os.getpid():
+        return True
+    try:
+        age = time.time() - path.stat().st_mtime
+    except OSError:
+        return False
+    if pid is None:
+        return age > 3600
+    return age > STALE_SECONDS and not pid_alive(pid)
+
+
+def remove_stale_temps(folder: str | Path) -> int:
+    """Remove the leftover temporary files (``stale_temp``) a killed process left in ``folder``; how many."""
+    removed = 0
+    for leftover in Path(folder).glob(".*.tmp"):
+        if stale_temp(leftover):
+            leftover.unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 def _umask() -> int:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Protocol, Sequence
 
-from harness.core.atomic import check_writable
+from harness.core.atomic import check_writable, remove_stale_temps
 from harness.core.layout import ResultsLayout
 from harness.core.locks import FileLock, acquire
 from harness.methods.plugins import registered_digest
@@ -150,6 +150,8 @@ def run_grid(
     retry_failed: bool = False,
 ) -> GridOutcome:
     check_writable(layout.track(track.name))
+    for folder in (layout.track(track.name), layout.dense(track.name), layout.checkpoints(track.name)):
+        remove_stale_temps(folder)  # what killed writers left (a record it held was written again, not lost)
     for budget in sorted({c.budget_epochs for c in configs}):
         check_budget(budget)
     todo = pending(configs, layout, retry_failed)

@@ -14,14 +14,12 @@ writer is gone, never one another live process is still writing.
 
 from __future__ import annotations
 
-import os
-import time
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
 
-from harness.core.atomic import pid_alive, temp_pid, torch_save_atomic
+from harness.core.atomic import stale_temp, torch_save_atomic
 from harness.core.errors import BenchError
 from harness.train.loop import TrainState
 
@@ -67,15 +65,3 @@ class FileCheckpoint:
         for leftover in self.path.parent.glob(f".{self.path.name}.*.tmp"):
             if stale_temp(leftover):
                 leftover.unlink(missing_ok=True)
-
-
-def stale_temp(path: Path) -> bool:
-    """A temporary file from ``replacing`` whose writer is this process (so it is a leftover) or is gone;
-    one without a writer's id (an older name) only once it is an hour old."""
-    pid = temp_pid(path)
-    if pid is None:
-        try:
-            return time.time() - path.stat().st_mtime > 3600
-        except OSError:
-            return False
-    return pid == os.getpid() or not pid_alive(pid)
