@@ -66,7 +66,7 @@ def test_a_section_per_track_target_and_budget_with_shared_ranks_marks_and_links
     path, _ = page
     text = path.read_text()
     sections = re.findall(r'<section class="board" id="([^"]+)"', text)
-    assert sections == ["toy--half--10-epochs", "toy--half--20-epochs"]
+    assert sections == ["toy--half--20-epochs", "toy--half--10-epochs"]  # largest budget first
     assert all(f'href="#{s}"' in text for s in sections)
     assert text.count('<td class="r" data-v="1">1=</td>') == 2  # alpha and gamma share rank 1
     marked = re.search(r'<tr class="marked"[^>]*>(.*?)</tr>', text).group(1)
@@ -154,9 +154,8 @@ def test_the_committed_leaderboard_page_in_chromium(tmp_path):
                          " f.dispatchEvent(new Event('input')); })()")
         assert set(browser.evaluate("Array.from(document.querySelectorAll('tbody tr:not([hidden])'))"
                                     ".map(r => r.cells[2].textContent)")) == {"clr"}
-        browser.evaluate("(() => { const f = document.getElementById('filter'); f.value = '';"
-                         " f.dispatchEvent(new Event('input')); })()")
-        browser.screenshot(_screenshots(tmp_path) / "leaderboard.png")
+        browser.evaluate("document.querySelector('section.board table').tHead.rows[0].cells[7].click()")  # vs twin
+        browser.screenshot(_screenshots(tmp_path) / "leaderboard.png", full_page=True, max_height=1300)
         assert browser.errors() == []
 
 
@@ -172,4 +171,4 @@ def test_the_committed_report_reads_at_a_glance_in_chromium(tmp_path):
         order = browser.evaluate("Array.from(document.querySelectorAll('h2')).map(h => h.id)")
         assert order[:3] == ["contents", "summary", "method-vs-random-twin"]
         assert browser.evaluate("document.querySelector('figure svg') !== null")
-        browser.screenshot(_screenshots(tmp_path) / "report.png")
+        browser.screenshot(_screenshots(tmp_path) / "report.png", full_page=True, max_height=2100)

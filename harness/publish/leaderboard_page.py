@@ -1,7 +1,7 @@
 """The leaderboard as a web page: ``bench leaderboard --html DIR`` writes ``DIR/index.html``.
 
 One self-contained page -- inline CSS and a few lines of inline script, nothing fetched -- with a
-section per track × target × budget (structured and unstructured rankings apart, as ranked),
+section per track × target × budget (largest budget first; structured and unstructured rankings apart),
 sortable columns (click a header; again to reverse), a filter box (every word must match a row:
 method, schedule, verdict or rule), shared ranks shown as ``1=``, entries touched by a fail finding
 marked with the rules that mark them, and each method linked to its submission report when one
@@ -201,7 +201,7 @@ def render_page(board: Leaderboard, result: AuditResult | None = None,
     """The page's HTML."""
     links = links or {}
     groups: dict[tuple[str, str, int], list[Table]] = defaultdict(list)
-    for ranking in board.tables:
+    for ranking in sorted(board.tables, key=lambda t: (t.track, t.target, -t.budget)):  # largest budget first
         groups[(ranking.track, ranking.target, ranking.budget)].append(ranking)
     titles = [f"{track} · {target} · {budget_label(budget)}" for track, target, budget in groups]
     ids = anchors(titles)
