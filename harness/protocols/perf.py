@@ -19,7 +19,6 @@ Whether the fast engines change accuracy is ``harness.protocols.equivalence``.
 from __future__ import annotations
 
 import multiprocessing
-import platform
 import queue
 import time
 from dataclasses import dataclass, field, replace
@@ -32,6 +31,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
+from harness.core.device import device_name
 from harness.core.errors import BenchError
 from harness.core.seeding import seeded_init
 from harness.data import DataSpec, Splits, TensorSplit, load_splits
@@ -155,10 +155,6 @@ class PerfReport:
 
     def as_dict(self) -> dict:
         return {**{k: v for k, v in vars(self).items() if k != "models"}, "models": [m.as_dict() for m in self.models]}
-
-
-def device_name(device: str) -> str:
-    return torch.cuda.get_device_name(device) if device.startswith("cuda") else platform.processor() or "cpu"
 
 
 def perf_splits(settings: PerfSettings, recipe: Recipe, device: str) -> Splits:

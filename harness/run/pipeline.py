@@ -22,6 +22,7 @@ from typing import Callable, Mapping, Sequence
 import torch
 
 from harness import __version__
+from harness.core.device import device_name
 from harness.core.errors import BenchError
 from harness.core.layout import ResultsLayout
 from harness.core.seeding import generator
@@ -72,7 +73,7 @@ def environment(device: str) -> dict:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "platform": platform.platform(),
-        "device": torch.cuda.get_device_name(device) if device.startswith("cuda") else platform.processor() or "cpu",
+        "device": device_name(device),
         "device_type": device,
         "threads": torch.get_num_threads(),
     }
