@@ -25,6 +25,7 @@ from __future__ import annotations
 import io
 import math
 import re
+import textwrap
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Iterator, Sequence
@@ -74,6 +75,8 @@ PANEL = (2.3, 1.9)
 MARGIN = {"left": 0.7, "right": 0.2, "top": 0.62, "bottom": 0.5, "wspace": 0.32, "hspace": 0.5, "legend_gap": 0.08}
 """Inches around and between panels (``bottom`` holds the x tick labels and label; ``legend_gap`` the
 space under the legend)."""
+TITLE_LINE = 0.2
+"""Inches each extra line of a wrapped figure title takes."""
 FAMILIES = ("structured", "unstructured")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -128,8 +131,14 @@ def _finish(figure: Figure, axes: Sequence, title: str, xlabel: str, ylabel: str
     width = figure.get_figwidth()
     legend_height = 0.0
     legend = None
+    renderer = figure.canvas.get_renderer()
+    heading = figure.suptitle(title, va="top")
+    title_width = heading.get_window_extent(renderer).width / figure.dpi
+    if title_width > 0.96 * width:  # wrap a long title rather than cut it off
+        heading.set_text(textwrap.fill(title, max(20, int(len(title) * 0.94 * width / title_width))))
+    extra_lines = heading.get_text().count("\n")
+    top = MARGIN["top"] + TITLE_LINE * extra_lines
     if handles:
-        renderer = figure.canvas.get_renderer()
         for ncols in range(legend_columns or min(len(handles), 8), 0, -1):
             legend = figure.legend([h for h, _ in handles], [t for _, t in handles], loc="lower center",
                                    ncols=ncols, frameon=False, title=legend_title, title_fontsize=7.5,
@@ -141,16 +150,16 @@ def _finish(figure: Figure, axes: Sequence, title: str, xlabel: str, ylabel: str
             legend.remove()
     grid_height = panel_h * rows + MARGIN["hspace"] * (rows - 1)
     bottom = MARGIN["bottom"] + legend_height + (MARGIN["legend_gap"] if handles else 0.0)
-    height = MARGIN["top"] + grid_height + bottom
+    height = top + grid_height + bottom
     figure.set_size_inches(width, height)
     grid_width = width - MARGIN["left"] - MARGIN["right"]
     figure.subplots_adjust(left=MARGIN["left"] / width, right=1 - MARGIN["right"] / width,
-                           top=1 - MARGIN["top"] / height, bottom=bottom / height,
+                           top=1 - top / height, bottom=bottom / height,
                            wspace=MARGIN["wspace"] / ((grid_width - MARGIN["wspace"] * (columns - 1)) / columns),
                            hspace=MARGIN["hspace"] / panel_h)
     if legend is not None:
         legend.set_bbox_to_anchor((0.5, MARGIN["legend_gap"] / height), transform=figure.transFigure)
-    figure.suptitle(title, y=1 - 0.12 / height, va="top")
+    heading.set_y(1 - 0.12 / height)
     figure.supxlabel(xlabel, y=(legend_height + MARGIN["legend_gap"] + 0.12) / height, va="bottom", fontsize=8)
     figure.supylabel(ylabel, x=0.12 / width, fontsize=8)
     return _render(figure)
