@@ -1,4 +1,6 @@
-"""Schedules against the reference values of DESIGN.md and PyTorch's own OneCycleLR."""
+"""Schedules against the reference values of DESIGN.md, the official ImageNet code and PyTorch's own OneCycleLR."""
+
+import math
 
 import pytest
 import torch
@@ -49,6 +51,46 @@ def test_scaled_restarting_decays_come_from_the_recipe_milestones():
     other = CIFAR.model_copy(update={"milestones": (40, 120)})
     lrs = per_epoch("slr", 40, recipe=other)
     assert lrs[4 + int(0.225 * 40)] == 0.01 and lrs[3 + int(0.225 * 40)] == 0.1
+
+
+IMAGENET = Recipe(lr=0.1, momentum=0.9, weight_decay=1e-4, batch_size=256, epochs=90, milestones=(30, 60))
+
+
+def official_imagenet_slr(epochs):
+    """The official ImageNet code (main_finetune.py --use_llr): num_warmup = int(0.1 E), a cosine warm-up from
+    0.001, then MultiStepLR at [int(0.33 * 0.9 E), int(0.66 * 0.9 E)] counted after the warm-up."""
+    warmup = int(0.1 * epochs)
+    milestones = [int(0.33 * 0.9 * epochs), int(0.66 * 0.9 * epochs)]
+    lrs = []
+    for epoch in range(epochs):
+        if epoch < warmup:
+            lrs.append(0.001 + (0.1 - 0.001) * (1 - math.cos(math.pi * epoch / warmup)) / 2)
+        else:
+            lrs.append(0.1 * 0.1 ** sum(1 for m in milestones if epoch - warmup >= m))
+    return lrs
+
+
+def test_scaled_restarting_45_imagenet_epochs_decays_after_epochs_17_and_30():
+    lrs = per_epoch("slr", 45, recipe=IMAGENET)
+    assert lrs[4:17] == [0.1] * 13 and lrs[17:30] == pytest.approx([0.01] * 13) and lrs[30:] == pytest.approx([0.001] * 15)
+
+
+@pytest.mark.parametrize("epochs, warmup, decays", [(30, 3, (8, 17)), (45, 4, (13, 26)), (60, 6, (17, 35)),
+                                                     (90, 9, (26, 53))])
+def test_scaled_restarting_on_imagenet_equals_the_official_code(epochs, warmup, decays):
+    assert (int(0.1 * epochs), int(0.33 * 0.9 * epochs), int(0.66 * 0.9 * epochs)) == (warmup, *decays)
+    assert per_epoch("slr", epochs, recipe=IMAGENET) == pytest.approx(official_imagenet_slr(epochs), rel=1e-12)
+    steps = step_values(get_schedule("slr"), IMAGENET, epochs, 7).lr  # the rate is constant within an epoch
+    assert steps == tuple(lr for lr in per_epoch("slr", epochs, recipe=IMAGENET) for _ in range(7))
+
+
+def test_scaled_restarting_keeps_the_cifar_decays_at_every_budget():
+    for budget in (40, 56, 72, 88, 104, 120, 136, 152):
+        lrs = per_epoch("slr", budget)
+        warmup = int(0.1 * budget)
+        first, second = int(0.5 * 0.9 * budget), int(0.75 * 0.9 * budget)
+        assert lrs[warmup + first - 1] == 0.1 and lrs[warmup + first] == pytest.approx(0.01)
+        assert lrs[warmup + second - 1] == pytest.approx(0.01) and lrs[warmup + second] == pytest.approx(0.001)
 
 
 def test_cyclic_restarting_equals_pytorch_one_cycle_lr():

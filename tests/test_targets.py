@@ -75,6 +75,42 @@ def test_pfec_a_resnets_match_the_papers_rounded_figures(model_name, config, par
     assert abs(estimate.macs - published_macs) < 0.01e8
 
 
+IMAGENET = (3, 224, 224)
+# PFEC Table 1 (ImageNet rows): the dense ResNet-34 as PFEC counts it (3.64e9 FLOPs, i.e. MACs, 2.16e7
+# parameters), and each configuration's FLOPs, parameters and reductions.
+PFEC_RESNET34_DENSE = (3.64e9, 2.16e7)
+
+
+@pytest.mark.parametrize("config, params, macs, published_macs, published_params, macs_cut, params_cut", [
+    ("pfec-a", 20_151_764, 3_100_184_576, 3.08e9, 1.99e7, 0.155, 0.076),
+    ("pfec-b", 19_469_372, 2_782_269_440, 2.76e9, 1.93e7, 0.242, 0.108),
+])
+def test_pfec_resnet34_configurations_reproduce_the_published_counts(config, params, macs, published_macs,
+                                                                     published_params, macs_cut, params_cut):
+    model = create_model("resnet34", 1000)
+    dense = count(model, IMAGENET)
+    allocation = resolve_target(fixed(config), "structured", "resnet34", model, IMAGENET)
+    prune_channels(model, first_channels(allocation.keep), torch.zeros(1, *IMAGENET))
+    counts = count(model, IMAGENET)
+    assert (counts.params, counts.macs_conv_linear) == (params, macs)
+    assert allocation.estimate(allocation.keep) == Estimate(params, macs)
+    # What is removed, as a share of PFEC's own dense counts, rounds to the published reductions; the
+    # absolute counts sit within 1% of the published ones (torchvision's ResNet-34 counts 21.8M / 3.66G).
+    dense_macs, dense_params = PFEC_RESNET34_DENSE
+    assert round((dense.macs_conv_linear - macs) / dense_macs, 3) == macs_cut
+    assert round((dense.params - params) / dense_params, 3) == params_cut
+    assert abs(macs - published_macs) / published_macs < 0.01
+    assert abs(params - published_params) / published_params < 0.015
+
+
+def test_pfec_resnet34_skips_the_sensitive_blocks_and_keeps_the_last_stage():
+    keep = resolve_target(fixed("pfec-b"), "structured", "resnet34", create_model("resnet34", 10), IMAGENET).keep
+    assert [keep[f"layer1.{b}.conv1"] for b in range(3)] == [64, 32, 32]
+    assert [keep[f"layer2.{b}.conv1"] for b in range(4)] == [128, 51, 51, 128]
+    assert [keep[f"layer3.{b}.conv1"] for b in range(6)] == [256, 153, 153, 153, 153, 256]
+    assert [keep[f"layer4.{b}.conv1"] for b in range(3)] == [512, 512, 512]
+
+
 def test_pfec_b_on_resnet56_skips_the_sensitive_blocks_and_prunes_each_stage_by_its_ratio():
     model = create_model("cifar-resnet56", 10)
     keep = resolve_target(fixed("pfec-b"), "structured", "cifar-resnet56", model, CIFAR).keep

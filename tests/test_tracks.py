@@ -60,3 +60,16 @@ def test_invalid_toml_and_a_wrong_name_are_clear(tmp_path):
 def test_unknown_track_lists_the_known_ones():
     with pytest.raises(BenchError, match="unknown track 'cifar11'.*digits-cnn"):
         load_track("cifar11", TRACKS)
+
+
+def test_imagenet_per_step_schedules_need_no_data_on_disk(monkeypatch, tmp_path):
+    from harness.data import training_examples
+    from harness.run.pipeline import data_spec
+    from harness.train.loop import steps_per_epoch
+
+    monkeypatch.setenv("PRUNE_BENCH_DATA", str(tmp_path))  # nothing there
+    track = load_track("imagenet-resnet34", TRACKS)
+    examples = training_examples(data_spec(track))
+    assert examples == 1_281_167 - 10_000  # ILSVRC-2012's training images less the validation carve
+    assert steps_per_epoch(examples, track.recipe.batch_size) == 4966
+    assert 45 in track.retraining.budgets and {"pfec-a", "pfec-b"} <= {t.name for t in track.pruning.targets}

@@ -6,8 +6,8 @@ A target is a track's compression goal, resolved here for one model and one kind
   own global ranking (global magnitude) may instead spread the same total across layers;
 - ``layers``: a fraction per named layer;
 - ``fixed``: a published configuration, e.g. PFEC's ``pfec-a`` / ``pfec-b`` for the CIFAR
-  ResNets and ``pfec-a`` for VGG-16 (Li et al. 2017, as in the public code of Liu et al.'s
-  "Rethinking the Value of Network Pruning", ``cifar/l1-norm-pruning``);
+  ResNets and ImageNet ResNet-34, and ``pfec-a`` for VGG-16 (Li et al. 2017, as in the public code of
+  Liu et al.'s "Rethinking the Value of Network Pruning", ``cifar/l1-norm-pruning``, and of Le & Hua);
 - ``macs`` / ``params``: a global reduction, reached by near-uniform per-layer counts, or by
   the method's own global ranking when it declares one (``Allocation.rank_globally``).
 
@@ -266,6 +266,15 @@ PFEC_RESNET: dict[tuple[str, str], tuple[tuple[int, ...], tuple[float, float, fl
 PFEC_VGG16_A_WIDTHS = (32, 64, 128, 128, 256, 256, 256, 256, 256, 256, 256, 256, 256)
 _BLOCK_CONV = re.compile(r"^layer(\d+)\.(\d+)\.conv1$")
 
+# PFEC's ImageNet ResNet-34 configurations (Li et al. 2017, Table 1; reference code res34prune.py of the
+# paper's repository): per-stage ratios for the first conv of each BasicBlock, some blocks skipped as
+# sensitive. The reference counts 3x3 convs from the stem as 1 (the 1x1 down-sampling convs are not
+# counted), so the first conv of block k (from 0, across all stages) has id 2 + 2k.
+PFEC_RESNET34: dict[str, tuple[tuple[int, ...], tuple[float, float, float, float]]] = {
+    "pfec-a": ((2, 8, 14, 16, 26, 28, 30, 32), (0.3, 0.3, 0.3, 0.0)),
+    "pfec-b": ((2, 8, 14, 16, 26, 28, 30, 32), (0.5, 0.6, 0.4, 0.0)),
+}
+
 
 def _pfec_resnet(config: str, model_name: str, sizes: Mapping[str, int]) -> dict[str, int]:
     skipped, stage_ratios = PFEC_RESNET[(config, model_name)]
@@ -278,6 +287,16 @@ def _pfec_resnet(config: str, model_name: str, sizes: Mapping[str, int]) -> dict
     return keep
 
 
+def _pfec_resnet34(config: str, model_name: str, sizes: Mapping[str, int]) -> dict[str, int]:
+    skipped, stage_ratios = PFEC_RESNET34[config]
+    keep = {}
+    for block, (layer, size) in enumerate(sizes.items()):
+        stage = int(_BLOCK_CONV.match(layer).group(1)) - 1
+        conv_id = 2 + 2 * block
+        keep[layer] = size if conv_id in skipped else int(size * (1 - stage_ratios[stage]))
+    return keep
+
+
 def _pfec_vgg16_a(config: str, model_name: str, sizes: Mapping[str, int]) -> dict[str, int]:
     return dict(zip(sizes, PFEC_VGG16_A_WIDTHS, strict=True))
 
@@ -285,6 +304,7 @@ def _pfec_vgg16_a(config: str, model_name: str, sizes: Mapping[str, int]) -> dic
 FIXED_CONFIGURATIONS: dict[tuple[str, str], Callable[[str, str, Mapping[str, int]], dict[str, int]]] = {
     **{key: _pfec_resnet for key in PFEC_RESNET},
     ("pfec-a", "cifar-vgg16"): _pfec_vgg16_a,
+    **{(config, "resnet34"): _pfec_resnet34 for config in PFEC_RESNET34},
 }
 
 

@@ -92,8 +92,15 @@ def _slr_lr(recipe: Recipe, epochs: int, epoch: int, params: Mapping[str, float]
     start, peak = recipe.final_lr, params["peak_lr"]
     if epoch < warmup:
         return start + (peak - start) * (1 - math.cos(math.pi * epoch / warmup)) / 2
-    decays = [int(Fraction(m, recipe.epochs) * (1 - warmup_fraction) * epochs) for m in recipe.milestones]
+    decays = [int(_slr_decay_point(m, recipe.epochs) * (1 - warmup_fraction) * epochs) for m in recipe.milestones]
     return peak / (1 / recipe.gamma) ** sum(1 for d in decays if epoch - warmup >= d)
+
+
+def _slr_decay_point(milestone: int, recipe_epochs: int) -> Fraction:
+    """Where a decay falls, as a fraction of the budget after warm-up. The official code writes these
+    fractions with two decimals -- 0.5 and 0.75 for CIFAR's 80 and 120 of 160 epochs, 0.33 and 0.66 for
+    ImageNet's 30 and 60 of 90 -- so a milestone's share of the recipe is truncated to hundredths."""
+    return Fraction(math.floor(Fraction(milestone, recipe_epochs) * 100), 100)
 
 
 CLR_FINAL_DIV_FACTOR = 100.0
