@@ -11,10 +11,13 @@ import torch
 
 from harness.core.errors import BenchError
 from harness.data.spec import DATA_ROOT_ENV, DataSpec, resolve_count
-from harness.data.splits import Splits, build_tensor_splits
+from harness.data.splits import Normalization, Splits, build_tensor_splits
 
 IMAGE_SHAPE = (3, 32, 32)
 PIXEL_MAX = 255
+PAPER_NORMALIZATION = Normalization(mean=(0.4914, 0.4822, 0.4465), std=(0.2023, 0.1994, 0.2010))
+"""The official code's fixed constants (Le & Hua 2021, PFEC's reference code), for CIFAR-10 and CIFAR-100
+alike; used under ``protocol = "paper"``."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,8 @@ def load_cifar_splits(spec: DataSpec, device: torch.device) -> Splits:
         num_classes=num_classes,
         synthetic=False,
         device=device,
+        hold_out=spec.protocol != "paper",
+        normalization=PAPER_NORMALIZATION if spec.protocol == "paper" else None,
     )
 
 

@@ -39,6 +39,11 @@ class DataSection(_Strict):
     val_size: float | None = Field(None, gt=0)
     test_size: float | None = Field(None, gt=0)
     train_size: int | None = Field(None, gt=0)
+    protocol: Literal["held-out", "paper"] = "held-out"
+    """``held-out`` (default): validation carved out of training, normalization from the training images.
+    ``paper``: the official code's CIFAR protocol, whole training split and fixed constants
+    (``harness.data.spec.PROTOCOLS``). Part of the dense configuration, so of every run's identity;
+    the default is left out of the hash, so existing tracks keep their ids."""
 
 
 class ModelSection(_Strict):
