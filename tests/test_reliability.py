@@ -373,8 +373,11 @@ def test_dense_training_resumes_from_its_last_epoch_bit_for_bit(digits_track, tr
     monkeypatch.setattr(FileCheckpoint, "load", spy)
     resumed = workspace.dense(0)
     assert resumed_from == [5]
-    expected = torch.load(ResultsLayout(trained_results).dense_files(digits_track.name, key)[0], weights_only=True)
+    uninterrupted = ResultsLayout(trained_results).dense_files(digits_track.name, key)[0]
+    expected = torch.load(uninterrupted, weights_only=True)
     assert all(torch.equal(resumed.state_dict[k].cpu(), expected[k]) for k in expected)
+    weights = layout.dense_files(digits_track.name, key)[0]
+    assert weights.read_bytes() == uninterrupted.read_bytes(), "identical tensors, identical bytes"
     assert not layout.dense_checkpoint(digits_track.name, key).exists(), "the checkpoint goes once cached"
 
 
