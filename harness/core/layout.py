@@ -11,6 +11,7 @@
 <root>/<track>/report/                   that track's audit report
 <root>/<track>/submissions/<method>/     a submission's verdict and report
 <root>/report/                           the audit report across tracks
+<root>/leaderboard/index.html            the leaderboard web page
 ```
 
 Everything else asks a ``ResultsLayout`` for a path, so a new kind of output is added here once.
@@ -23,6 +24,9 @@ from pathlib import Path
 
 REPORT = "report"
 """The report folder's name, at the root and in every track; never a track's name."""
+
+LEADERBOARD = "leaderboard"
+"""The leaderboard web page's folder at the root; never a track's name."""
 
 
 @dataclass(frozen=True)
@@ -79,8 +83,11 @@ class ResultsLayout:
     def submission(self, track: str, method: str) -> Path:
         return self.track(track) / "submissions" / method
 
+    def leaderboard(self) -> Path:
+        return self.root / LEADERBOARD
+
     def tracks(self) -> list[str]:
         """Track folders under the root, in name order."""
         if not self.root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and p.name != REPORT)
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and p.name not in (REPORT, LEADERBOARD))
