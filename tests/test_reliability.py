@@ -396,3 +396,13 @@ def test_an_unparsable_plugin_is_one_warning_and_blocks_no_command(tmp_path, tra
     audit = bench(["audit", "--results", str(trained_results)], env=env)
     assert "Traceback" not in audit.stderr and "error: " + str(methods) not in audit.stderr
     assert audit.stderr.count("broken.py") == 1
+
+
+def test_claims_past_the_open_file_limit_still_run_every_configuration(digits_track, digits_results, monkeypatch):
+    """A held claim is an open file: a grid larger than the file limit claims what fits and runs the rest too."""
+    from harness.grid import driver
+
+    monkeypatch.setattr(driver, "_open_file_room", lambda wanted: driver.Claims.SPARE_FILES + 1)
+    layout = ResultsLayout(digits_results)
+    outcome = run_grid(digits_track, grid(digits_track, budgets=(1, 2, 3)), layout, LocalExecutor(layout))
+    assert len(outcome.written) == 3 and outcome.elsewhere == 0

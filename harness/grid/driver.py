@@ -89,12 +89,18 @@ class Claims(Sequence[RunConfig]):
     replays what was claimed (executors that look at their configurations more than once see the
     same ones); ``len`` and indexing claim everything first."""
 
+    SPARE_FILES = 256
+    """Open files left for everything else: a held claim is an open file, so claims stop short of the limit."""
+
     def __init__(self, candidates: Sequence[RunConfig], layout: ResultsLayout, track: str, retry_failed: bool):
         self._candidates, self._layout, self._track, self._retry = list(candidates), layout, track, retry_failed
         self._claimed: list[RunConfig] = []
         self._locks: dict[str, FileLock] = {}
         self._next = 0
         self.elsewhere = 0
+        self.unclaimed = 0
+        """Runs handed over without a lock (past the open-file limit): their record was still re-read."""
+        self._most = _open_file_room(len(self._candidates) + self.SPARE_FILES) - self.SPARE_FILES
 
     def __iter__(self) -> Iterator[RunConfig]:
         index = 0
@@ -111,6 +117,12 @@ class Claims(Sequence[RunConfig]):
                 self._claimed.append(config)
 
     def _claim(self, config: RunConfig) -> bool:
+        if len(self._locks) >= self._most:  # an executor that takes the whole list at once, past the file limit
+            if pending([config], self._layout, self._retry):
+                self.unclaimed += 1
+                return True
+            self.elsewhere += 1
+            return False
         lock = acquire(self._layout.lock(self._track, config.run_id))
         if lock is None:
             self.elsewhere += 1
@@ -139,6 +151,23 @@ class Claims(Sequence[RunConfig]):
             lock = self._locks.pop(key, None)
             if lock is not None:
                 lock.release()
+
+
+def _open_file_room(wanted: int) -> int:
+    """Raise this process's open-file limit towards ``wanted`` (up to the hard limit); the limit it has now."""
+    try:
+        import resource
+    except ImportError:  # not POSIX: no limit to ask about
+        return wanted
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    return wanted if soft == resource.RLIM_INFINITY else soft
 
 
 def run_grid(
