@@ -406,3 +406,13 @@ def test_claims_past_the_open_file_limit_still_run_every_configuration(digits_tr
     layout = ResultsLayout(digits_results)
     outcome = run_grid(digits_track, grid(digits_track, budgets=(1, 2, 3)), layout, LocalExecutor(layout))
     assert len(outcome.written) == 3 and outcome.elsewhere == 0
+
+
+def test_atomic_writes_honour_the_umask_and_leave_no_temporary_file(tmp_path):
+    previous = os.umask(0o027)
+    try:
+        atomic.write_json_atomic(tmp_path / "a.json", {"x": 1})
+        atomic.torch_save_atomic({"w": torch.ones(2)}, tmp_path / "b.pt")
+    finally:
+        os.umask(previous)
+    assert {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()} == {"a.json": 0o640, "b.pt": 0o640}
