@@ -160,3 +160,29 @@ def test_nptm_variants_have_the_same_layout_counts_and_initial_weights(name):
     shortcuts = [m for m in official.modules() if isinstance(m, (AvgPoolShortcut, ZeroPadShortcut))]
     assert len(shortcuts) == 2 and all(isinstance(m, AvgPoolShortcut) for m in shortcuts)
 
+
+
+@pytest.mark.parametrize(("name", "shape"), [("cifar-resnet20-nptm", (3, 32, 32)), ("fashion-resnet20", (1, 28, 28))])
+def test_the_new_resnets_train_fused_like_separate_eager_steps(name, shape):
+    """The detached average-pool shortcut and the 1-channel stem go through the fused engine's vmap."""
+    import copy
+
+    from harness.track.recipe import Recipe
+    from harness.train.engines import EngineSettings
+    from harness.train.fusion import FusedStep
+    from harness.train.loop import eager_step, make_optimizer
+
+    recipe = Recipe(lr=0.1, momentum=0.9, weight_decay=1e-4, batch_size=16, epochs=2, milestones=(1,))
+    models = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        models.append(create_model(name, 10).train())
+    fused = FusedStep(copy.deepcopy(models), [{}] * 2, recipe, EngineSettings("fused"))
+    eager = [eager_step(model, make_optimizer(model, recipe), ()) for model in models]
+    rates, draw = torch.tensor([0.02, 0.01]), torch.Generator().manual_seed(4)
+    for size in (16, 16, 8):
+        x, y = torch.randn(2, size, *shape, generator=draw), torch.randint(0, 10, (2, size), generator=draw)
+        losses = fused(x, y, -rates, torch.full((2,), 0.9)).clone()
+        for index, step in enumerate(eager):
+            torch.testing.assert_close(losses[index], step(x[index], y[index], rates[index].item(), None),
+                                       rtol=1e-3, atol=1e-4)

@@ -111,6 +111,19 @@ def test_pfec_resnet34_skips_the_sensitive_blocks_and_keeps_the_last_stage():
     assert [keep[f"layer4.{b}.conv1"] for b in range(3)] == [512, 512, 512]
 
 
+@pytest.mark.parametrize("model_name", ["cifar-resnet56", "cifar-resnet110"])
+@pytest.mark.parametrize("config", ["pfec-a", "pfec-b"])
+def test_the_official_shortcut_variants_take_the_same_pfec_configurations(model_name, config):
+    ours = resolve_target(fixed(config), "structured", model_name, create_model(model_name, 10), CIFAR)
+    nptm = f"{model_name}-nptm"
+    model = create_model(nptm, 10)
+    official = resolve_target(fixed(config), "structured", nptm, model, CIFAR)
+    assert official.keep == ours.keep and official.estimate(official.keep) == ours.estimate(ours.keep)
+    prune_channels(model, first_channels(official.keep), torch.zeros(1, *CIFAR))
+    assert count(model, CIFAR).params == ours.estimate(ours.keep).params
+    assert model(torch.zeros(2, *CIFAR)).shape == (2, 10)
+
+
 def test_pfec_b_on_resnet56_skips_the_sensitive_blocks_and_prunes_each_stage_by_its_ratio():
     model = create_model("cifar-resnet56", 10)
     keep = resolve_target(fixed("pfec-b"), "structured", "cifar-resnet56", model, CIFAR).keep

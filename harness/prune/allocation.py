@@ -263,6 +263,9 @@ PFEC_RESNET: dict[tuple[str, str], tuple[tuple[int, ...], tuple[float, float, fl
     ("pfec-a", "cifar-resnet110"): ((36,), (0.5, 0.0, 0.0)),
     ("pfec-b", "cifar-resnet110"): ((36, 38, 74), (0.5, 0.4, 0.3)),
 }
+NPTM_SUFFIX = "-nptm"
+"""The official code's shortcut variant of a CIFAR ResNet (``harness.models.cifar_resnet``): same layout,
+so the same published configurations."""
 PFEC_VGG16_A_WIDTHS = (32, 64, 128, 128, 256, 256, 256, 256, 256, 256, 256, 256, 256)
 _BLOCK_CONV = re.compile(r"^layer(\d+)\.(\d+)\.conv1$")
 
@@ -277,7 +280,7 @@ PFEC_RESNET34: dict[str, tuple[tuple[int, ...], tuple[float, float, float, float
 
 
 def _pfec_resnet(config: str, model_name: str, sizes: Mapping[str, int]) -> dict[str, int]:
-    skipped, stage_ratios = PFEC_RESNET[(config, model_name)]
+    skipped, stage_ratios = PFEC_RESNET[(config, model_name.removesuffix(NPTM_SUFFIX))]
     blocks_per_stage = len(sizes) // len(stage_ratios)
     keep = {}
     for layer, size in sizes.items():
@@ -303,6 +306,7 @@ def _pfec_vgg16_a(config: str, model_name: str, sizes: Mapping[str, int]) -> dic
 
 FIXED_CONFIGURATIONS: dict[tuple[str, str], Callable[[str, str, Mapping[str, int]], dict[str, int]]] = {
     **{key: _pfec_resnet for key in PFEC_RESNET},
+    **{(config, model + NPTM_SUFFIX): _pfec_resnet for config, model in PFEC_RESNET},
     ("pfec-a", "cifar-vgg16"): _pfec_vgg16_a,
     **{(config, "resnet34"): _pfec_resnet34 for config in PFEC_RESNET34},
 }
