@@ -66,9 +66,25 @@ def test_the_protocol_is_part_of_the_dense_identity_and_the_default_keeps_every_
     assert "protocol" not in digits.data.model_dump(exclude_defaults=True)
 
 
-@pytest.mark.xfail(strict=True, reason="harness/run/pipeline.data_spec does not pass track.data.protocol on yet; "
-                                       "remove this mark once it does")
 def test_a_paper_protocol_track_loads_paper_protocol_data():
     track = load_track("cifar10-resnet56", TRACKS)
     paper = track.model_copy(update={"data": track.data.model_copy(update={"protocol": "paper"})})
     assert data_spec(paper).protocol == "paper"
+
+
+def test_runs_of_the_two_protocols_carry_it_and_are_never_pooled():
+    from harness.grid.selection import expand, select
+    from harness.run.cells import one_configuration_per_cell
+    from harness.run.record import RunRecord
+
+    track = load_track("cifar10-resnet56", TRACKS)
+    paper = track.model_copy(update={"data": track.data.model_copy(update={"protocol": "paper"})})
+    chosen = dict(methods=["l1-norm"], targets=["uniform-50"], schedules=["ft"], budgets=[40], twins=False)
+    held_out = expand(track, select(track, seeds=[0, 1, 2], **chosen))
+    official = expand(paper, select(paper, seeds=[0, 1], **chosen))
+    assert {c.data_protocol for c in held_out} == {"held-out"} and {c.data_protocol for c in official} == {"paper"}
+    assert "data_protocol" not in held_out[0].model_dump(exclude_defaults=True)
+    records = [RunRecord(**c.model_dump(), id=c.run_id, status="ok", test_acc=0.9) for c in held_out + official]
+    kept, dropped = one_configuration_per_cell(records)
+    assert {r.data_protocol for r in kept} == {"held-out"}
+    assert len(dropped) == 2 and all("data_protocol" in reason for _, reason in dropped)

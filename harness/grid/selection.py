@@ -106,5 +106,6 @@ def expand(
                                 target_spec=track.target(target).model_dump(mode="json"),
                                 schedule=schedule, schedule_params=params, budget_epochs=budget,
                                 seed=seed, harness_version=__version__, engine=engine, precision=precision,
+                                data_protocol=track.data.protocol,
                             ))
     return configs

@@ -142,7 +142,8 @@ def group_cells(records: Iterable[RunRecord]) -> dict[CellKey, list[RunRecord]]:
     return {key: sorted(cells[key], key=lambda r: (r.seed, r.dense_seed)) for key in sorted(cells)}
 
 
-SIGNATURE_FIELDS = ("target_spec", "schedule_params", "method_params", "harness_version", "engine", "precision")
+SIGNATURE_FIELDS = ("target_spec", "schedule_params", "method_params", "harness_version", "engine", "precision",
+                    "data_protocol")
 
 
 def _signature(record: RunRecord) -> tuple[str, ...]:

@@ -63,7 +63,7 @@ def data_spec(track: Track) -> DataSpec:
     return DataSpec(
         dataset=track.data.dataset, root=track.data.root, split_seed=track.data.split_seed,
         val_size=track.data.val_size, test_size=track.data.test_size, train_size=track.data.train_size,
-        crop_padding=aug.crop_padding, horizontal_flip=aug.horizontal_flip,
+        crop_padding=aug.crop_padding, horizontal_flip=aug.horizontal_flip, protocol=track.data.protocol,
     )
 
 

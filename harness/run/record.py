@@ -46,6 +46,8 @@ class RunConfig(BaseModel):
     harness_version: str
     engine: str = "eager"
     precision: str = "fp32"
+    data_protocol: str = "held-out"
+    """The track's data protocol (``held-out`` or ``paper``): runs of the two are never pooled."""
 
     @property
     def run_id(self) -> str:
