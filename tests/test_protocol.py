@@ -88,3 +88,15 @@ def test_runs_of_the_two_protocols_carry_it_and_are_never_pooled():
     kept, dropped = one_configuration_per_cell(records)
     assert {r.data_protocol for r in kept} == {"held-out"}
     assert len(dropped) == 2 and all("data_protocol" in reason for _, reason in dropped)
+
+
+def test_tuning_refuses_the_paper_protocol():
+    from harness.run.cells import CellKey
+    from harness.tune.search import TuneOptions, check_cells
+
+    track = load_track("cifar10-resnet56", TRACKS)
+    paper = track.model_copy(update={"data": track.data.model_copy(update={"protocol": "paper"})})
+    cell = CellKey(paper.name, "l1-norm", False, "uniform-50", "slr", 40)
+    check_cells(track, [cell], TuneOptions(trials=2, seeds=(0,)))
+    with pytest.raises(BenchError, match="paper protocol"):
+        check_cells(paper, [cell], TuneOptions(trials=2, seeds=(0,)))

@@ -363,6 +363,9 @@ def tune_cell(
 def check_cells(track: Track, cells: Sequence[CellKey], options: TuneOptions, study: str | None = None) -> None:
     """Refuse bad options and anything outside the search spaces before a single trial runs."""
     check_options(options)
+    if track.data.protocol == "paper":
+        raise BenchError(f"track '{track.name}' uses the paper protocol, whose validation images are training images, "
+                         "so tuning on them would select on the training set; tune under the held-out protocol")
     if study and len(cells) > 1:
         raise BenchError(f"--study names one study but {len(cells)} cells were selected; use --study-prefix instead")
     for cell in cells:
