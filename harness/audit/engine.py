@@ -135,8 +135,11 @@ def refuse_changed_methods(layout: ResultsLayout, records: Iterable[RunRecord]
     """Split records into those whose method file is unchanged (or uncheckable) and refused ones."""
     sources = MethodSources()
     kept, refused = [], []
+    reasons: dict[tuple[str, str | None], str | None] = {}  # one check per method and digest
     for record in records:
-        reason = sources.changed(record)
+        if (record.method, record.method_digest) not in reasons:
+            reasons[record.method, record.method_digest] = sources.changed(record)
+        reason = reasons[record.method, record.method_digest]
         if reason is None:
             kept.append(record)
         else:

@@ -12,7 +12,12 @@
 <root>/<track>/submissions/<method>/     a submission's verdict and report
 <root>/report/                           the audit report across tracks
 <root>/leaderboard/index.html            the leaderboard web page
+<root>/.bench-cache/records-<track>.json  digests of the record files whose seal was verified (a cache)
+<root>/.bench-cache/plots/<key>.json      rendered plots, keyed by a digest of their inputs and code
 ```
+
+The cache is never a source of truth: every record file is read on every call and fully re-checked
+unless its bytes hash to a digest the index lists as verified; a missing or corrupt cache is ignored.
 
 Everything else asks a ``ResultsLayout`` for a path, so a new kind of output is added here once.
 """
@@ -27,6 +32,9 @@ REPORT = "report"
 
 LEADERBOARD = "leaderboard"
 """The leaderboard web page's folder at the root; never a track's name."""
+
+CACHE = ".bench-cache"
+"""The cache folder at the root (ignored by git); never a track's name, like every dot-folder."""
 
 
 @dataclass(frozen=True)
@@ -86,8 +94,20 @@ class ResultsLayout:
     def leaderboard(self) -> Path:
         return self.root / LEADERBOARD
 
+    def cache(self) -> Path:
+        return self.root / CACHE
+
+    def record_index(self, track: str) -> Path:
+        """Digests of the track's record files whose schema, id and seal were verified (a cache)."""
+        return self.cache() / f"records-{track}.json"
+
+    def plot_cache(self) -> Path:
+        return self.cache() / "plots"
+
     def tracks(self) -> list[str]:
         """Track folders under the root, in name order."""
         if not self.root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and p.name not in (REPORT, LEADERBOARD))
+        return sorted(p.name for p in self.root.iterdir()
+                      if p.is_dir() and p.name not in (REPORT, LEADERBOARD)
+                      and not p.name.startswith("."))

@@ -11,14 +11,20 @@ load. ``method_digest`` is the SHA-256 of the method's source file at the time o
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import os
+import secrets
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from harness.core.atomic import write_json_atomic
+from harness.core.atomic import write_json_atomic, write_text_atomic
+from harness.core.errors import BenchError
 from harness.core.identity import config_hash, digest
 from harness.core.layout import ResultsLayout
 from harness.prune.latency import Latency
@@ -166,15 +172,27 @@ class RecordProblem:
 def read_record(path: Path) -> RunRecord:
     """Parse and check one record (schema, id, file name, content digest); raises ValueError naming what is wrong."""
     try:
-        raw = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"not readable JSON ({exc})") from None
+    return _check_record(path, data)
+
+
+def _parse_record(data: bytes) -> RunRecord:
+    try:
+        raw = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"not readable JSON ({exc})") from None
     try:
-        record = RunRecord.model_validate(raw)
+        return RunRecord.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
         key = ".".join(str(p) for p in first["loc"])
         raise ValueError(f"fails the record schema at '{key}': {first['msg']}") from None
+
+
+def _check_record(path: Path, data: bytes) -> RunRecord:
+    record = _parse_record(data)
     if record.id != record.run_id:
         raise ValueError(f"content does not match its id (id {record.id}, content hashes to {record.run_id})")
     if path.stem != record.id:
@@ -189,13 +207,104 @@ def read_record(path: Path) -> RunRecord:
     return record
 
 
+INDEX_FORMAT = 1
+
+
+@lru_cache(maxsize=1)
+def _checker() -> str:
+    """What the index's verdicts depend on: the checking code and the schema library; an index written
+    under other code is ignored."""
+    import pydantic
+
+    from harness.core import identity
+    from harness.prune import latency
+
+    sources = b"".join(Path(f).read_bytes() for f in (__file__, identity.__file__, latency.__file__))
+    return digest({"format": INDEX_FORMAT, "pydantic": pydantic.VERSION, "schema": SCHEMA_VERSION,
+                   "code": hashlib.sha256(sources).hexdigest()})
+
+
+INDEX_KEY_ENV = "PRUNE_BENCH_INDEX_KEY"
+"""The file holding this machine's key for record indexes (default ``~/.cache/prune-bench/index.key``)."""
+
+
+def _index_key() -> bytes | None:
+    """This machine's secret for signing record indexes, made on first use; None when it cannot be
+    kept (then no index is used). An index copied from elsewhere or edited by hand fails its
+    signature and is ignored, so a results folder received from someone else is always checked in full."""
+    path = Path(os.environ.get(INDEX_KEY_ENV) or Path.home() / ".cache" / "prune-bench" / "index.key")
+    try:
+        key = path.read_bytes()
+        if len(key) >= 32:
+            return key
+    except OSError:
+        pass
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(path, secrets.token_hex(32))
+        os.chmod(path, 0o600)
+        return path.read_bytes()
+    except (OSError, BenchError):
+        return None
+
+
+def _signature(key: bytes, files: dict[str, str]) -> str:
+    text = json.dumps([_checker(), sorted(files.items())], separators=(",", ":"))
+    return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
+
+
+def _read_index(path: Path, key: bytes | None) -> dict[str, str]:
+    """File name -> SHA-256 of the bytes whose schema, id and seal were verified; empty when there is
+    no key, or the index is missing, unreadable, corrupt, unsigned by this machine's key or written
+    under other checking code."""
+    if key is None:
+        return {}
+    try:
+        index = json.loads(path.read_bytes())
+        files = {k: v for k, v in index["files"].items() if isinstance(k, str) and isinstance(v, str)}
+        return files if hmac.compare_digest(str(index["signature"]), _signature(key, files)) else {}
+    except (OSError, ValueError, TypeError, AttributeError, KeyError):
+        return {}
+
+
+def _write_index(path: Path, key: bytes | None, files: dict[str, str]) -> None:
+    if key is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(path, {"files": files, "signature": _signature(key, files)})
+    except (OSError, BenchError):
+        pass  # a read-only results folder: the index only saves time
+
+
 def load_records(layout: ResultsLayout, track: str | None = None) -> tuple[list[RunRecord], list[RecordProblem]]:
-    """Every valid record in the layout (or of one track), plus the files that were refused."""
+    """Every valid record in the layout (or of one track), plus the files that were refused.
+
+    Every file is read on every call. A file whose bytes hash to the digest the track's index lists
+    for its name was verified before (schema, id, file name, seal) and is only parsed; any other is
+    fully checked, and the index is rewritten when what was verified changed. The index is a cache,
+    signed with this machine's key (:func:`_index_key`): deleting it, corrupting it or copying it from
+    elsewhere only costs time."""
     records, problems = [], []
+    key = _index_key()
     for name in [track] if track else layout.tracks():
+        index_path = layout.record_index(name)
+        verified = _read_index(index_path, key)
+        now: dict[str, str] = {}
         for path in layout.records(name):
             try:
-                records.append(read_record(path))
+                data = path.read_bytes()
+            except OSError as exc:
+                problems.append(RecordProblem(path, f"not readable JSON ({exc})"))
+                continue
+            sha = hashlib.sha256(data).hexdigest()
+            try:
+                record = _parse_record(data) if verified.get(path.name) == sha else _check_record(path, data)
             except ValueError as exc:
                 problems.append(RecordProblem(path, str(exc)))
+                continue
+            records.append(record)
+            now[path.name] = sha
+        if now != verified:
+            _write_index(index_path, key, now)
     return records, problems
