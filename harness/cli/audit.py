@@ -60,7 +60,7 @@ def audit(
     _skipped(result)
     leaderboard = build_leaderboard(result)
     folder = out_dir or layout.report(track)
-    write_report(result, leaderboard, folder)
+    write_report(result, leaderboard, folder, plot_cache=layout.plot_cache())
     if as_json:
         print_json(audit_payload(result, leaderboard))
     else:

@@ -16,14 +16,17 @@ PLOT_PREFIXES = ("budget-", "twin-", "retraining-", "macs-", "curves-", "tuning-
 """Plot files a report writes (or wrote in earlier versions); stale ones are removed on rewrite."""
 
 
-def write_report(result: AuditResult, leaderboard: Leaderboard, out_dir: str | Path) -> list[Path]:
-    """Write every report file into ``out_dir`` (created if needed); returns the paths written."""
-    # matplotlib is imported only when a report is written, not by `bench leaderboard`
+def write_report(result: AuditResult, leaderboard: Leaderboard, out_dir: str | Path,
+                 plot_cache: str | Path | None = None) -> list[Path]:
+    """Write every report file into ``out_dir`` (created if needed); returns the paths written.
+    ``plot_cache`` (a folder) keeps drawn plots by a digest of their inputs and code, so an unchanged
+    plot is not drawn again; the files written are byte-identical with or without it."""
+    # matplotlib is imported only when a plot is drawn, not by `bench leaderboard` or a cached report
     from harness.publish.report.plots import make_plots
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    plots = make_plots(result)
+    plots = make_plots(result, plot_cache)
     markdown = render_markdown(result, leaderboard, plots)
     files = {
         "REPORT.md": markdown,

@@ -22,20 +22,22 @@ figure grows to hold them, so nothing is cut off; no constrained layout (it cost
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import io
+import json
 import math
 import re
 import textwrap
 from collections import defaultdict
-from dataclasses import dataclass
-from typing import Iterator, Sequence
+from dataclasses import asdict, dataclass, fields, is_dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
-import matplotlib
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
-from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 from harness.audit.comparisons import (
     Cell,
@@ -44,7 +46,22 @@ from harness.audit.comparisons import (
 )
 from harness.audit.engine import AuditResult
 from harness.audit.tuning import TuningStudy
+from harness.core.atomic import write_text_atomic
 from harness.publish.report.markdown import budget_label
+from harness.run.record import content_digest
+
+Figure = FigureCanvasAgg = Line2D = FixedLocator = FuncFormatter = NullLocator = matplotlib = None
+"""matplotlib's names, imported on the first plot drawn (:func:`_import_matplotlib`): a report whose
+plots are all in the cache never imports matplotlib."""
+
+
+def _import_matplotlib() -> None:
+    global Figure, FigureCanvasAgg, Line2D, FixedLocator, FuncFormatter, NullLocator, matplotlib
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
 STYLE = {
     "svg.hashsalt": "prune-bench",
@@ -478,19 +495,122 @@ def _tuning_figure(track: str, studies: Sequence[TuningStudy], styles: dict[str,
                 svg, png, "tuning", track)
 
 
-def _plots(result: AuditResult) -> Iterator[Plot | None]:
+Job = tuple[Callable[..., "Plot | None"], tuple]
+
+
+def _jobs(result: AuditResult) -> Iterator[Job]:
+    """Every plot of the report as (the function that draws it, its inputs), in report order."""
     styles = looks([c.key.method for c in result.cells])
     for track in result.tracks:
         cells = [c for c in result.cells if c.reproduced and c.n and c.key.track == track]
         for target in sorted({c.key.target for c in cells}):
             in_target = [c for c in cells if c.key.target == target]
-            yield _retraining_figure(track, target, in_target, styles)
-            yield _curves_figure(track, target, in_target, styles)
-        yield _macs_figure(track, cells, styles)
-        yield _tuning_figure(track, result.studies, styles)
+            yield _retraining_figure, (track, target, in_target, styles)
+            yield _curves_figure, (track, target, in_target, styles)
+        yield _macs_figure, (track, cells, styles)
+        yield _tuning_figure, (track, result.studies, styles)
 
 
-def make_plots(result: AuditResult) -> list[Plot]:
-    """Every plot of the report, in report order."""
-    with matplotlib.rc_context(STYLE):
-        return [plot for plot in _plots(result) if plot is not None]
+def make_plots(result: AuditResult, cache: str | Path | None = None) -> list[Plot]:
+    """Every plot of the report, in report order. With ``cache`` (a folder), a plot whose inputs and
+    drawing code hash to a stored entry is read from there instead of drawn; the cache only saves
+    time (an unreadable entry is drawn again), and a drawn plot's bytes are the same either way."""
+    plots = []
+    for function, args in _jobs(result):
+        path = Path(cache) / f"{_job_key(function, args)}.json" if cache is not None else None
+        found = _cached(path) if path is not None else _MISSING
+        if found is _MISSING:
+            if matplotlib is None:
+                _import_matplotlib()
+            with matplotlib.rc_context(STYLE):
+                found = function(*args)
+            if path is not None:
+                _store(path, found)
+        if found is not None:
+            plots.append(found)
+    return plots
+
+
+# -- the plot cache -------------------------------------------------------------------------------
+CACHE_FORMAT = 1
+_MISSING = object()
+
+
+def _code_digest() -> str:
+    """The drawing code and libraries a plot's bytes depend on."""
+    global _CODE
+    if _CODE is None:
+        import importlib.metadata as metadata
+
+        from harness.audit import comparisons
+        from harness.publish.report import markdown
+        from harness.run import cells
+
+        code = b"".join(Path(m.__file__).read_bytes() for m in (comparisons, markdown, cells))
+        versions = {name: metadata.version(name) for name in ("matplotlib", "numpy", "pillow")}
+        _CODE = hashlib.sha256(Path(__file__).read_bytes() + code + json.dumps(
+            [CACHE_FORMAT, versions, STYLE], sort_keys=True, default=str).encode()).hexdigest()
+    return _CODE
+
+
+_CODE: str | None = None
+
+
+def _fingerprint(value: Any) -> Any:
+    """A plain, order-preserving stand-in for a plot's inputs: records by their content digest
+    (loaded records had their seal checked), dataclasses by their fields, floats by ``repr``."""
+    if isinstance(value, Cell):
+        return ["cell", repr(value.key), ",".join(_record_digest(r) for r in value.records),
+                ",".join(r.id for r in value.ok), repr(value.values), repr(value.pairing), repr(value.summary),
+                repr(value.resolution)]
+    if isinstance(value, (list, tuple)):
+        return [_fingerprint(v) for v in value]
+    if isinstance(value, dict):
+        return [[_fingerprint(k), _fingerprint(v)] for k, v in value.items()]
+    if is_dataclass(value) and not isinstance(value, type):
+        return [type(value).__name__, [[f.name, _fingerprint(getattr(value, f.name))] for f in fields(value)]]
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, (float, np.floating, np.integer, np.bool_)):
+        return repr(value)
+    if isinstance(value, np.ndarray):
+        return ["ndarray", str(value.dtype), list(value.shape), value.tobytes().hex()]
+    raise TypeError(f"no fingerprint for {type(value).__name__}")  # a new input type: say so, never guess
+
+
+def _record_digest(record) -> str:
+    return record.content_digest or content_digest(record)
+
+
+def _job_key(function: Callable, args: tuple) -> str:
+    text = json.dumps([_code_digest(), function.__name__, _fingerprint(args)], separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _cached(path: Path) -> Any:
+    try:
+        entry = json.loads(path.read_bytes())
+        if entry["format"] != CACHE_FORMAT:
+            return _MISSING
+        if entry["plot"] is None:
+            return None
+        fields_ = dict(entry["plot"])
+        fields_["png"] = base64.b64decode(fields_["png"], validate=True)
+        plot = Plot(**fields_)
+        if hashlib.sha256(plot.svg.encode() + plot.png).hexdigest() != entry["bytes"]:
+            return _MISSING
+        return plot
+    except (OSError, ValueError, TypeError, KeyError):
+        return _MISSING
+
+
+def _store(path: Path, plot: Plot | None) -> None:
+    entry: dict[str, Any] = {"format": CACHE_FORMAT, "plot": None}
+    if plot is not None:
+        entry["plot"] = {**asdict(plot), "png": base64.b64encode(plot.png).decode()}
+        entry["bytes"] = hashlib.sha256(plot.svg.encode() + plot.png).hexdigest()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(path, json.dumps(entry))
+    except Exception:  # noqa: BLE001 - a cache that cannot be written only costs time
+        pass
