@@ -147,7 +147,8 @@ def test_the_child_gets_the_model_and_bounded_training_batches_and_runs_once_per
         tmp_path, results, digits_track):
     log = tmp_path / "calls.jsonl"
     method, _ = plugin(tmp_path, "probe-random", PROBE.format(log=str(log)))
-    workspace = Workspace(digits_track, ResultsLayout(results))
+    # level rlimits: the probe writes what it was given into this test's folder, which a sandbox hides
+    workspace = Workspace(digits_track, ResultsLayout(results), isolation=Isolation(level="rlimits"))
     model = workspace.dense_model(0)
     for twin in (False, True):
         assert workspace.make_plan(method.name, "uniform-50", 0, model, twin) == \

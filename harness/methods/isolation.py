@@ -23,7 +23,14 @@ unprivileged user. Plans are computed on the CPU: ``RLIMIT_AS`` and CUDA's addre
 reservations do not mix.
 
 The child's answer is read with ``torch.load(weights_only=True)``: tensors, numbers, strings, lists
-and dicts only, so nothing the child sends can execute code in the harness.
+and dicts only, so nothing the child sends can execute code in the harness; it is refused unread
+beyond ``Limits.answer_mb``.
+
+The child runs in the sandbox of ``harness.methods.sandbox`` at the strongest level this machine
+allows (``bwrap`` > ``landlock`` > ``rlimits``), probed once and named on stderr the first time a
+plugin runs: an allow-listed environment, stdout and stderr into capped pipes (shown only escaped and
+truncated, in failure messages), and -- the harness being a child subreaper -- every descendant it
+left is killed when the plan is done. Text from the child is escaped before it reaches any message.
 """
 
 from __future__ import annotations
@@ -52,6 +59,7 @@ from torch import nn
 from harness.core.atomic import pid_alive
 from harness.core.errors import BenchError
 from harness.core.processes import leave_with_parent
+from harness.methods import sandbox
 from harness.methods.plugins import PluginMethod, is_plugin, run_plugin_source
 from harness.methods.registry import Method, PruningContext, get_method
 from harness.plans import ChannelPlan, MaskPlan
@@ -72,9 +80,12 @@ class Limits:
     cpu_seconds: int = 600
     memory_mb: int = 8192
     startup_seconds: float = 300.0
+    answer_mb: int = 256
+    processes: int = sandbox.MAX_PROCESSES
 
     def __post_init__(self) -> None:
-        if min(self.wall_seconds, self.cpu_seconds, self.memory_mb, self.startup_seconds) <= 0:
+        if min(self.wall_seconds, self.cpu_seconds, self.memory_mb, self.startup_seconds, self.answer_mb,
+               self.processes) <= 0:
             raise BenchError(f"isolation limits must be positive, got {self}")
 
 
@@ -95,6 +106,8 @@ class ChildInput:
     allocate: Callable[[Mapping[str, torch.Tensor]], dict[str, int]] | None
     threads: int
     limits: Limits
+    function: str = ""
+    line: int = 0
 
 
 class Isolation:
@@ -102,9 +115,47 @@ class Isolation:
     process for plugins. A plugin's outcome -- plan or failure -- is remembered by its exact inputs,
     so a method's twin and its runs under every schedule and budget share one child."""
 
-    def __init__(self, limits: Limits = Limits()):
+    def __init__(self, limits: Limits = Limits(), level: str | None = None, unsafe: bool = False):
+        if level is not None and level not in sandbox.LEVELS:
+            raise BenchError(f"unknown sandbox level {level!r}; use one of {', '.join(sandbox.LEVELS)}")
+        required, asked_unsafe = sandbox.requirement()
         self.limits = limits
+        self.unsafe = unsafe or asked_unsafe
+        self._level = level
         self._outcomes: dict[str, dict[str, Any] | BenchError] = {}
+        if required is not None:
+            self.require(required)
+
+    @property
+    def level(self) -> str:
+        """The sandbox level plugins run at: the one asked for, else the strongest this machine allows."""
+        if self._level is None:
+            probe = sandbox.probe()
+            self._level = probe.level
+            print(probe.line(), file=sys.stderr)
+        return self._level
+
+    def record_fields(self, name: str) -> dict[str, Any]:
+        """What a record says about where the method ``name``'s plan was computed (nothing is probed for a
+        built-in method, which runs in-process)."""
+        try:
+            method = get_method(name)
+        except BenchError:
+            return {}
+        if not is_plugin(method):
+            return {"isolation": "in-process"}
+        level = self.level
+        below = not sandbox.greater_or_equal(level, sandbox.REQUIRED_LEVEL)
+        return {"isolation": level, "unsafe_isolation": self.unsafe and below}
+
+    def require(self, required: str = sandbox.REQUIRED_LEVEL) -> None:
+        """Refuse to go on below ``required`` unless this isolation was made ``unsafe`` on request."""
+        level = self.level
+        if not sandbox.greater_or_equal(level, required) and not self.unsafe:
+            probe = sandbox.probe()
+            raise BenchError(f"the sandbox here reaches level '{level}', below the '{required}' the leaderboard "
+                             f"requires ({'; '.join(probe.missing) or 'level set by hand'}); install what is "
+                             "missing, or pass --unsafe-isolation to run anyway with the records marked")
 
     def select(self, method: Method, context: PruningContext) -> object:
         if not is_plugin(method):
@@ -114,7 +165,7 @@ class Isolation:
         key = hashlib.sha256(payload).hexdigest()
         if key not in self._outcomes:
             try:
-                self._outcomes[key] = run_isolated(inputs, payload)
+                self._outcomes[key] = run_isolated(inputs, payload, self.level)
             except BenchError as exc:
                 self._outcomes[key] = exc
         outcome = self._outcomes[key]
@@ -135,6 +186,7 @@ def child_input(plugin: PluginMethod, context: PruningContext, limits: Limits) -
         generator_state=context.generator.get_state(), batches=batches, kind=context.kind,
         example_input=None if context.example_input is None else context.example_input.detach().cpu(),
         allocate=context.allocate, threads=torch.get_num_threads(), limits=limits,
+        function=plugin.function, line=plugin.line,
     )
 
 
@@ -144,33 +196,74 @@ def _serialise(value: Any) -> bytes:
     return buffer.getvalue()
 
 
-def run_isolated(inputs: ChildInput, payload: bytes | None = None) -> dict[str, Any]:
-    """Start the child and wait within the limits; returns its plan as data, every failure is one BenchError line."""
+_SUBREAPER: list[bool] = []
+
+
+def run_isolated(inputs: ChildInput, payload: bytes | None = None, level: str = "rlimits") -> dict[str, Any]:
+    """Start the child in the sandbox at ``level`` and wait within the limits; returns its plan as data,
+    every failure is one BenchError line."""
     limits = inputs.limits
     where = f"method '{inputs.method}' ({inputs.path})"
     remove_stale_workdirs()
+    if not _SUBREAPER:
+        _SUBREAPER.append(sandbox.become_subreaper())
+    before = sandbox.children_now()
     with tempfile.TemporaryDirectory(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-") as workdir:
         (Path(workdir) / INPUT_FILE).write_bytes(payload or _serialise(inputs))
+        if level == "bwrap" and os.geteuid() == 0:
+            for path in (workdir, Path(workdir) / INPUT_FILE):
+                os.chown(path, sandbox.UNPRIVILEGED_UID, sandbox.UNPRIVILEGED_UID)
         read_fd, write_fd = os.pipe()
+        out_read, out_write = os.pipe()
         try:
             child = subprocess.Popen(
-                [sys.executable, "-c", f"import os; from harness.core.processes import leave_with_parent; "
-                 f"leave_with_parent({os.getpid()}, os.getcwd()); "
-                 f"from harness.methods.isolation import child_main; child_main({write_fd})"],
-                cwd=workdir, pass_fds=(write_fd,), stdin=subprocess.DEVNULL, start_new_session=True,
-                env={**os.environ, "PYTHONPATH": os.pathsep.join(
-                    [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)})
+                _command(level, write_fd, workdir), cwd=workdir, pass_fds=(write_fd,), stdin=subprocess.DEVNULL,
+                stdout=out_write, stderr=out_write, start_new_session=True, env=_environment(level, workdir))
+        except OSError as exc:
+            os.close(out_read)
+            raise BenchError(f"{where}: the sandbox ({level}) could not start the isolated process: "
+                             f"{sandbox.escape(str(exc))}") from None
         finally:
             os.close(write_fd)
+            os.close(out_write)
+        output = sandbox.CappedReader(out_read)
         receiver = Connection(read_fd, writable=False)
         try:
             answer = _answer(receiver, child, where, limits)
+        except BenchError as exc:
+            raise BenchError(_with_output(str(exc), output)) from None
         finally:
             receiver.close()
             _stop(child)
+            sandbox.reap_descendants(before)
     if answer.get("status") != "ok":
-        raise BenchError(_failure_message(where, answer, limits))
+        raise BenchError(_with_output(_failure_message(where, answer, limits), output))
     return answer["plan"]
+
+
+def _with_output(message: str, output: sandbox.CappedReader) -> str:
+    text = output.text()
+    return f"{message} (its output, escaped: {text})" if text else message
+
+
+def _command(level: str, fd: int, workdir: str) -> list[str]:
+    """The child's command line: the interpreter runs a fixed bootstrap (the parent's id, the work folder
+    and the pipe's number are its only arguments), wrapped in bubblewrap at level ``bwrap``."""
+    inside = sandbox.SANDBOX_WORK if level == "bwrap" else workdir
+    # under bwrap the parent is the sandbox's own init (the harness is in another pid namespace): it dies
+    # with the harness (--die-with-parent), and the child with it
+    parent = "os.getppid()" if level == "bwrap" else str(os.getpid())
+    bootstrap = (f"import os; os.chdir({inside!r}); from harness.core.processes import leave_with_parent; "
+                 f"leave_with_parent({parent}, os.getcwd()); "
+                 f"from harness.methods.isolation import child_main; child_main({fd})")
+    argv = [sys.executable, "-s", "-c", bootstrap]
+    return sandbox.bwrap_command(argv, workdir) if level == "bwrap" else argv
+
+
+def _environment(level: str, workdir: str) -> dict[str, str]:
+    if level == "bwrap":
+        return sandbox.child_env(level, sandbox.SANDBOX_LIB, sandbox.SANDBOX_WORK)
+    return sandbox.child_env(level, str(Path(__file__).resolve().parents[2]), workdir)
 
 
 def _answer(receiver: Connection, child: subprocess.Popen, where: str, limits: Limits) -> dict[str, Any]:
@@ -194,8 +287,14 @@ def _answer(receiver: Connection, child: subprocess.Popen, where: str, limits: L
 
 def _receive(receiver: Connection, child: subprocess.Popen, where: str, limits: Limits) -> bytes:
     try:
-        return receiver.recv_bytes()
-    except (EOFError, OSError):
+        return receiver.recv_bytes(limits.answer_mb * 2**20)
+    except OSError as exc:
+        if "too long" in str(exc) or "bad message length" in str(exc):
+            _kill(child)
+            raise BenchError(f"{where}: the isolated process sent an answer larger than the cap of "
+                             f"{limits.answer_mb} MiB; it was refused unread and the process killed") from None
+        raise BenchError(_death_message(where, _exit_code(child), limits)) from None
+    except EOFError:
         raise BenchError(_death_message(where, _exit_code(child), limits)) from None
 
 
@@ -215,6 +314,8 @@ def _silent_child(child: subprocess.Popen, where: str, reason: str, limits: Limi
 
 
 def _death_message(where: str, exitcode: int | None, limits: Limits) -> str:
+    if exitcode is not None and 128 < exitcode < 128 + signal.NSIG:  # bwrap passes a signal on as 128 + its number
+        exitcode = 128 - exitcode
     if exitcode is not None and exitcode < 0:
         number = -exitcode
         if number == signal.SIGXCPU:
@@ -230,13 +331,18 @@ def _death_message(where: str, exitcode: int | None, limits: Limits) -> str:
 
 
 def _failure_message(where: str, answer: Mapping[str, Any], limits: Limits) -> str:
-    at = f" at {answer['at']}" if answer.get("at") else ""
+    """The child's error, every piece of it escaped (it is the method's text, and may carry rich markup,
+    control characters or a fake line of the harness's output)."""
+    at = f" at {sandbox.escape(str(answer['at']), 200)}" if answer.get("at") else ""
+    error = sandbox.escape(str(answer.get("error")))
     if answer.get("cause") == "memory":
         return (f"{where}: ran out of memory{at}: it hit the memory limit of {limits.memory_mb} MiB "
-                f"(address space beyond the isolated process's start-up) -- {answer['error']}")
+                f"(address space beyond the isolated process's start-up) -- {error}")
     if answer.get("cause") == "load":
-        return f"{where}: running the method file failed{at}: {answer['error']}"
-    return f"{where}: raised {answer['error']}{at}"
+        return f"{where}: running the method file failed{at}: {error}"
+    if answer.get("cause") == "registration":
+        return f"{where}: {error}"
+    return f"{where}: raised {error}{at}"
 
 
 def _kill(child: subprocess.Popen) -> None:
@@ -294,6 +400,11 @@ def _limit_resources(limits: Limits) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
     memory = _address_space() + limits.memory_mb * 2**20
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limits.memory_mb * 2**20,) * 2)
+    if os.geteuid() != 0:  # root ignores RLIMIT_NPROC; under bwrap the child is never root
+        tasks = len(os.listdir("/proc/self/task")) + limits.processes
+        resource.setrlimit(resource.RLIMIT_NPROC, (tasks, tasks))
 
 
 def _address_space() -> int:
@@ -326,6 +437,18 @@ def remove_stale_workdirs(folder: str | Path | None = None) -> None:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
+def _check_registered(inputs: ChildInput, module: Any, method: Method) -> None:
+    """The function registered under the name must be the module-level function the syntax tree showed."""
+    if not inputs.function:
+        return
+    function = module.__dict__.get(inputs.function)
+    code = getattr(method.select, "__code__", None)
+    if method.select is not function or code is None or code.co_filename != inputs.path \
+            or code.co_firstlineno > inputs.line or inputs.line - code.co_firstlineno > 50:
+        raise BenchError(f"the function registered as '{inputs.method}' is not '{inputs.function}' defined at line "
+                         f"{inputs.line}, the one the harness read; register it with harness.methods.register_method")
+
+
 def child_main(fd: int, parent: int | None = None) -> None:
     """The child (run as ``python -c``): load, limit, signal ready, run the plugin's bytes, send the plan as data."""
     if parent is not None:  # normally done already, before this module (and torch) was imported
@@ -338,8 +461,10 @@ def child_main(fd: int, parent: int | None = None) -> None:
     sender.send_bytes(READY)
     stage = "load"
     try:
-        run_plugin_source(inputs.source, inputs.path)
+        module = run_plugin_source(inputs.source, inputs.path)
         method = get_method(inputs.method)
+        stage = "registration"
+        _check_registered(inputs, module, method)
         stage = "select"
         generator = torch.Generator()
         generator.set_state(inputs.generator_state)
@@ -350,7 +475,7 @@ def child_main(fd: int, parent: int | None = None) -> None:
         )
         answer = {"status": "ok", "plan": plan_to_data(method.select(context))}
     except BaseException as exc:  # the method's code is untrusted: every failure is reported, none escapes
-        cause = "memory" if _is_memory_error(exc) else stage if stage == "load" else "exception"
+        cause = "memory" if _is_memory_error(exc) else stage if stage in ("load", "registration") else "exception"
         answer = {"status": "error", "cause": cause, "error": _describe(exc), "at": _where_in(inputs.path, exc)}
     sender.send_bytes(_serialise(answer))
     sender.close()
