@@ -198,6 +198,9 @@ def read_registrations(path: str | Path, source: bytes) -> list[Registration]:
     registrations = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and _callee(node.func) == "register_method":
+            if not isinstance(node.func, ast.Name):
+                raise BenchError(f"{path}:{node.lineno}: call register_method by its name, imported from "
+                                 "harness.methods")
             function = decorators.get(id(node))
             if not isinstance(function, ast.FunctionDef):
                 raise BenchError(f"{path}:{node.lineno}: register_method must decorate a module-level function; "
@@ -207,12 +210,30 @@ def read_registrations(path: str | Path, source: bytes) -> list[Registration]:
             raise BenchError(f"{path}:{node.lineno}: register_method is missing the method's name; write {_EXAMPLE}")
     if not registrations:
         raise BenchError(f"{path}:1: no register_method call, so the file defines no method; write {_EXAMPLE}")
+    _check_register_method(path, source, tree, registrations[0].decorator_line)
     names = [r.name for r in registrations]
     duplicate = next((r for r in registrations if names.count(r.name) > 1), None)
     if duplicate:
         raise BenchError(f"{path}:{duplicate.decorator_line}: method '{duplicate.name}' is registered twice "
                          "in this file")
     return registrations
+
+
+def _check_register_method(path: Path, source: bytes, tree: ast.Module, line: int) -> None:
+    """Registration is honoured only for ``register_method`` imported, under its own name, from
+    ``harness.methods`` at module level and never rebound: a file's own ``register_method`` could register
+    another function than the one read here."""
+    from harness.methods.lint import REGISTRATION_MODULES, review
+
+    imported = any(isinstance(node, ast.ImportFrom) and node.module in REGISTRATION_MODULES
+                   and any(a.name == "register_method" and a.asname is None for a in node.names)
+                   for node in tree.body)
+    if not imported:
+        raise BenchError(f"{path}:{line}: register_method must be imported from harness.methods "
+                         "(`from harness.methods import register_method`); no other one registers a method")
+    rebound = next((f for f in review(path, source) if f.rule == "register_method"), None)
+    if rebound is not None:
+        raise BenchError(f"{path}:{rebound.line}: {rebound.message}")
 
 
 def load_plugin(path: str | Path) -> list[Method]:
