@@ -278,7 +278,7 @@ def prepare(workspace: Workspace, config: RunConfig) -> PreparedRun | RunRecord:
     dense = workspace.dense(config.dense_seed)
     fields = dict(config.model_dump(), id=config.run_id, dense_test_acc=dense.test_acc,
                   dense_val_acc=dense.val_acc, env=environment(workspace.device),
-                  method_digest=registered_digest(config.method),
+                  method_digest=registered_digest(config.method), **workspace.isolation.record_fields(config.method),
                   synthetic_data=workspace.splits.synthetic)
     try:
         pruned = prune(workspace, config)

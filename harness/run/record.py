@@ -125,6 +125,12 @@ class RunRecord(RunConfig):
     group's order: the group's kernels set the rounding, so a rerun repeats the whole group."""
     content_digest: str | None = None
     method_digest: str | None = None
+    isolation: str | None = None
+    """Where the method's plan was computed: ``in-process`` (a built-in method, the harness's own code) or
+    the sandbox level a plugin ran at (``bwrap``, ``landlock``, ``rlimits``); None in records made before
+    levels were recorded."""
+    unsafe_isolation: bool = False
+    """The run was made below the level its leaderboard requires, by request (``--unsafe-isolation``)."""
 
     def __eq__(self, other: object) -> bool:
         """Records are equal when their content is: the seal (``content_digest``) is not content."""
