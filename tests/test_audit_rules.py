@@ -75,7 +75,10 @@ def test_fair_set_is_quiet_for_every_rule():
 def test_fair_set_comparisons_are_paired_and_separated():
     result = audit(fair_records())
     assert len(result.comparisons) == 6  # per schedule: two methods vs twins, and alpha vs beta
-    assert all(c.paired and c.test == "paired-t" and c.verdict == "better" for c in result.comparisons)
+    assert all(c.paired and c.test == "paired-t" for c in result.comparisons)
+    # a comparison of two methods belongs to the later one's family: beta (by name, no protocol) against alpha
+    assert all(c.verdict == ("worse" if c.kind == "methods" else "better") for c in result.comparisons)
+    assert all(c.family == c.a and c.correction == "holm" for c in result.comparisons)
     assert {c.kind for c in result.comparisons} == {"twin", "methods"}
 
 
@@ -138,7 +141,7 @@ def test_r3_checks_structured_and_masked_entries_within_their_own_family():
     result = audit(fair_records() + masked)
     assert [f for f in result.findings if f.rule == "R3"] == []
     pairs = {(c.a.split("/")[1], c.b.split("/")[1]) for c in result.comparisons if c.kind == "methods"}
-    assert pairs == {("alpha", "beta"), ("delta", "gamma")}  # never across families
+    assert pairs == {("beta", "alpha"), ("gamma", "delta")}  # never across families
     claim = Claim(name="gamma beats beta", method="gamma", baseline="beta", schedule="ft", budget=10)
     finding = only([f for f in audit(fair_records() + masked, claims=[claim]).findings if f.rule == "R3"], "fail")
     assert (finding.evidence["family_a"], finding.evidence["family_b"]) == ("unstructured", "structured")
@@ -436,15 +439,17 @@ def test_paired_power_matches_simulation():
     assert stats.paired_power(0.5, 1.0, 8, 0.05) == pytest.approx(simulated, abs=0.005)
 
 
-def test_table_comparisons_are_benjamini_hochberg_corrected_per_track():
+def test_table_comparisons_are_holm_corrected_within_each_methods_family():
     records = fair_records() + fair_records(track="toy2")
     cells = build_cells(records, CONFIG)
     comparisons = table_comparisons(cells, CONFIG)
-    for track in ("toy", "toy2"):
-        mine = [c for c in comparisons if c.track == track]
-        expected = scipy_stats.false_discovery_control([c.pvalue for c in mine], method="bh")
+    families = {c.family for c in comparisons}
+    assert families == {c.a for c in comparisons}
+    for family in families:
+        mine = [c for c in comparisons if c.family == family]
+        expected = stats.holm([c.pvalue for c in mine])
         assert [c.pvalue_adjusted for c in mine] == pytest.approx(list(expected))
-        assert all(c.correction == "benjamini-hochberg" for c in mine)
+        assert all(c.correction == "holm" and c.family_size == len(mine) for c in mine)
 
 
 def test_unpaired_cells_use_welch():
@@ -470,10 +475,11 @@ def test_holm_adjustment_and_undefined_tests():
     assert math.isnan(adjusted[2].pvalue_adjusted) and adjusted[2].verdict == "tie"
 
 
-def test_verdicts_need_significance_and_the_detectable_difference():
+def test_verdicts_come_from_the_corrected_test_alone():
     assert verdict(0.02, 0.001, 0.01, 0.9, 0.05) == "better"
     assert verdict(-0.02, 0.001, 0.01, 0.9, 0.05) == "worse"
-    assert verdict(0.005, 0.001, 0.01, 0.9, 0.05) == "tie"  # significant but below what the seeds can detect
+    assert verdict(0.005, 0.001, 0.01, 0.9, 0.05) == "better"  # below the detectable difference: reported, no gate
+    assert verdict(0.005, 0.06, 0.01, 0.9, 0.05) == "tie"
     assert verdict(0.001, 0.4, 0.01, 0.01, 0.05) == "equivalent"
     assert verdict(0.02, math.nan, 0.01, math.nan, 0.05) == "tie"
 
@@ -483,3 +489,80 @@ def test_cell_intervals_follow_harness_stats():
     alpha = cells["toy/alpha/half/ft@10"]
     assert alpha.summary == stats.summarize(alpha.values)  # under 10 seeds: a Student t interval
     assert alpha.pairing == tuple((dense_hash(TRACK, d), d, s) for d, s in SEEDS)
+
+
+# -- partial pairing, seeds to detect, fixed families (issue 13) -----------------------------------------
+
+def test_cells_pair_on_their_shared_runs_when_enough_are_shared():
+    records = fair_records(schedules=("ft",))
+    twin = [r for r in records if r.twin and r.method == "alpha"]
+    records = [r for r in records if r not in twin[:1]]  # one twin run lost: 5 of 6 shared
+    result = audit(records)
+    c = next(c for c in result.comparisons if c.kind == "twin" and "/alpha/" in c.a)
+    cells = {cell.label: cell for cell in result.cells}
+    a, b = cells[c.a], cells[c.b]
+    shared = set(a.pairing) & set(b.pairing)
+    x = [v for k, v in zip(a.pairing, a.values) if k in shared]
+    y = [v for k, v in zip(b.pairing, b.values) if k in shared]
+    assert c.paired and c.partial and c.n_pairs == 5 and (c.n_a, c.n_b) == (6, 5)
+    assert c.pairing == "paired on 5 of 6/5 runs" and c.test == "paired-t"
+    assert c.pvalue == pytest.approx(scipy_stats.ttest_rel(x, y).pvalue)
+    assert c.difference == pytest.approx(np.mean(x) - np.mean(y))
+    # fewer shared runs than min_seeds: Welch on every run
+    few = [r for r in records if not (r.twin and r.method == "alpha" and r.dense_seed == 1)] + [
+        r.model_copy(update={"seed": r.seed + 10}) for r in twin if r.dense_seed == 1]
+    c = next(c for c in audit(few, config=AuditConfig(min_seeds=4)).comparisons
+             if c.kind == "twin" and "/alpha/" in c.a)
+    assert not c.paired and not c.partial and c.n_pairs == 0 and c.test == "welch"
+
+
+def test_every_comparison_reports_the_seeds_that_would_detect_its_gap():
+    for c in audit(fair_records()).comparisons:
+        expected = stats.seeds_needed(abs(c.difference), c.noise_std, 0.05, 0.8, max_n=1000, paired=c.paired)
+        assert c.seeds_to_detect == expected and math.isfinite(c.minimum_detectable_difference)
+
+
+def test_a_new_methods_comparisons_live_in_its_own_family():
+    base = fair_records()
+    newcomer = cell("gamma", noisy(0.935, 6, 3)) + cell("gamma", noisy(0.86, 6, 4), twin=True) + cell(
+        "gamma", noisy(0.935, 6, 5), schedule="clr") + cell("gamma", noisy(0.86, 6, 6), twin=True, schedule="clr")
+    config = AuditConfig(references=("alpha", "beta"))
+    before = audit(base, config=config).comparisons
+    after = audit(base + newcomer, config=config).comparisons
+    mine = [c for c in after if "/gamma" in c.a or "/gamma" in c.b]
+    assert mine and all(c.family == c.a and "/gamma" in c.a for c in mine)  # gamma owns them all
+    assert {c.b.split("/")[1] for c in mine if c.kind == "methods"} == {"alpha", "beta"}
+    assert [c for c in after if c not in mine] == list(before)
+
+
+def _comparisons_without(result, method):
+    return {(c.a, c.b): c for c in result.comparisons if f"/{method}/" not in c.a + "/" and f"/{method}/" not in c.b
+            and f"/{method}+twin/" not in c.a and f"/{method}+twin/" not in c.b}
+
+
+def _ranks_without(result, method):
+    from harness.publish.leaderboard import build_leaderboard
+    return {(t.track, t.target, t.budget, t.family, e.method): (e.rank, e.cell)
+            for t in build_leaderboard(result).tables for e in t.entries if e.method != method}
+
+
+@pytest.mark.slow
+def test_adding_removing_or_rerunning_a_method_changes_no_other_methods_results_on_committed_records():
+    from harness.run.record import load_records
+    records, _ = load_records(ResultsLayout("results"), "digits-cnn")
+    records = [r for r in records if r.method != "example-apoz"]  # committed reference records only
+    assert len(records) == 1800
+    # hrank as a newly submitted method (not a declared reference), and the last declared reference as is
+    submitted = AuditConfig(references=("l1-norm", "l2-norm", "random", "fpgm", "taylor", "bn-scale",
+                                        "magnitude-global", "magnitude-layerwise", "random-unstructured"))
+    for config, method in ((submitted, "hrank"), (AuditConfig(), "random-unstructured")):
+        full = audit(records, config=config)
+        without = audit([r for r in records if r.method != method], config=config)
+        rng = np.random.default_rng(0)  # a rerun: other accuracies, still whole test images (1/359)
+        rerun = audit([r.model_copy(update={"test_acc": float(np.clip(r.test_acc + rng.integers(-3, 4) / 359, 0, 1))})
+                       if r.method == method and r.test_acc is not None else r for r in records], config=config)
+        expected = _comparisons_without(full, method)
+        assert len(expected) > 300
+        for other in (without, rerun):
+            assert _comparisons_without(other, method) == expected
+            assert _ranks_without(other, method) == _ranks_without(full, method)

@@ -1,13 +1,22 @@
 """Cells and the comparisons between them, with verdicts a reviewer can read.
 
 A cell is every run of one entry (a method or its random twin) at one track, target, schedule
-and budget, from one source. Two cells are compared with Welch's t test -- or the paired t test
-when their runs share dense checkpoint and seed, as a method and its twin do -- and an exact
-permutation test as a check, an equivalence test (TOST), effect sizes and the minimum detectable
-difference at the seeds at hand. Table comparisons are corrected with Benjamini-Hochberg per
-track, headline claims with Holm. A verdict is ``better``/``worse`` only when the corrected test
-is significant *and* the gap is at least the detectable difference; ``equivalent`` when TOST
-shows the gap inside the margin; otherwise ``tie``.
+and budget, from one source. Two cells are compared with the paired t test on the runs they share
+(dense checkpoint, dense seed, seed) when at least ``min_seeds`` are shared -- a method and its twin
+share all of them; one failed run drops one pair, not the pairing -- else with Welch's t test on all
+runs; an exact permutation test checks either, with an equivalence test (TOST), effect sizes, the
+minimum detectable difference and the seeds that would detect the observed gap beside them.
+
+Families are fixed in advance (:func:`table_pairs`): every comparison belongs to one method's
+family, the method compared (``a``) -- against its random twin, and against the reference methods
+declared before it in the same cell context (and, for the schedule the method does best with, against
+each earlier reference's best schedule: the leaderboard's comparisons). References come in the order
+the track's leaderboard protocol declares them; any other method comes after every reference and is
+compared with the references only. So a newly submitted method's comparisons live in its own family,
+and adding, removing or rerunning it changes no other method's p-values or verdicts. Each family is
+Holm-corrected on its own. A verdict is ``better``/``worse`` when the corrected two-sided test is
+significant (each side at alpha / 2), ``equivalent`` when TOST shows the gap inside the margin,
+otherwise ``tie``.
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Iterable, Literal, Sequence
 
 import numpy as np
@@ -24,19 +34,24 @@ from harness import stats
 from harness.audit import vectorized
 from harness.audit.config import AuditConfig
 from harness.audit.reported import citation
+from harness.core.errors import BenchError
 from harness.core.seeding import derive_seed
 from harness.run.cells import REPRODUCED, Cell, CellKey, cell_key, context, family
 from harness.run.record import RunRecord
+from harness.track.definition import load_track
+from harness.track.leaderboard import load_protocol
 from harness.track.schedules import SCHEDULES
 
 __all__ = [
-    "REPRODUCED", "Cell", "CellKey", "Comparison", "Correction", "Verdict", "adjust", "audit_key",
+    "REPRODUCED", "Cell", "CellKey", "Comparison", "Correction", "Verdict", "adjust", "align", "audit_key",
     "best_by_validation", "build_cells", "compare_pairs", "context", "display_order", "family", "make_cell",
-    "paired_cells", "schedule_order", "table_comparisons", "table_pairs", "verdict",
+    "method_order", "paired_cells", "schedule_order", "table_comparisons", "table_pairs", "verdict",
 ]
 
 Verdict = Literal["better", "tie", "worse", "equivalent"]
 Correction = Literal["none", "holm", "benjamini-hochberg"]
+MAX_SEEDS_TO_DETECT = 1000
+"""Beyond this many seeds the seeds that would detect a gap are reported as None (out of reach)."""
 
 
 def audit_key(record: RunRecord) -> CellKey:
@@ -145,6 +160,25 @@ class Comparison:
     cliffs_delta: float
     probability_of_improvement: float
     verdict: Verdict
+    n_pairs: int = 0
+    """Runs paired on (dense checkpoint, dense seed, seed): all of them, the shared ones (``partial``), or 0
+    (Welch on every run)."""
+    partial: bool = False
+    """Paired on the shared runs only: ``difference`` and the test are those of the ``n_pairs`` pairs."""
+    seeds_to_detect: int | None = None
+    """Seeds per entry (pairs when paired) at which the test detects the observed difference with
+    ``power``; None when the difference is 0 or needs more than MAX_SEEDS_TO_DETECT."""
+    family: str = ""
+    """The method whose pre-declared family the comparison belongs to (cell ``a``'s label), corrected with Holm."""
+    family_size: int = 1
+    """Comparisons in that family."""
+
+    @property
+    def pairing(self) -> str:
+        """How the runs were matched, as the report says it."""
+        if not self.paired:
+            return "unpaired"
+        return f"paired on {self.n_pairs} of {self.n_a}/{self.n_b} runs" if self.partial else "paired"
 
     def permutation_can_confirm(self, alpha: float) -> bool:
         """Whether the permutation test could reach ``alpha`` at all: with few seeds its
@@ -152,14 +186,32 @@ class Comparison:
         return self.n_permutations > 0 and 2 / self.n_permutations < alpha
 
 
-def paired_cells(a: Cell, b: Cell) -> bool:
-    """Runs pair up when both cells are reproduced and share every (dense checkpoint, seed)."""
-    return a.reproduced and b.reproduced and a.n >= 2 and a.pairing == b.pairing
+def align(a: Cell, b: Cell, min_seeds: int = 3) -> tuple[tuple[float, ...], tuple[float, ...], bool, bool]:
+    """The values to compare and how: ``(x, y, paired, partial)``. Reproduced cells that share every
+    (dense checkpoint, dense seed, seed) pair run by run (at least 2); ones that share at least
+    ``min_seeds`` of them pair on those (``partial``); otherwise every run, unpaired."""
+    if a.reproduced and b.reproduced:
+        if a.pairing == b.pairing and a.n >= 2:
+            return a.values, b.values, True, False
+        shared = set(a.pairing) & set(b.pairing)
+        if len(shared) >= max(2, min_seeds):
+            x = tuple(v for key, v in zip(a.pairing, a.values) if key in shared)
+            y = tuple(v for key, v in zip(b.pairing, b.values) if key in shared)
+            return x, y, True, True
+    return a.values, b.values, False, False
+
+
+def paired_cells(a: Cell, b: Cell, min_seeds: int = 3) -> bool:
+    """Whether the comparison of ``a`` and ``b`` is paired (on every run or on the shared ones)."""
+    return align(a, b, min_seeds)[2]
 
 
 def verdict(difference: float, pvalue_adjusted: float, detectable: float, equivalence_pvalue: float,
             alpha: float) -> Verdict:
-    if pvalue_adjusted < alpha and abs(difference) >= detectable:
+    """``better``/``worse`` from the corrected two-sided test alone (each side at ``alpha`` / 2); the
+    detectable difference is reported beside it, never a second gate."""
+    del detectable
+    if pvalue_adjusted < alpha and difference != 0:
         return "better" if difference > 0 else "worse"
     if equivalence_pvalue < alpha:
         return "equivalent"
@@ -186,17 +238,30 @@ def _interval(difference: float, std_error: float, df: float, confidence: float)
     return difference - half, difference + half
 
 
+def _seeds_to_detect(difference: float, std: float, paired: bool, config: AuditConfig) -> int | None:
+    if not (math.isfinite(difference) and math.isfinite(std)) or difference == 0:
+        return None
+    try:
+        return stats.seeds_needed(abs(difference), std, config.alpha, config.power, max_n=MAX_SEEDS_TO_DETECT,
+                                  paired=paired)
+    except BenchError:
+        return None
+
+
 def compare_pairs(pairs: Sequence[tuple[Cell, Cell, str]], config: AuditConfig) -> list[Comparison]:
     """Compare each ``(a, b, kind)``; uncorrected (``pvalue_adjusted`` is the raw p-value)."""
     shapes: dict[tuple[bool, int, int], list[int]] = defaultdict(list)
+    aligned = []
     for index, (a, b, _) in enumerate(pairs):
         if a.n == 0 or b.n == 0:
             raise ValueError(f"cannot compare {a.label} with {b.label}: a cell without successful runs")
-        shapes[(paired_cells(a, b), a.n, b.n)].append(index)
+        x, y, paired, partial = align(a, b, config.min_seeds)
+        aligned.append((x, y, partial))
+        shapes[(paired, len(x), len(y))].append(index)
     results: list[Comparison | None] = [None] * len(pairs)
     for (paired, n_a, n_b), indices in shapes.items():
-        x = np.array([pairs[i][0].values for i in indices])
-        y = np.array([pairs[i][1].values for i in indices])
+        x = np.array([aligned[i][0] for i in indices])
+        y = np.array([aligned[i][1] for i in indices])
         seeds = [derive_seed(config.seed, f"{pairs[i][0].label}|{pairs[i][1].label}") for i in indices]
         floor = np.array([max(pairs[i][0].resolution, pairs[i][1].resolution) for i in indices])
         test = vectorized.paired if paired else vectorized.independent
@@ -225,6 +290,9 @@ def compare_pairs(pairs: Sequence[tuple[Cell, Cell, str]], config: AuditConfig) 
                 hedges_g=float(batch.hedges_g[row]), cliffs_delta=float(batch.cliffs_delta[row]),
                 probability_of_improvement=float(batch.probability_of_improvement[row]),
                 verdict=verdict(difference, pvalue, detectable, equivalence, config.alpha),
+                n_pairs=n_a if paired else 0, partial=bool(aligned[index][2]),
+                seeds_to_detect=_seeds_to_detect(difference, float(noise[row]), paired, config),
+                family=a.label,
             )
     return [c for c in results if c is not None]
 
@@ -239,33 +307,89 @@ def adjust(comparisons: Sequence[Comparison], correction: Correction, alpha: flo
     out = []
     for index, c in enumerate(comparisons):
         p = adjusted.get(index, math.nan)
-        out.append(replace(c, pvalue_adjusted=p, correction=correction, verdict=verdict(
-            c.difference, p, c.minimum_detectable_difference, c.equivalence_pvalue, alpha)))
+        out.append(replace(c, pvalue_adjusted=p, correction=correction, family_size=len(comparisons),
+                           verdict=verdict(c.difference, p, c.minimum_detectable_difference, c.equivalence_pvalue,
+                                           alpha)))
     return out
 
 
-def table_pairs(cells: Sequence[Cell]) -> list[tuple[Cell, Cell, str]]:
-    """Each method against its random twin, and each pair of methods of one family (structured
-    or unstructured), within every context of reproduced cells with successful runs."""
+@lru_cache(maxsize=None)
+def declared_references(track: str) -> tuple[str, ...] | None:
+    """The reference methods the track's leaderboard protocol declares, in its order (a track without a
+    protocol file declares its grid's methods); None when no track of that name is defined here."""
+    try:
+        return load_protocol(load_track(track)).references
+    except (BenchError, OSError, ValueError):
+        return None
+
+
+def method_order(track: str, methods: Iterable[str], config: AuditConfig) -> tuple[list[str], set[str]]:
+    """``(order, references)``: the reference methods in their declared order (``config.references``,
+    else the track's leaderboard protocol, else -- no protocol found -- every method, by name), then
+    every other method by name. A comparison belongs to the family of the later of its two methods."""
+    methods = set(methods)
+    declared = config.references if config.references is not None else declared_references(track)
+    if declared is None:
+        declared = tuple(sorted(methods))
+    references = [m for m in declared if m in methods]
+    return references + sorted(methods - set(references)), set(references)
+
+
+def _best_cells(members: Sequence[Cell]) -> dict[str, Cell]:
+    by_method: dict[str, list[Cell]] = defaultdict(list)
+    for cell in members:
+        by_method[cell.key.method].append(cell)
+    best = {method: best_by_validation(found) for method, found in by_method.items()}
+    return {method: cell for method, cell in best.items() if cell is not None}
+
+
+def table_pairs(cells: Sequence[Cell], config: AuditConfig = AuditConfig()) -> list[tuple[Cell, Cell, str]]:
+    """Every family's pre-declared comparisons, each method (``a``) against: its random twin (``twin``);
+    each reference method before it in :func:`method_order`, in the same context of one family of
+    pruning (structured or unstructured) (``methods``); and, in the schedule it does best with (on
+    validation), each earlier reference's best schedule at that target and budget, when the two differ
+    (``leaderboard``: the leaderboard's ranks come from these and the ``methods`` comparisons)."""
+    usable = [c for c in cells if c.reproduced and c.n]
+    by_track: dict[str, set[str]] = defaultdict(set)
+    for cell in usable:
+        if not cell.key.twin:
+            by_track[cell.key.track].add(cell.key.method)
+    orders = {track: method_order(track, methods, config) for track, methods in by_track.items()}
     contexts: dict[tuple, list[Cell]] = defaultdict(list)
-    for cell in cells:
-        if cell.reproduced and cell.n:
-            contexts[(*cell.key.context, cell.family)].append(cell)
+    tables: dict[tuple, list[Cell]] = defaultdict(list)
+    for cell in usable:
+        contexts[(*cell.key.context, cell.family)].append(cell)
+        if not cell.key.twin:
+            tables[(cell.key.track, cell.key.target, cell.key.budget_epochs, cell.family)].append(cell)
+    best_of = {key: _best_cells(members) for key, members in tables.items()}
     pairs = []
-    for members in contexts.values():
-        methods = sorted((c for c in members if not c.key.twin), key=lambda c: c.key.method)
+    for key in sorted(contexts, key=lambda k: (k[0], k[1], k[3], schedule_order(k[2]), k[4])):
+        members = contexts[key]
+        order, references = orders[key[0]]
+        rank = {m: i for i, m in enumerate(order)}
+        methods = sorted((c for c in members if not c.key.twin), key=lambda c: rank[c.key.method])
         twins = {c.key.method: c for c in members if c.key.twin}
+        best = best_of.get((key[0], key[1], key[3], key[4]), {})
         for index, method in enumerate(methods):
             if method.key.method in twins:
                 pairs.append((method, twins[method.key.method], "twin"))
-            pairs.extend((method, other, "methods") for other in methods[index + 1:])
+            earlier = [other for other in methods[:index] if other.key.method in references]
+            pairs.extend((method, other, "methods") for other in earlier)
+            if best.get(method.key.method) is method:
+                for other in sorted(best.values(), key=lambda c: rank[c.key.method]):
+                    if (rank[other.key.method] < rank[method.key.method] and other.key.method in references
+                            and other.key.schedule != method.key.schedule):
+                        pairs.append((method, other, "leaderboard"))
     return pairs
 
 
 def table_comparisons(cells: Sequence[Cell], config: AuditConfig) -> list[Comparison]:
-    """The tables' comparisons, Benjamini-Hochberg corrected within each track."""
-    raw = compare_pairs(table_pairs(cells), config)
-    by_track: dict[str, list[Comparison]] = defaultdict(list)
+    """The pre-declared comparisons, Holm-corrected within each method's family (one family per cell
+    of a method: the comparisons of :func:`table_pairs` whose ``a`` it is)."""
+    raw = compare_pairs(table_pairs(cells, config), config)
+    by_family: dict[str, list[Comparison]] = defaultdict(list)
     for comparison in raw:
-        by_track[comparison.track].append(comparison)
-    return [c for track in sorted(by_track) for c in adjust(by_track[track], "benjamini-hochberg", config.alpha)]
+        by_family[comparison.family].append(comparison)
+    corrected = {id(c): d for members in by_family.values()
+                 for c, d in zip(members, adjust(members, "holm", config.alpha))}
+    return [corrected[id(c)] for c in raw]

@@ -51,6 +51,11 @@ class AuditConfig:
     to the image are not exact. None: read from each track's reproduced accuracies (multiples of 1/N)."""
     fallback_resolution: float = 1e-4
     """The floor where a track's accuracies show no grid of 1/N (N up to a million): one image in 10,000."""
+    references: tuple[str, ...] | None = None
+    """The reference methods, in order: each method's family holds its comparisons with the references
+    before it (every other method comes after them all, compared with the references only). None: the
+    track's leaderboard protocol's references (a track without one: its grid's methods; a track not
+    defined here: every method, by name)."""
     seed: int = 0
     """The audit seed: every bootstrap and sampled permutation derives from it and from the cell or
     comparison it belongs to. Reported on its own (``seed`` in ``audit.json``), not among the thresholds."""
@@ -75,6 +80,8 @@ class AuditConfig:
             )
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise BenchError(f"audit setting seed must be an integer (got {self.seed!r})")
+        if self.references is not None:
+            object.__setattr__(self, "references", tuple(self.references))
         if self.n_resamples < 1:
             raise BenchError(f"audit setting n_resamples must be a positive integer (got {self.n_resamples})")
 

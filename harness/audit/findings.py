@@ -23,7 +23,7 @@ RULES: dict[str, Rule] = {rule.id: rule for rule in (
     Rule("R4", "dense-baseline mismatch", "compared entries start from the same dense checkpoints"),
     Rule("R5", "too few seeds", "every cell has enough successful seeds to test"),
     Rule("R6", "difference not significant", "a claimed difference is significant (Welch or paired t, permutation test as a check)"),
-    Rule("R7", "multiple comparisons", "significance survives Holm (claims) or Benjamini-Hochberg (tables)"),
+    Rule("R7", "multiple comparisons", "significance survives Holm (claims, and each method's family in the tables)"),
     Rule("R8", "no-loss claim without equivalence", "a 'no accuracy loss' claim is shown by TOST with a stated margin"),
     Rule("R9", "no better than its random twin", "a method beats random pruning of the same layer sizes under the same schedule and budget"),
     Rule("R10", "unequal tuning budgets", "compared entries were tuned with equal trial counts, on the validation split"),

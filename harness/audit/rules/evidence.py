@@ -70,7 +70,7 @@ def r6_not_significant(audit: AuditInput, config: AuditConfig) -> list[Finding]:
 
 
 def r7_multiple_comparisons(audit: AuditInput, config: AuditConfig) -> list[Finding]:
-    """Significance must survive Holm across a file's claims and Benjamini-Hochberg across a table."""
+    """Significance must survive Holm across a file's claims, and Holm within each method's family in the tables."""
     findings = []
     for test in audit.claims:
         if test.pvalue < config.claim_level <= test.pvalue_adjusted:
@@ -91,7 +91,7 @@ def r7_multiple_comparisons(audit: AuditInput, config: AuditConfig) -> list[Find
             findings.append(Finding(
                 "R7", "info",
                 f"{len(lost)} of {len(comparisons)} comparisons in {track} are significant uncorrected but not "
-                "after Benjamini-Hochberg; the tables show them as ties",
+                "after Holm within their method's family; the tables show them as ties",
                 tuple(sorted({label for c in lost for label in (c.a, c.b)})),
                 {"comparisons": len(comparisons), "significant_uncorrected": sum(c.pvalue < config.alpha for c in comparisons),
                  "significant_corrected": sum(c.pvalue_adjusted < config.alpha for c in comparisons)},
