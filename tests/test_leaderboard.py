@@ -104,3 +104,17 @@ def test_leaderboard_command_prints_json_markdown_and_tables(results):
 def test_leaderboard_command_on_a_missing_track_is_one_line(results):
     outcome = CliRunner().invoke(app, ["leaderboard", "--results", str(results), "--track", "nope"])
     assert outcome.exit_code == 2 and "no results for track 'nope'" in outcome.output
+
+
+def test_only_reference_methods_move_ranks():
+    """A submitted (non-reference) method is compared with the references only; it moves no other rank."""
+    from harness.audit import AuditConfig
+    gamma = cell("gamma", noisy(0.96, 6, 3)) + cell("gamma", noisy(0.86, 6, 4), twin=True) + cell(
+        "gamma", noisy(0.97, 6, 5), schedule="clr") + cell("gamma", noisy(0.86, 6, 6), twin=True, schedule="clr")
+    config = AuditConfig(references=("alpha", "beta"))
+    (before,) = build_leaderboard(audit(fair_records(), config=config)).tables
+    (after,) = build_leaderboard(audit(fair_records() + gamma, config=config)).tables
+    ranks = {e.method: e.rank for e in after.entries}
+    assert {e.method: e.rank for e in before.entries} == {m: r for m, r in ranks.items() if m != "gamma"}
+    assert ranks["gamma"] == 1  # no reference beats it (it beats them both, but moves neither)
+    assert all("/gamma/" in c.a for c in after.comparisons if "/gamma/" in c.a + c.b)

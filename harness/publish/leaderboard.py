@@ -2,11 +2,13 @@
 best schedule -- at equal budget, with intervals, the gap to their random twin, and ties shown.
 
 An entry's schedule is chosen on *validation* accuracy (choosing it on test accuracy would be
-selection on the test split, rule R10), then its test accuracy is reported. Entries are ranked by
-mean test accuracy, but a rank is only as fine as the tests allow: an entry shares the rank of
-the group's leader until the Benjamini-Hochberg-corrected comparison with that leader says
-``better`` (significant and at least the detectable difference). Entries touched by a ``fail``
-finding are listed, marked, never hidden. Only reproduced runs are ranked.
+selection on the test split, rule R10), then its test accuracy is reported. Ranks come from the
+audit's own comparisons and verdicts (each Holm-corrected within its method's pre-declared family,
+see :mod:`harness.audit.comparisons`), never from a correction of their own: an entry's rank is one
+more than the number of reference methods whose verdict against it is ``better``; entries with the
+same count share a rank. Only references move ranks, so adding, removing or rerunning any other
+method changes no other entry's rank. Entries touched by a ``fail`` finding are listed, marked,
+never hidden. Only reproduced runs are ranked.
 """
 
 from __future__ import annotations
@@ -19,11 +21,10 @@ from typing import Any, Sequence
 from harness.audit.comparisons import (
     Cell,
     Comparison,
-    adjust,
     best_by_validation,
-    compare_pairs,
     context,
     family,
+    method_order,
 )
 from harness.audit.engine import AuditResult
 from harness.audit.findings import rule_ids, touching
@@ -101,23 +102,25 @@ def _flags(cells: Sequence[Cell | None], result: AuditResult) -> tuple[str, ...]
 MIRRORED = {"better": "worse", "worse": "better", "tie": "tie", "equivalent": "equivalent"}
 
 
-def _verdict(comparisons: dict[tuple[str, str], Comparison], a: Cell, b: Cell) -> str:
-    """Verdict of ``a`` against ``b`` whichever way round the pair was compared."""
+def _verdict(comparisons: dict[tuple[str, str], Comparison], a: Cell, b: Cell) -> str | None:
+    """Verdict of ``a`` against ``b`` whichever way round the pair was compared; None when not compared."""
     if (a.label, b.label) in comparisons:
         return comparisons[(a.label, b.label)].verdict
-    return MIRRORED[comparisons[(b.label, a.label)].verdict]
+    if (b.label, a.label) in comparisons:
+        return MIRRORED[comparisons[(b.label, a.label)].verdict]
+    return None
 
 
-def _rank(entries: list[Cell], comparisons: dict[tuple[str, str], Comparison]) -> list[tuple[int, Cell]]:
-    """Share the leader's rank until the comparison with the leader says ``better``."""
-    ordered = sorted(entries, key=lambda c: (-c.mean, c.key.method))
+def _rank(entries: list[Cell], comparisons: dict[tuple[str, str], Comparison], references: set[str]
+          ) -> list[tuple[int, Cell]]:
+    """One more than the number of reference entries whose verdict against the entry is ``better``;
+    listed by rank, then mean test accuracy."""
     ranks = []
-    leader = None
-    for position, cell in enumerate(ordered, start=1):
-        if leader is None or _verdict(comparisons, leader[1], cell) == "better":
-            leader = (position, cell)
-        ranks.append((leader[0], cell))
-    return ranks
+    for cell in entries:
+        beaten_by = sum(other is not cell and other.key.method in references
+                        and _verdict(comparisons, other, cell) == "better" for other in entries)
+        ranks.append((1 + beaten_by, cell))
+    return sorted(ranks, key=lambda item: (item[0], -item[1].mean, item[1].key.method))
 
 
 def build_leaderboard(result: AuditResult) -> Leaderboard:
@@ -131,15 +134,18 @@ def build_leaderboard(result: AuditResult) -> Leaderboard:
         else:
             groups[(cell.key.track, cell.key.target, cell.key.budget_epochs, family(cell))][cell.key.method].append(cell)
     twin_comparisons = {(c.a, c.b): c for c in result.comparisons if c.kind == "twin"}
+    between = {(c.a, c.b): c for c in result.comparisons if c.kind in ("methods", "leaderboard")}
+    methods_of: dict[str, set[str]] = defaultdict(set)
+    for (track, _, _, _), by_method in groups.items():
+        methods_of[track] |= set(by_method)
+    references = {track: method_order(track, methods, result.config)[1] for track, methods in methods_of.items()}
     tables = []
     for (track, target, budget, kind), by_method in sorted(groups.items()):
         best = [b for b in (best_by_validation(cells) for _, cells in sorted(by_method.items())) if b is not None]
-        pairs = [(a, b, "leaderboard") for i, a in enumerate(best) for b in best[i + 1:]]
-        compared = adjust(compare_pairs(pairs, result.config), "benjamini-hochberg", result.config.alpha) \
-            if pairs else []
-        by_pair = {(c.a, c.b): c for c in compared}
-        ranked = _rank(best, by_pair)
-        counts = defaultdict(int)
+        labels = {c.label for c in best}
+        compared = [c for c in between.values() if c.a in labels and c.b in labels]
+        ranked = _rank(best, between, references[track])
+        counts: dict[int, int] = defaultdict(int)
         for rank, _ in ranked:
             counts[rank] += 1
         entries = []

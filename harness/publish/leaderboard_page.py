@@ -231,8 +231,8 @@ def render_page(board: Leaderboard, result: AuditResult | None = None,
 <header>
 <h1>prune-bench leaderboard</h1>
 <p>{_esc(about)}Each method under its best schedule chosen on <em>validation</em> accuracy, ranked by mean test accuracy at
-equal budget; structured and unstructured methods apart. <code>1=</code>: a shared rank (the corrected tests cannot
-separate the entry from its group's leader). Marked rows (⚠) are touched by a fail finding, listed, never hidden.</p>
+equal budget; structured and unstructured methods apart. <code>1=</code>: a shared rank (rank = 1 + the reference
+methods the audit's Holm-corrected verdicts find better than the entry; only references move ranks). Marked rows (⚠) are touched by a fail finding, listed, never hidden.</p>
 <label for="filter">Filter</label> <input id="filter" type="search" placeholder="method, schedule, verdict or rule, e.g. clr better"
  autocomplete="off"><span id="shown">{n_entries} entries</span>
 <nav>{nav}</nav>

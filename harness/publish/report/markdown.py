@@ -199,9 +199,10 @@ def _summary(result: AuditResult, leaderboard: Leaderboard) -> list[str]:
         "",
         "Accuracies are test accuracy in percent (mean over seeds) with 95% intervals (each cell's interval method "
         "is in its table; see docs/audit.md); differences are in percentage points (pp). A difference is **better**/**worse** "
-        "only when the corrected test is significant and the gap is at least the minimum detectable difference "
-        f"(power {result.config.power}); *equivalent* when TOST shows it inside ±{pct(result.config.equivalence_margin)} "
-        "pp; otherwise a tie.", "",
+        "when its test, Holm-corrected within the method's own pre-declared family (its random twin and the reference "
+        "methods before it), is significant; *equivalent* when TOST shows it inside "
+        f"±{pct(result.config.equivalence_margin)} pp; otherwise a tie. The minimum detectable difference (power "
+        f"{result.config.power}) and the seeds that would detect the observed gap are shown beside every comparison.", "",
     ]
     return lines
 
@@ -335,9 +336,11 @@ def _leaderboard_table(board: Table) -> list[str]:
 def leaderboard_markdown(leaderboard: Leaderboard) -> list[str]:
     lines = ["## Leaderboard", "",
              "Ranked by mean test accuracy under each method's best schedule (chosen on validation accuracy) at "
-             "equal budget; structured and unstructured (masked) methods are ranked apart. `2=` marks a shared "
-             "rank: the tests cannot separate the entry from its group's leader. Entries touched by a fail finding "
-             "are marked, not hidden.", ""]
+             "equal budget; structured and unstructured (masked) methods are ranked apart. An entry's rank is one more "
+             "than the number of reference methods the audit's verdicts find better than it (Holm within each "
+             "method's family, as in the comparison tables); `2=` marks a shared rank. Only references move ranks, "
+             "so no other submission changes an entry's rank. Entries touched by a fail finding are marked, not "
+             "hidden.", ""]
     if not leaderboard.tables:
         return lines + ["No reproduced entries to rank.", ""]
     for board in leaderboard.tables:
@@ -416,17 +419,22 @@ def _comparison_rows(comparisons: Sequence[Comparison], cells: dict[str, Cell]) 
     rows = []
     for c in comparisons:
         a, b = cells[c.a].key, cells[c.b].key
-        rows.append((f"{a.entry} vs {b.entry}", a.schedule, f"{pp(c.difference)}",
-                     f"[{pp(c.ci_low)}, {pp(c.ci_high)}]", c.test, pvalue(c.pvalue), pvalue(c.pvalue_adjusted),
-                     pvalue(c.permutation_pvalue), pct(c.minimum_detectable_difference), VERDICT_MARK[c.verdict]))
+        schedule = a.schedule if a.schedule == b.schedule else f"{a.schedule} vs {b.schedule}"
+        test = f"{c.test} ({c.n_pairs} of {c.n_a}/{c.n_b} runs shared)" if c.partial else c.test
+        rows.append((f"{a.entry} vs {b.entry}", schedule, f"{pp(c.difference)}",
+                     f"[{pp(c.ci_low)}, {pp(c.ci_high)}]", test, pvalue(c.pvalue), pvalue(c.pvalue_adjusted),
+                     pvalue(c.permutation_pvalue), pct(c.minimum_detectable_difference),
+                     "–" if c.seeds_to_detect is None else str(c.seeds_to_detect), VERDICT_MARK[c.verdict]))
     return rows
 
 
 def _per_track(result: AuditResult) -> list[str]:
     lines = ["## Cells and comparisons", "",
              "Every cell (one method or twin, target, schedule and budget) with its seeds, and every comparison "
-             "with its test, raw and Benjamini-Hochberg p-values, permutation check and detectable difference; "
-             "collapsed, one block per track, target and budget.", ""]
+             "with its test (paired on the runs two cells share, else Welch), raw p-value and Holm p-value within "
+             "the method's own family (its twin and the reference methods before it), permutation check, the "
+             "detectable difference and the seeds that would detect the observed gap; collapsed, one block per "
+             "track, target and budget.", ""]
     by_label = {c.label: c for c in result.cells}
     groups: dict[tuple, list[Cell]] = defaultdict(list)
     for cell in result.cells:
@@ -450,8 +458,9 @@ def _per_track(result: AuditResult) -> list[str]:
                                                 zip(_cell_rows(reported, confidence), reported)], "llrrrlll")
         mine = compared[(track, target, budget)]
         if mine:
-            body += table(("comparison", "schedule", "Δ (pp)", "95% CI (pp)", "test", "p", "q (BH)", "perm. p",
-                           "detectable (pp)", "verdict"), _comparison_rows(mine, by_label), "llrrlrrrrl")
+            body += table(("comparison", "schedule", "Δ (pp)", "95% CI (pp)", "test", "p", "p (Holm)", "perm. p",
+                           "detectable (pp)", "seeds to detect", "verdict"), _comparison_rows(mine, by_label),
+                          "llrrlrrrrrl")
         summary = f"{len(reproduced)} cells" + (f", {len(reported)} reported" if reported else "") + \
             f", {len(mine)} comparisons"
         lines += [f"### {track} · {target} · {budget_label(budget)}", ""] + collapsed(summary, body)
