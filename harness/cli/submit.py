@@ -54,6 +54,7 @@ def load_method_plugins(ctx: typer.Context, methods_dir: MethodsDir = None) -> N
 
 @user_errors
 def submit(
+    ctx: typer.Context,
     file: Path = typer.Argument(..., help="The method's Python file (one @register_method function)."),
     track: List[str] = typer.Option([], "--track", show_default=False,
                                     help=f"Track to submit to; repeat for several (default: {DEFAULT_TRACK})."),
@@ -66,6 +67,9 @@ def submit(
     wall_limit: float = typer.Option(PLAN_WALL_SECONDS, help="Seconds of wall-clock time per plan."),
     cpu_limit: int = typer.Option(PLAN_CPU_SECONDS, help="Seconds of CPU time per plan."),
     memory_limit: int = typer.Option(PLAN_MEMORY_MB, help="MiB of memory per plan."),
+    unsafe_isolation: bool = typer.Option(
+        False, "--unsafe-isolation", help="Run plugin plans even below the sandbox level the leaderboard requires "
+                                            "(bwrap); the records say so."),
     as_json: AsJson = False,
     wide: Wide = False,
 ) -> None:
@@ -74,6 +78,18 @@ def submit(
     --device; the method's plan is always computed on the CPU. Exit status 0 when the submission passes,
     1 when a run failed or the audit fails the method."""
     check_device(device)
+    from harness.methods.sandbox import require_level
+
+    require_level(unsafe=unsafe_isolation)
+    ctx.call_on_close(lambda: require_level(None))  # only for this command
+    from harness.methods.lint import review
+
+    try:  # findings a reviewer must clear: what no sandbox can stop (issue 14)
+        findings = review(file, file.read_bytes())
+    except OSError:
+        findings = []  # the protocol names the unreadable file
+    for finding in findings:
+        err.print(f"review: {finding}", markup=False, highlight=False, soft_wrap=True)
     from harness.methods.isolation import Limits
     from harness.protocols.submit import submit as submit_method
 
@@ -132,17 +148,26 @@ def _print_submission(submission: Submission, wide: bool = False) -> None:
 
 @user_errors
 def verify(
+    ctx: typer.Context,
     results: ResultsDir = DEFAULT_RESULTS,
     rerun: int = typer.Option(0, help="Re-run this many randomly chosen records and compare their test accuracy."),
     seed: int = typer.Option(0, help="Seed of the choice of records to re-run."),
     tolerance: Optional[float] = typer.Option(None, help="Allowed test-accuracy difference as a fraction (default: 0, "
                                                          "bit-exact, on CPU; 0.01 when CUDA was involved)."),
     device: Device = "cpu",
+    unsafe_isolation: bool = typer.Option(
+        False, "--unsafe-isolation", help="Run plugin plans even below the sandbox level the leaderboard requires "
+                                            "(bwrap); the records say so."),
     as_json: AsJson = False,
 ) -> None:
     """Check every record's content digest and method digest, and re-run --rerun of them (on --device).
     Each problem is reported with the file and what differs; exit status 1 when anything fails."""
     check_device(device)
+    from harness.methods.sandbox import require_level
+
+    if rerun:
+        require_level(unsafe=unsafe_isolation)
+        ctx.call_on_close(lambda: require_level(None))  # only for this command
     from harness.protocols.verify import Rerun, verify_results
 
     def progress(result: Rerun | Problem) -> None:
