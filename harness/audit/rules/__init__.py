@@ -36,11 +36,13 @@ from harness.audit.rules.fairness import (
     r4_dense_mismatch,
     r10_unequal_tuning,
 )
+from harness.audit.rules.isolation import r14_below_required_isolation
 
 RULE_FUNCTIONS: tuple[Callable[[AuditInput, AuditConfig], list[Finding]], ...] = (
     r1_budget_mismatch, r2_schedule_mismatch, r3_compression_mismatch, r4_dense_mismatch, r5_too_few_seeds,
     r6_not_significant, r7_multiple_comparisons, r8_no_loss_without_equivalence, r9_no_better_than_twin,
     r10_unequal_tuning, r11_reported_gap, r12_one_source_of_randomness, r13_aggregation,
+    r14_below_required_isolation,
 )
 
 __all__ = ["AuditInput", "RULE_FUNCTIONS"]
