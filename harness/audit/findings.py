@@ -30,6 +30,7 @@ RULES: dict[str, Rule] = {rule.id: rule for rule in (
     Rule("R11", "reported-vs-reproduced gap", "a number quoted from a paper matches the reproduced runs"),
     Rule("R12", "one source of randomness", "seeds vary both the dense checkpoint and the run, and change the outcome"),
     Rule("R13", "aggregation across tracks", "cross-track statements rest on IQM and probability of improvement with stratified-bootstrap intervals"),
+    Rule("R14", "below the required sandbox level", "every reproduced entry's plugin plans ran at the sandbox level the leaderboard requires, without --unsafe-isolation"),
 )}
 
 
