@@ -39,7 +39,6 @@ from harness.core.seeding import derive_seed
 from harness.run.cells import REPRODUCED, Cell, CellKey, cell_key, context, family
 from harness.run.record import RunRecord
 from harness.track.definition import load_track
-from harness.track.leaderboard import load_protocol
 from harness.track.schedules import SCHEDULES
 
 __all__ = [
@@ -318,9 +317,18 @@ def declared_references(track: str) -> tuple[str, ...] | None:
     """The reference methods the track's leaderboard protocol declares, in its order (a track without a
     protocol file declares its grid's methods); None when no track of that name is defined here."""
     try:
-        return load_protocol(load_track(track)).references
+        definition = load_track(track)
     except (BenchError, OSError, ValueError):
         return None
+    try:
+        # the leaderboard protocol, where this checkout has it
+        from harness.track.leaderboard import load_protocol
+    except ImportError:
+        return tuple(definition.pruning.methods)
+    try:
+        return load_protocol(definition).references
+    except (BenchError, OSError, ValueError):
+        return tuple(definition.pruning.methods)
 
 
 def method_order(track: str, methods: Iterable[str], config: AuditConfig) -> tuple[list[str], set[str]]:
