@@ -200,10 +200,27 @@ def list_tracks(directory: str | Path | None = None) -> list[Track]:
     return [load_track_file(p) for p in sorted(tracks_dir(directory).glob("*.toml"))]
 
 
+SHIPPED_TRACKS = Path(__file__).resolve().parents[2] / "bench" / "tracks"
+"""The checkout's own track files."""
+
+
+def check_not_shadowing(path: Path, explicit: str | Path | None = None) -> None:
+    """A track file found in the working directory's ``bench/tracks`` that differs from the shipped file of
+    the same name is refused, naming both: it would silently replace the official track. Named on purpose
+    (``--tracks-dir`` or $PRUNE_BENCH_TRACKS), it is used."""
+    if explicit or os.environ.get(TRACKS_ENV):
+        return
+    shipped = SHIPPED_TRACKS / path.name
+    if shipped.exists() and shipped.resolve() != path.resolve() and shipped.read_bytes() != path.read_bytes():
+        raise BenchError(f"{path} shadows the shipped track {shipped} and differs from it; remove or rename it, or "
+                         f"use it on purpose with {TRACKS_ENV}={path.parent}")
+
+
 def load_track(name: str, directory: str | Path | None = None) -> Track:
     folder = tracks_dir(directory)
     path = folder / f"{name}.toml"
     if not path.exists():
         known = ", ".join(sorted(p.stem for p in folder.glob("*.toml")))
         raise BenchError(f"unknown track '{name}' (no {path}); known tracks: {known}")
+    check_not_shadowing(path, directory)
     return load_track_file(path)

@@ -244,3 +244,13 @@ def original_step_values(recipe: Recipe, steps_per_epoch: int) -> StepValues:
     check_budget(recipe.epochs, steps_per_epoch)
     lrs = [recipe.lr_at_epoch(e) for e in range(recipe.epochs) for _ in range(steps_per_epoch)]
     return StepValues(tuple(lrs), None, steps_per_epoch)
+
+
+def same_rates(recipe: Recipe, first: str, second: str, epochs: int, steps_per_epoch: int,
+               params: tuple[Mapping[str, float] | None, Mapping[str, float] | None] = (None, None)) -> bool:
+    """Whether two schedules train identically at a budget: the same learning rate (and momentum) at every
+    step -- e.g. ``ft`` and ``lrw`` at a budget within the recipe's last stage. Cells of such schedules are
+    one protocol under two names."""
+    a = step_values(get_schedule(first), recipe, epochs, steps_per_epoch, params[0])
+    b = step_values(get_schedule(second), recipe, epochs, steps_per_epoch, params[1])
+    return a.lr == b.lr and a.momentum == b.momentum
