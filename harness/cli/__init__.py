@@ -8,17 +8,17 @@ Command modules import the library inside their functions, so ``bench --help`` a
 
 import typer
 
-from harness.cli import audit, catalog, methods, perf, run, submit, tune
+from harness.cli import audit, catalog, methods, perf, results, run, submit, tune
 from harness.cli.common import BenchCommand, BenchGroup
 
 app = typer.Typer(cls=BenchGroup, add_completion=False, no_args_is_help=True,
                   help="prune-bench: fair, audited benchmarks of neural-network pruning methods.")
 
 
-def command(name: str, function) -> None:
+def command(name: str, function, group: typer.Typer = app) -> None:
     """Register ``function`` as ``bench NAME``; the command list shows the first sentence of its docstring."""
     summary = " ".join((function.__doc__ or "").split()).split(". ")[0].rstrip(".") + "."
-    app.command(name, cls=BenchCommand, short_help=summary)(function)
+    group.command(name, cls=BenchCommand, short_help=summary)(function)
 
 
 command("run", run.run)
@@ -40,3 +40,7 @@ schedules_app = typer.Typer(cls=BenchGroup, help="Retraining schedules.")
 schedules_app.callback(invoke_without_command=True)(catalog.schedules)
 schedules_app.command("show", cls=BenchCommand)(catalog.schedules_show)
 app.add_typer(schedules_app, name="schedules")
+
+results_app = typer.Typer(cls=BenchGroup, no_args_is_help=True, help="Results folders: setting stale records aside.")
+command("clean", results.clean, results_app)
+app.add_typer(results_app, name="results")

@@ -12,6 +12,7 @@
 <root>/<track>/submissions/<method>/     a submission's verdict and report
 <root>/report/                           the audit report across tracks
 <root>/leaderboard/index.html            the leaderboard web page
+<root>/quarantine/<track>/<run id>.json  stale records set aside (``bench results clean``); never audited
 <root>/.bench-cache/records-<track>.json  digests of the record files whose seal was verified (a cache)
 <root>/.bench-cache/plots/<key>.json      rendered plots, keyed by a digest of their inputs and code
 ```
@@ -35,6 +36,9 @@ LEADERBOARD = "leaderboard"
 
 CACHE = ".bench-cache"
 """The cache folder at the root (ignored by git); never a track's name, like every dot-folder."""
+
+QUARANTINE = "quarantine"
+"""The folder of set-aside stale records at the root; never a track's name, so the audit never reads it."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,10 @@ class ResultsLayout:
     def leaderboard(self) -> Path:
         return self.root / LEADERBOARD
 
+    def quarantine(self, track: str) -> Path:
+        """Where ``bench results clean`` moves a track's stale records (outside every track folder)."""
+        return self.root / QUARANTINE / track
+
     def cache(self) -> Path:
         return self.root / CACHE
 
@@ -109,5 +117,5 @@ class ResultsLayout:
         if not self.root.is_dir():
             return []
         return sorted(p.name for p in self.root.iterdir()
-                      if p.is_dir() and p.name not in (REPORT, LEADERBOARD)
+                      if p.is_dir() and p.name not in (REPORT, LEADERBOARD, QUARANTINE)
                       and not p.name.startswith("."))
