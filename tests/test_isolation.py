@@ -19,6 +19,8 @@ from harness.grid.local import LocalExecutor
 from harness.grid.selection import Selection, expand
 from harness.methods.isolation import Isolation, Limits, plan_from_data, plan_to_data
 from harness.methods.plugins import load_plugin
+from harness.methods.sandbox import probe
+from harness.methods.sources import harness_digest, weights_digest
 from harness.plans import ChannelPlan, MaskPlan
 from harness.prune.validation import validate_plan
 from harness.run.execution import execute
@@ -126,6 +128,9 @@ def test_a_plugin_that_fails_is_recorded_with_its_cause_and_limit_and_nothing_el
     assert re.search(expected.format(path=re.escape(str(path))), record.error), record.error
     assert read_record(record_path(ResultsLayout(results), config)) == record
     assert record.method_digest == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert record.isolation == probe().level and record.harness_digest == harness_digest()
+    assert record.dense_weights_sha256 == weights_digest(
+        Workspace(digits_track, ResultsLayout(results)).dense(0).state_dict)
     after = snapshot(results, digits_track)
     assert {k: v for k, v in after.items() if k in before} == before
     assert set(after) - set(before) == {f"{config.run_id}.json"}

@@ -31,6 +31,7 @@ from harness.dense.baseline import DenseBaseline, load_or_train_dense, new_model
 from harness.methods import PruningContext, get_method
 from harness.methods.isolation import Isolation
 from harness.methods.plugins import registered_digest
+from harness.methods.sources import harness_digest, weights_digest
 from harness.plans import MaskPlan, Plan
 from harness.prune.allocation import Allocation, resolve_target
 from harness.prune.counting import Counts, SparseCounts, count, count_sparse
@@ -279,6 +280,7 @@ def prepare(workspace: Workspace, config: RunConfig) -> PreparedRun | RunRecord:
     fields = dict(config.model_dump(), id=config.run_id, dense_test_acc=dense.test_acc,
                   dense_val_acc=dense.val_acc, env=environment(workspace.device),
                   method_digest=registered_digest(config.method), **workspace.isolation.record_fields(config.method),
+                  dense_weights_sha256=weights_digest(dense.state_dict), harness_digest=harness_digest(),
                   synthetic_data=workspace.splits.synthetic)
     try:
         pruned = prune(workspace, config)

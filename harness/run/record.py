@@ -131,6 +131,10 @@ class RunRecord(RunConfig):
     levels were recorded."""
     unsafe_isolation: bool = False
     """The run was made below the level its leaderboard requires, by request (``--unsafe-isolation``)."""
+    dense_weights_sha256: str | None = None
+    """SHA-256 of the dense weights the run pruned and retrained from (``harness.methods.sources.weights_digest``)."""
+    harness_digest: str | None = None
+    """SHA-256 of the harness source tree that made the record (``harness.methods.sources.harness_digest``)."""
 
     def __eq__(self, other: object) -> bool:
         """Records are equal when their content is: the seal (``content_digest``) is not content."""
