@@ -57,6 +57,68 @@ def twin_verdicts(draw: Callable[[np.random.Generator], tuple[np.ndarray, np.nda
     return {k: v / reps for k, v in counts.items()}
 
 
+def comparison_verdicts(make_records: Callable[[np.random.Generator], list], kind: str, reps: int, seed: int = 0,
+                        config: AuditConfig = CONFIG) -> dict[str, float]:
+    """Share of each verdict of the one comparison of ``kind`` in audits of fresh records, with the share
+    that were paired on a subset of shared runs (``partial``)."""
+    rng = np.random.default_rng(seed)
+    counts: dict[str, float] = {"better": 0, "worse": 0, "tie": 0, "equivalent": 0, "partial": 0}
+    for _ in range(reps):
+        (comparison,) = [c for c in audit(make_records(rng), config=config).comparisons if c.kind == kind]
+        counts[comparison.verdict] += 1
+        counts["partial"] += comparison.partial
+    return {k: v / reps for k, v in counts.items()}
+
+
+POWER_SD_IMAGES = 4.0
+"""The sd of the per-seed differences in the power settings, in test images (well above the one-image floor)."""
+
+
+def twin_pair(n: int, difference_sd: float, *, lost: int = 0, sd_images: float = POWER_SD_IMAGES,
+              p: float = 0.95, n_test: int = N_TEST):
+    """A method ``difference_sd`` sds of the paired differences above its twin, both sharing each seed's
+    dense checkpoint effect; ``lost`` twin runs failed (the comparison pairs on the rest)."""
+    sd = sd_images / n_test
+
+    def make(rng: np.random.Generator) -> list:
+        base = p + 0.004 * rng.standard_normal(n)
+        a = on_grid(base + difference_sd * sd + sd / np.sqrt(2) * rng.standard_normal(n), n_test)
+        b = on_grid(base + sd / np.sqrt(2) * rng.standard_normal(n), n_test)
+        twin = entry("alpha", b, twin=True)
+        return entry("alpha", a) + twin[lost:]
+    return make
+
+
+def methods_unpaired(n: int, difference_sd: float, *, sd_images: float = POWER_SD_IMAGES, p: float = 0.95,
+                     n_test: int = N_TEST):
+    """Two methods on different dense checkpoints (nothing to pair: Welch), beta ``difference_sd`` per-run
+    sds above alpha; each has its twin."""
+    sd = sd_images / n_test
+
+    def make(rng: np.random.Generator) -> list:
+        records = []
+        for method, shift, dense in (("alpha", 0.0, 0), ("beta", difference_sd * sd, 1)):
+            seeds = [dense] * n
+            records += entry(method, on_grid(p + shift + sd * rng.standard_normal(n), n_test), dense_seeds=seeds)
+            records += entry(method, on_grid(p - 0.02 + sd * rng.standard_normal(n), n_test), twin=True,
+                             dense_seeds=seeds)
+        return records
+    return make
+
+
+def twin_at_margin(n: int, margin: float, sd_images: float = 1.5, p: float = 0.95, n_test: int = N_TEST):
+    """A method exactly ``margin`` below its twin (TOST's null at its edge): the share called ``equivalent``
+    is the test's size."""
+    sd = sd_images / n_test
+
+    def make(rng: np.random.Generator) -> list:
+        base = p + 0.004 * rng.standard_normal(n)
+        a = base - margin + sd * rng.standard_normal(n)
+        b = base + sd * rng.standard_normal(n)
+        return entry("alpha", np.round(a, 6)) + entry("alpha", np.round(b, 6), twin=True)
+    return make
+
+
 def grid_aa(n: int, spread_images: float, p: float = 0.97, n_test: int = N_TEST):
     """A/A on the accuracy grid: both entries draw ``p`` plus normal noise of ``spread_images``
     test images, measured in whole images."""
@@ -142,10 +204,45 @@ def coverage(kind: str, n: int, reps: int, seed: int = 0, config: AuditConfig = 
     return covered / reps
 
 
+def verdicts_and_power(reps: int) -> None:
+    """The comparison verdicts' A/A rates (paired, partially paired, unpaired), TOST's size at the margin
+    and power at 1 and 2 sds, for n = 3, 5, 10."""
+    for n in (3, 5, 10):
+        for spread in (0.5, 1.5):
+            rates = twin_verdicts(grid_aa(n, spread), reps)
+            print(f"A/A twin on the 1/{N_TEST} grid, n={n}, spread {spread} images: "
+                  f"false better {rates['better']:.4f}, false worse {rates['worse']:.4f}")
+        rates = comparison_verdicts(twin_pair(n, 0.0, lost=1), "twin", reps) if n > 3 else None
+        if rates:
+            print(f"A/A twin, one twin run lost (paired on {n - 1}), n={n}: false better {rates['better']:.4f}, "
+                  f"false worse {rates['worse']:.4f}, partial {rates['partial']:.2f}")
+        rates = comparison_verdicts(methods_unpaired(n, 0.0), "methods", reps)
+        print(f"A/A two methods, unpaired (Welch), n={n}: false better {rates['better']:.4f}, "
+              f"false worse {rates['worse']:.4f}")
+        margin = CONFIG.equivalence_margin
+        rates = comparison_verdicts(twin_at_margin(n, margin), "twin", reps)
+        print(f"TOST at the margin ({margin}), paired, n={n}: equivalent {rates['equivalent']:.4f}")
+        for k in (1.0, 2.0):
+            paired = comparison_verdicts(twin_pair(n, k), "twin", reps)
+            partial = comparison_verdicts(twin_pair(n, k, lost=1), "twin", reps) if n > 3 else None
+            unpaired = comparison_verdicts(methods_unpaired(n, k), "methods", reps)
+            print(f"power at {k:g} sd, n={n}: paired {paired['better']:.4f}, "
+                  + (f"one twin run lost {partial['better']:.4f}, " if partial else "")
+                  + f"unpaired (Welch; beta above alpha: 'worse' for alpha) {unpaired['better'] + unpaired['worse']:.4f}")
+
+
 def main() -> None:
     reps = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
     started = time.time()
     print(f"replications per setting: {reps}")
+    if len(sys.argv) > 2 and sys.argv[2] == "verdicts":
+        verdicts_and_power(reps)
+        beats = Claim(name="c", method="alpha", baseline="beta", schedule="ft", budget=10)
+        for n in (3, 5, 10):
+            rates = claim_rate(beats_aa(n), beats, reps)
+            print(f"A/A 'beats' claim, n={n}: supported {rates['supported']:.4f}")
+        print(f"({time.time() - started:.0f} s)")
+        return
     for n in (3, 5, 10):
         for spread in (0.0, 0.5, 1.5):
             rates = twin_verdicts(grid_aa(n, spread), reps)
