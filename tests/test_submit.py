@@ -56,6 +56,24 @@ def test_the_small_track_keeps_the_digits_protocol(tmp_path):
     assert [t.name for t in track.pruning.targets] == ["uniform-50"] and track.seeds.runs == (0, 1, 2, 3, 4)
 
 
+def test_a_dry_run_states_the_runs_to_do_and_their_cost(leaderboard, monkeypatch):
+    tracks, results = leaderboard
+    monkeypatch.setenv("PRUNE_BENCH_TRACKS", str(tracks))
+    before = sorted(p.name for p in (results / TRACK).iterdir())
+    outcome = CliRunner().invoke(app, ["submit", str(EXAMPLE), "--track", TRACK, "--results", str(results),
+                                       "--dry-run", "--json", "--workers", "2"])
+    assert outcome.exit_code == 0, outcome.output
+    payload = json.loads(outcome.stdout)
+    assert (payload["to_run"], payload["done"]) == (30, 0) and payload["tracks"][0]["stale"] == []
+    l1 = [r for r in load_records(ResultsLayout(results), TRACK)[0]]
+    per_cell = {}
+    for r in l1:
+        per_cell.setdefault((r.schedule, r.budget_epochs), []).append(r.wall_seconds)
+    expected = sum(10 * sum(v) / len(v) for v in per_cell.values()) / 2  # 5 seeds x (method, twin) per cell
+    assert payload["estimated_seconds"] == pytest.approx(expected)
+    assert sorted(p.name for p in (results / TRACK).iterdir()) == before  # nothing ran
+
+
 def test_the_example_plugin_submits_end_to_end(leaderboard, monkeypatch):
     tracks, results = leaderboard
     monkeypatch.setenv("PRUNE_BENCH_TRACKS", str(tracks))
@@ -78,6 +96,12 @@ def test_the_example_plugin_submits_end_to_end(leaderboard, monkeypatch):
     report = Path(track["report"])
     assert report == results / TRACK / "submissions" / "example-apoz" / "REPORT.md"
     assert "example-apoz" in report.read_text() and (report.parent / "audit.json").exists()
+    assert report.read_text().startswith("# Submission of example-apoz to mini-digits: passed")
+    assert '<section id="submission">' in (report.parent / "report.html").read_text()
+    for row in track["rows"]:
+        assert [v["against"] for v in row["versus"]] == ["random twin", "l1-norm"]
+        for v in row["versus"]:
+            assert v["ci_low"] <= v["difference"] <= v["ci_high"] and v["minimum_detectable_difference"] > 0
     assert json.loads((report.parent / "submission.json").read_text())["rows"] == track["rows"]
     records, problems = load_records(ResultsLayout(results), TRACK)
     new = [r for r in records if r.method == "example-apoz"]

@@ -35,9 +35,14 @@ from harness.core.layout import ResultsLayout
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from harness.protocols.submit import Submission, TrackSubmission, VerdictRow
+    from harness.methods import Method
+    from harness.protocols.submit import (
+        Submission,
+        SubmissionPlan,
+        TrackSubmission,
+        VerdictRow,
+    )
     from harness.protocols.verify import Problem, Rerun
-    from harness.run.record import RunRecord
 
 VERDICT_STYLE = {"better": "green", "worse": "red", "tie": "yellow", "equivalent": "yellow"}
 
@@ -70,13 +75,20 @@ def submit(
     unsafe_isolation: bool = typer.Option(
         False, "--unsafe-isolation", help="Run plugin plans even below the sandbox level the leaderboard requires "
                                             "(bwrap); the records say so."),
+    workers: int = typer.Option(1, help="Runs in flight at once, one process each beyond one."),
+    engine: str = typer.Option("eager", help="Retraining steps: eager, graph, compile or fused (as bench run)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the runs to do, those done and the estimated "
+                                                          "wall time; run nothing."),
     as_json: AsJson = False,
     wide: Wide = False,
 ) -> None:
-    """Run the submission protocol for a method file: the method and its random twin at every target,
-    schedule, budget and seed of each track, then the audit against the existing entries. Runs train on
-    --device; the method's plan is always computed on the CPU. Exit status 0 when the submission passes,
-    1 when a run failed or the audit fails the method."""
+    """Run the submission protocol for a method file: the method and its random twin at every cell of each
+    track's leaderboard protocol (bench/leaderboards/TRACK.toml), then the audit against the existing
+    entries. Runs train on --device; the method's plan is always computed on the CPU. Exit status 0 when
+    the submission passes, 1 when a run failed or the audit fails the method."""
+    from harness.cli.progress import RunProgress
+    from harness.protocols.submit import plan
+
     check_device(device)
     from harness.methods.sandbox import require_level
 
@@ -93,17 +105,41 @@ def submit(
     from harness.methods.isolation import Limits
     from harness.protocols.submit import submit as submit_method
 
-    def progress(record: RunRecord) -> None:
-        acc = f"{100 * record.test_acc:.2f}%" if record.test_acc is not None else record.status
-        err.print(f"{record.config().label} {acc}", highlight=False)
-
-    submission = submit_method(file, track, seeds, tune_trials, ResultsLayout(results), device, threads,
-                               Limits(wall_limit, cpu_limit, memory_limit), on_record=None if as_json else progress)
+    if dry_run:
+        _print_plans(*plan(file, track, seeds, ResultsLayout(results), workers, engine=engine), as_json)
+        return
+    progress = RunProgress("submission", quiet=as_json)
+    try:
+        submission = submit_method(file, track, seeds, tune_trials, ResultsLayout(results), device, threads,
+                                   Limits(wall_limit, cpu_limit, memory_limit),
+                                   on_record=progress.advance, workers=workers, engine=engine,
+                                   on_start=lambda p: progress.start(len(p.configs), len(p.configs) - len(p.to_run)))
+    finally:
+        progress.stop()
     if as_json:
         print_json(submission.as_dict())
     else:
         _print_submission(submission, wide)
     raise typer.Exit(submission.exit_code)
+
+
+def _print_plans(method: Method, plans: tuple[SubmissionPlan, ...], as_json: bool) -> None:
+    if as_json:
+        payload = [p.as_dict() for p in plans]
+        print_json({"method": method.name, "to_run": sum(p["to_run"] for p in payload),
+                    "done": sum(p["done"] for p in payload),
+                    "estimated_seconds": sum(p["estimated_seconds"] or 0 for p in payload), "tracks": payload})
+        return
+    for item in plans:
+        source = item.protocol.source or "the track's full grid (no leaderboard file)"
+        estimate = ("unknown (no record of the track states its wall time)" if item.estimated_seconds is None
+                    else f"about {item.estimated_seconds / 60:.1f} min")
+        out.print(f"{item.track.name}: protocol {source}; {len(item.configs)} runs, {len(item.to_run)} to run, "
+                  f"{len(item.configs) - len(item.to_run)} done; estimated wall time {estimate} (the track's "
+                  "recorded wall_seconds per schedule and budget, over --workers; dense baselines not yet "
+                  "trained and the audit come on top)", highlight=False, soft_wrap=True)
+        for stale in item.stale:
+            out.print(f"  stale (does not count): {stale.line()}", highlight=False, soft_wrap=True)
 
 
 def _against(row: VerdictRow) -> str:
@@ -180,8 +216,12 @@ def verify(
     if as_json:
         print_json(verification.as_dict())
     else:
-        for problem in verification.problems:
-            out.print(f"[red]fail[/] {problem.line()}", highlight=False, soft_wrap=True)
+        alike: dict[tuple[str, str], list[Problem]] = {}
+        for problem in verification.problems:  # e.g. every record of a method whose file is not found: one line
+            alike.setdefault((problem.check, problem.message), []).append(problem)
+        for group in alike.values():
+            more = f" (and {len(group) - 1} more records alike)" if len(group) > 1 else ""
+            out.print(f"[red]fail[/] {group[0].line()}{more}", highlight=False, soft_wrap=True)
         summary = "all checks pass" if verification.ok else f"{len(verification.problems)} problems"
         out.print(f"verified {verification.checked} records in {results}, {len(verification.reruns)} rerun "
                   f"(seed {seed}): {summary}", highlight=False)

@@ -7,14 +7,21 @@ from harness.protocols.submit.policy import (
            equal_tuning,
            submission_seeds,
 )
-from harness.protocols.submit.protocol import submit, submit_track
+from harness.protocols.submit.protocol import (
+           Execution,
+           SubmissionPlan,
+           plan,
+           submit,
+           submit_track,
+)
 from harness.protocols.submit.verdict import (
            Submission,
            TrackSubmission,
            VerdictRow,
+           Versus,
            method_findings,
            verdict_rows,
 )
 
 __all__ = ["MIN_SEEDS", "applicable_targets", "equal_tuning", "submission_seeds", "submit", "submit_track",
-           "Submission", "TrackSubmission", "VerdictRow", "method_findings", "verdict_rows"]
+           "Execution", "SubmissionPlan", "plan", "Submission", "TrackSubmission", "VerdictRow", "Versus", "method_findings", "verdict_rows"]

@@ -23,12 +23,13 @@ from harness.tune.search import TuneOptions
 MIN_SEEDS = AuditConfig().recommended_seeds
 """A submission runs enough seeds that the audit does not warn of too few (R5)."""
 
-def submission_seeds(track: Track, count: int) -> tuple[int, ...]:
-    """The track's run seeds first (so runs pair with the baselines'), then the next integers."""
+def submission_seeds(track: Track, count: int, counted: tuple[int, ...] | None = None) -> tuple[int, ...]:
+    """The leaderboard's seeds (default: the track's run seeds) first, so runs pair with the baselines',
+    then the next integers."""
     if count < MIN_SEEDS:
         raise BenchError(f"--seeds {count} is too few: a submission runs at least {MIN_SEEDS} seeds "
                          "(the audit fails cells under 3 and warns under 5)")
-    seeds = list(track.seeds.runs[:count])
+    seeds = list((track.seeds.runs if counted is None else counted)[:count])
     while len(seeds) < count:
         seeds.append(max(seeds) + 1)
     return tuple(seeds)
