@@ -1,9 +1,12 @@
 """Method commands: what methods exist, and what a plan does to a track's model -- counts and latency.
 
-``bench flops`` and ``bench latency`` prune one model the way a run would: with the cached dense
-checkpoint when ``--results`` holds one, else the seeded initialisation (per-layer counts are the
-same for every method that follows the target's counts; globally ranking methods' can differ).
-``--plan NAME`` applies a named fixed configuration (e.g. ``pfec-b``) without a method.
+``bench flops`` and ``bench latency`` prune one model the way a run would. ``--method M --target X``
+plans on the trained dense baseline, loaded from ``--results`` or trained there now (the output says
+which; data-driven and globally ranking methods decide differently on untrained weights), and shows the
+channels (or weights) kept per layer. A plugin that is not registered is found through its records'
+``method_file`` in the methods folder. ``--plan NAME`` applies a named fixed configuration (e.g.
+``pfec-b``) without a method, on the cached dense checkpoint if there is one, else the seeded
+initialisation (its counts do not depend on the weights).
 """
 
 from __future__ import annotations
@@ -65,6 +68,38 @@ class Pruned:
     label: str | None
     weights: str
 
+    def kept(self) -> dict[str, tuple[int, int]]:
+        """Per pruned layer: units kept (output channels, or weights for a mask) and units before."""
+        from harness.plans import MaskPlan
+
+        if self.plan is None:
+            return {}
+        layers = dict(self.dense.named_modules())
+        if isinstance(self.plan, MaskPlan):
+            return {name: (int(mask.sum()), mask.numel()) for name, mask in self.plan.masks.items()}
+        return {name: (len(indices), layers[name].weight.shape[0]) for name, indices in self.plan.kept.items()}
+
+
+def _find_plugin(layout, track: str, method: str) -> None:
+    """Register ``method`` from the file its records name, when it is not registered (one line naming
+    --methods-dir when the file is not in the methods folder)."""
+    import json
+
+    from harness.methods.location import find_method, registered
+
+    if registered(method):
+        return
+    recorded = None
+    for path in layout.records(track):
+        try:
+            raw = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if raw.get("method") == method and raw.get("method_file"):
+            recorded = raw["method_file"]
+            break
+    find_method(method, recorded)
+
 
 def pruned_for_inspection(track: Track, plan_name: str | None, method: str | None, target: str | None,
                           seed: int, results: Path, device: str) -> Pruned:
@@ -82,10 +117,18 @@ def pruned_for_inspection(track: Track, plan_name: str | None, method: str | Non
     if bool(method) != bool(target):
         raise BenchError("--method and --target go together; give both")
     layout = ResultsLayout(results)
+    if method:
+        _find_plugin(layout, track.name, method)
     workspace = Workspace(track, layout, device=device)
-    cached = all(path.exists() for path in layout.dense_files(track.name, dense_hash(track, seed)))
-    dense = workspace.dense_model(seed) if cached else new_model(track, seed).to(device)
-    weights = "dense checkpoint" if cached else "seeded initialisation"
+    files = layout.dense_files(track.name, dense_hash(track, seed))
+    cached = all(path.exists() for path in files)
+    if method:  # a method decides on the trained weights, as in a run
+        dense = workspace.dense_model(seed)
+        weights = (f"trained dense baseline, loaded from {files[0]}" if cached
+                   else f"trained dense baseline, trained now and cached at {files[0]}")
+    else:
+        dense = workspace.dense_model(seed) if cached else new_model(track, seed).to(device)
+        weights = "dense checkpoint" if cached else "seeded initialisation"
     if not (plan_name or method):
         return Pruned(dense, None, None, None, weights)
     model = copy.deepcopy(dense)
@@ -135,7 +178,8 @@ def flops(
     dense_row = _counts_row(pruned.dense, None, shape)
     pruned_row = _counts_row(pruned.model, pruned.plan, shape) if pruned.model is not None else None
     payload = {"track": loaded.name, "model": loaded.model.name, "plan": pruned.label, "weights": pruned.weights,
-               "dense": dense_row, "pruned": pruned_row}
+               "dense": dense_row, "pruned": pruned_row,
+               "kept": {name: {"kept": k, "of": n} for name, (k, n) in pruned.kept().items()}}
     if pruned_row is not None:
         effective = pruned_row.get("theoretical_macs", pruned_row["macs"])
         payload["reduction"] = {"params": 1 - pruned_row["params"] / dense_row["params"],
@@ -151,6 +195,18 @@ def flops(
         if row is not None:
             macs = f"{row['macs']:,}" + (f" ({row['theoretical_macs']:,} theoretical)" if "theoretical_macs" in row else "")
             view.add_row(name, f"{row['params']:,}", f"{row['nonzero_params']:,}", macs, f"{row['macs_total']:,}")
+    out.print(view)
+    _print_kept(pruned)
+
+
+def _print_kept(pruned: Pruned) -> None:
+    kept = pruned.kept()
+    if not kept:
+        return
+    view = table(f"kept per layer ({pruned.label})", ["layer", "kept", "of", "kept %"], identifiers=("layer",),
+                 right=("kept", "of", "kept %"))
+    for name, (k, n) in kept.items():
+        view.add_row(name, f"{k:,}", f"{n:,}", f"{100 * k / n:.1f}")
     out.print(view)
 
 
@@ -182,7 +238,8 @@ def latency(
         "repeats": repeats, "threads": comparison.dense.threads,
         "dense": {"median_ms": comparison.dense.median_ms, "iqr_ms": comparison.dense.iqr_ms, "macs": dense_macs},
         "pruned": {"median_ms": comparison.pruned.median_ms, "iqr_ms": comparison.pruned.iqr_ms, "macs": pruned_macs},
-        "speedup": comparison.speedup, "macs_ratio": dense_macs / pruned_macs,
+        "speedup": comparison.speedup, "macs_ratio": dense_macs / pruned_macs, "weights": pruned.weights,
+        "kept": {name: {"kept": k, "of": n} for name, (k, n) in pruned.kept().items()},
     }
     if as_json:
         print_json(payload)
@@ -195,3 +252,5 @@ def latency(
         view.add_row(name, f"{row['median_ms']:.3f}", f"{row['iqr_ms']:.3f}", f"{row['macs']:,}")
     out.print(view)
     out.print(f"measured speed-up {comparison.speedup:.2f}x for a {payload['macs_ratio']:.2f}x MACs reduction")
+    out.print(f"weights: {pruned.weights}", highlight=False, soft_wrap=True)
+    _print_kept(pruned)

@@ -10,7 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
+from harness.core.errors import BenchError
 from harness.methods import list_methods
+from harness.methods.location import find_method, missing_line
 from harness.methods.plugins import file_digest, method_source
 
 
@@ -58,8 +60,14 @@ class MethodSources:
             return "no method digest (written before records carried one, or removed since)"
         source = self.source(record.method)
         if source is None:
-            return (f"method '{record.method}' is not registered here (not built in, not in bench/methods), "
-                    "so its source cannot be compared")
+            try:  # a plugin's record names its file: register it from the methods folder
+                find_method(record.method, getattr(record, "method_file", None))
+            except BenchError as exc:
+                return f"{exc} (its source cannot be compared)"
+            self._methods = {m.name: m for m in list_methods()}
+            source = self.source(record.method)
+            if source is None:
+                return missing_line(record.method, getattr(record, "method_file", None))
         if not source.is_file():
             return f"method '{record.method}' has no source file at {source} to compare"
         return self.changed(record)

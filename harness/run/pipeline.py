@@ -30,6 +30,7 @@ from harness.data import DataSpec, load_splits
 from harness.dense.baseline import DenseBaseline, load_or_train_dense, new_model
 from harness.methods import PruningContext, get_method
 from harness.methods.isolation import Isolation
+from harness.methods.location import recorded_file
 from harness.methods.plugins import registered_digest
 from harness.methods.sources import harness_digest, weights_digest
 from harness.plans import MaskPlan, Plan
@@ -279,7 +280,8 @@ def prepare(workspace: Workspace, config: RunConfig) -> PreparedRun | RunRecord:
     dense = workspace.dense(config.dense_seed)
     fields = dict(config.model_dump(), id=config.run_id, dense_test_acc=dense.test_acc,
                   dense_val_acc=dense.val_acc, env=environment(workspace.device),
-                  method_digest=registered_digest(config.method), **workspace.isolation.record_fields(config.method),
+                  method_digest=registered_digest(config.method), method_file=recorded_file(config.method),
+                  **workspace.isolation.record_fields(config.method),
                   dense_weights_sha256=weights_digest(dense.state_dict), harness_digest=harness_digest(),
                   synthetic_data=workspace.splits.synthetic)
     try:

@@ -131,6 +131,9 @@ class RunRecord(RunConfig):
     levels were recorded."""
     unsafe_isolation: bool = False
     """The run was made below the level its leaderboard requires, by request (``--unsafe-isolation``)."""
+    method_file: str | None = None
+    """A plugin's file, relative to the methods folder it was found in (absolute for a file outside it), so
+    ``bench verify``, ``flops`` and ``latency`` can find it again; None for built-in methods and older records."""
     dense_weights_sha256: str | None = None
     """SHA-256 of the dense weights the run pruned and retrained from (``harness.methods.sources.weights_digest``)."""
     harness_digest: str | None = None
