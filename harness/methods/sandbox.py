@@ -94,8 +94,18 @@ def masked_paths() -> list[str]:
 
 
 def _python_roots() -> list[str]:
+    """The Python install and any site-packages folder outside it (a user site), never the checkout the
+    harness lives in nor anything under /usr (bound whole)."""
+    checkout = harness_package().parent
     roots = {str(Path(p).resolve()) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
-    return sorted(r for r in roots if not r.startswith("/usr/") and r != "/usr")
+    for entry in sys.path:  # only package folders: never the current folder or a script's
+        path = Path(entry).resolve() if entry else None
+        if path is not None and path.name in ("site-packages", "dist-packages") and path.is_dir() \
+                and not path.is_relative_to(checkout) \
+                and not checkout.is_relative_to(path) and not any(path.is_relative_to(r) for r in roots):
+            roots.add(str(path))
+    kept = sorted(r for r in roots if not Path(r).is_relative_to("/usr"))
+    return [r for r in kept if not any(r != o and Path(r).is_relative_to(o) for o in kept)]
 
 
 def harness_package() -> Path:
