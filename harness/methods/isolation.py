@@ -402,7 +402,9 @@ def _limit_resources(limits: Limits) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     resource.setrlimit(resource.RLIMIT_FSIZE, (limits.memory_mb * 2**20,) * 2)
-    if os.geteuid() != 0:  # root ignores RLIMIT_NPROC; under bwrap the child is never root
+    # RLIMIT_NPROC counts every process of the user, so it is set only for the sandbox's own uid (bwrap
+    # started as root); root ignores it, and a user's session would already be over any small cap
+    if os.getuid() == sandbox.UNPRIVILEGED_UID:
         tasks = len(os.listdir("/proc/self/task")) + limits.processes
         resource.setrlimit(resource.RLIMIT_NPROC, (tasks, tasks))
 
