@@ -145,13 +145,16 @@ def verdict_rows(result: AuditResult, method: str, counted: set[tuple[str, str, 
     cells = {c.label: c for c in result.cells}
     config = AuditConfig()
     rows: list[VerdictRow] = []
+    params: list[dict] = []  # each row's schedule hyperparameters (tuned cells have their own)
     for cell in result.cells:
         key = cell.key
         if key.method != method or key.twin or not cell.reproduced:
             continue
         if counted is not None and (key.target, key.schedule, key.budget_epochs) not in counted:
             continue
-        if recipe is not None and cell.records and _fold(rows, key, recipe, cell.records[0].steps_per_epoch):
+        mine = dict(cell.records[0].schedule_params) if cell.records else {}
+        if recipe is not None and cell.records and _fold(rows, params, key, mine, recipe,
+                                                         cell.records[0].steps_per_epoch):
             continue
         twin_label = next((c.label for c in result.cells if c.reproduced and c.key == key.as_twin()), None)
         twin = next((c for c in result.comparisons if c.kind == "twin" and c.a == cell.label), None)
@@ -175,16 +178,20 @@ def verdict_rows(result: AuditResult, method: str, counted: set[tuple[str, str, 
             tied_with=tuple(sorted(against["tie"] + against["equivalent"])),
             worse_than=tuple(sorted(against["worse"])), fails=tuple(fails), versus=tuple(versus),
         ))
+        params.append(mine)
     return tuple(rows)
 
 
-def _fold(rows: list[VerdictRow], key, recipe: Recipe, steps_per_epoch: int | None) -> bool:
-    """Name ``key``'s schedule in an earlier row that trains identically (same target and budget), if any."""
+def _fold(rows: list[VerdictRow], params: list[dict], key, mine: dict, recipe: Recipe,
+          steps_per_epoch: int | None) -> bool:
+    """Name ``key``'s schedule in an earlier row that trains identically (same target and budget, each with its
+    own hyperparameters), if any."""
     if not steps_per_epoch or key.schedule == "none":
         return False
     for index, row in enumerate(rows):
         if (row.target, row.budget_epochs) == (key.target, key.budget_epochs) and row.schedule != "none" \
-                and same_rates(recipe, row.schedule, key.schedule, key.budget_epochs, steps_per_epoch):
+                and same_rates(recipe, row.schedule, key.schedule, key.budget_epochs, steps_per_epoch,
+                               (params[index] or None, mine or None)):
             rows[index] = replace(row, same_as=row.same_as + (key.schedule,))
             return True
     return False
