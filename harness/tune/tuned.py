@@ -3,6 +3,7 @@ executor that stamps each tuned record with its study's summary."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Iterator, Mapping, Sequence
 
@@ -13,6 +14,7 @@ from harness.grid.driver import Executor
 from harness.grid.selection import CellParamsKey, Selection, dense_seed_for
 from harness.run.record import RunConfig, RunRecord
 from harness.track.definition import Track
+from harness.track.schedules import get_schedule
 from harness.tune.history import StudyHistory, load_history, study_name
 from harness.tune.search import tuning_cells
 
@@ -33,8 +35,32 @@ def load_tuning(layout: ResultsLayout, track: Track, selection: Selection,
         if history.best_params is None:
             raise BenchError(f"study '{history.study}' has no completed trial (all pruned or failed); "
                              "tune it with more trials or --pruner none")
+        check_space(history, track, cell.schedule)
         histories[(cell.method, cell.twin, cell.target, cell.schedule, cell.budget_epochs)] = history
     return histories
+
+
+def check_space(history: StudyHistory, track: Track, schedule: str) -> None:
+    """A reused history must lie in its schedule's declared search space: the space it says it searched is
+    the declared one (or a part of it), and every best parameter is a declared tunable, a finite number within
+    its bounds. Anything else (an edited file, a history of another track or harness) is one BenchError."""
+    declared = {t.name: t for t in get_schedule(schedule).tunables(track.recipe)}
+    retune = "retune the cell with `bench tune` (or restore the file)"
+    for name, bounds in (history.space or {}).items():
+        tunable = declared.get(name)
+        if tunable is None or not isinstance(bounds, dict) or \
+                (bounds.get("low"), bounds.get("high"), bounds.get("log")) != (tunable.low, tunable.high, tunable.log):
+            raise BenchError(f"study '{history.study}' searched {name} over {bounds}, not schedule '{schedule}''s "
+                             f"declared space on this track; {retune}")
+    for name, value in (history.best_params or {}).items():
+        tunable = declared.get(name)
+        if tunable is None:
+            raise BenchError(f"study '{history.study}' has a best parameter '{name}', which schedule '{schedule}' does "
+                             f"not tune (it tunes {', '.join(declared) or 'nothing'}); {retune}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                or not tunable.low * (1 - 1e-9) <= value <= tunable.high * (1 + 1e-9):
+            raise BenchError(f"study '{history.study}' has best {name} = {value!r}, outside schedule '{schedule}''s "
+                             f"declared space [{tunable.low:g}, {tunable.high:g}]; {retune}")
 
 
 def tuned_params(histories: Mapping[CellParamsKey, StudyHistory]) -> dict[CellParamsKey, dict[str, float]]:
