@@ -416,3 +416,84 @@ def test_atomic_writes_honour_the_umask_and_leave_no_temporary_file(tmp_path):
     finally:
         os.umask(previous)
     assert {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()} == {"a.json": 0o640, "b.pt": 0o640}
+
+
+# 1 and 7. limits as options, exit codes and JSON errors -------------------------------------------------
+
+def test_run_and_submit_share_the_plugin_limit_options():
+    for command in ("run", "submit"):
+        shown = cli([command, "--help"]).output
+        assert all(option in shown for option in ("--wall-limit", "--cpu-limit", "--memory-limit")), shown
+    refused = cli(["run", "--cpu-limit", "0"])
+    assert refused.exit_code == 2 and "must be positive" in one_line(refused.output)
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--seeds=-1"], "seeds must be whole numbers from 0 to 4294967295, got [-1]"),
+    (["--seeds", "5000000000"], "got [5000000000]"),
+    (["--seeds", ",".join(map(str, range(30_000))), "--schedules", "ft", "--budgets", "1,2"],
+     "the grid has 120,000 runs, more than the 100,000 one command takes"),
+])
+def test_seeds_and_grid_sizes_past_their_limits_are_one_line(tmp_path, args, words):
+    refused = cli(["run", "--results", str(tmp_path), *args])
+    assert refused.exit_code == 2 and words in one_line(refused.output)
+    assert not any(tmp_path.iterdir())
+
+
+def test_with_json_a_user_error_is_also_one_json_object_on_stdout(tmp_path):
+    refused = bench(["run", "--results", str(tmp_path), "--seeds=-1", "--json"])
+    assert refused.returncode == 2
+    assert json.loads(refused.stdout) == {
+        "error": "seeds must be whole numbers from 0 to 4294967295, got [-1]; give seeds in that range "
+                 "(for example --seeds 0,1,2)",
+        "fix": "give seeds in that range (for example --seeds 0,1,2)"}
+    assert one_line(refused.stderr).startswith("error: seeds must be")
+
+
+def test_verify_of_a_folder_without_records_is_exit_2(tmp_path):
+    empty = bench(["verify", "--results", str(tmp_path)])
+    assert empty.returncode == 2 and "nothing to verify" in one_line(empty.stderr)
+
+
+def test_a_failed_method_makes_run_exit_1_after_its_summary_line(digits_results, tmp_path):
+    """A plugin that hangs is stopped by --wall-limit (so bench run can lower the 600 s), its run is recorded
+    as failed, the last line counts it, and the exit status is 1."""
+    methods = tmp_path / "methods"
+    methods.mkdir()
+    (methods / "hang.py").write_text(
+        "import time\nfrom harness.methods import register_method\n\n\n"
+        "@register_method('plugin-hang', kind='structured')\ndef hang(ctx):\n    time.sleep(600)\n")
+    env = {**os.environ, "PRUNE_BENCH_METHODS": str(methods)}
+    done = bench([*RUN[3:], "--methods", "plugin-hang", "--budgets", "1", "--results", str(digits_results),
+                  "--wall-limit", "3"], env=env)
+    assert done.returncode == 1, done.stderr
+    last = done.stdout.strip().splitlines()[-1]
+    assert last == "digits-cnn: 1 runs: 1 written (1 failed, 0 diverged), 0 already done, 0 done or running elsewhere"
+    again = bench([*RUN[3:], "--methods", "plugin-hang", "--budgets", "1", "--results", str(digits_results),
+                   "--json"], env=env)
+    summary = json.loads(again.stdout)
+    assert again.returncode == 1 and (summary["written"], summary["failed_before"]) == (0, 1)
+
+
+def test_a_reused_tuning_history_outside_its_declared_space_is_refused(digits_track):
+    from harness.tune.history import StudyHistory
+    from harness.tune.tuned import check_space
+
+    def history(**changes):
+        fields = dict(study="s", track="digits-cnn", method="l1-norm", twin=False, target="uniform-50",
+                      schedule="ft", budget_epochs=1, seeds=[0], dense_hashes=["abc"], sampler="tpe", seed=0,
+                      pruner="median", space={"lr": {"low": 0.0001, "high": 0.1, "log": True}}, split="val",
+                      trials_requested=1, n_trials=1, n_complete=1, n_pruned=0, n_failed=0, n_running=0, trials=[],
+                      best_params={"lr": 0.01}, best_value=0.9)
+        return StudyHistory(**{**fields, **changes})
+
+    check_space(history(), digits_track, "ft")
+    for changes, words in (({"best_params": {"lr": 1e6}}, "outside schedule 'ft''s declared space"),
+                           ({"best_params": {"lr": float("nan")}}, "outside"),
+                           ({"best_params": {"momentum": 0.5}}, "which schedule 'ft' does not tune"),
+                           ({"space": {"lr": {"low": 0.0001, "high": 1e6, "log": True}}}, "declared space")):
+        with pytest.raises(BenchError, match="retune the cell"):
+            check_space(history(**changes), digits_track, "ft")
+        with pytest.raises(BenchError) as refused:
+            check_space(history(**changes), digits_track, "ft")
+        assert words in str(refused.value)

@@ -69,6 +69,21 @@ Schedules = Annotated[Optional[str], typer.Option("--schedules", "--schedule", h
 Budgets = Annotated[Optional[str], typer.Option("--budgets", "--budget", help="Comma-separated retraining budgets in epochs "
                                                                   "(default: the grid's).")]
 Full = Annotated[bool, typer.Option("--full", help="The track's full grid of targets and budgets, not its quick one.")]
+WallLimit = Annotated[float, typer.Option("--wall-limit", help="Seconds of wall-clock time per plugin plan "
+                                                            "(its isolated child is killed past it).")]
+CpuLimit = Annotated[int, typer.Option("--cpu-limit", help="Seconds of CPU time per plugin plan.")]
+MemoryLimit = Annotated[int, typer.Option("--memory-limit", help="MiB of memory per plugin plan.")]
+
+
+def plan_limits(wall_limit: float, cpu_limit: int, memory_limit: int):
+    """``--wall-limit``, ``--cpu-limit`` and ``--memory-limit`` as ``harness.methods.isolation.Limits``
+    (which refuses a non-positive one in one line)."""
+    from harness.methods.isolation import Limits
+
+    if not min(wall_limit, cpu_limit, memory_limit) > 0:
+        raise BenchError(f"--wall-limit, --cpu-limit and --memory-limit must be positive, got {wall_limit:g} s, "
+                         f"{cpu_limit} CPU-s and {memory_limit} MiB; give each a positive value")
+    return Limits(wall_limit, cpu_limit, memory_limit)
 
 
 # -- help and errors -------------------------------------------------------------------------------------
@@ -107,10 +122,22 @@ class BenchGroup(TyperGroup):
         return super().parse_args(ctx, args)
 
 
+def error_object(exc: BenchError) -> dict[str, Optional[str]]:
+    """A user error as JSON: ``error`` is its whole line; ``fix`` is what the line says to do -- the error's
+    own ``fix`` if it has one, else the part after the line's first ``"; "`` (messages say the problem, then
+    the fix), else null."""
+    line = str(exc)
+    fix = getattr(exc, "fix", None)
+    if fix is None and "; " in line:
+        fix = line.split("; ", 1)[1]
+    return {"error": line, "fix": fix}
+
+
 def user_errors(command: Callable) -> Callable:
     """Turn a BenchError into one line on stderr and its exit code (2 unless the error says otherwise);
     a file-system refusal that reached here as a bare ``OSError`` (full disk, read-only, no permission)
-    becomes the same kind of line, naming its path."""
+    becomes the same kind of line, naming its path. With ``--json`` (a command's ``as_json``), the error is
+    also one JSON object on stdout, :func:`error_object`'s."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
@@ -119,14 +146,15 @@ def user_errors(command: Callable) -> Callable:
         try:
             return command(*args, **kwargs)
         except BenchError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(exc.exit_code) from None
+            error = exc
         except OSError as exc:
             if exc.errno not in STORAGE_ERRNOS:
                 raise
-            line = storage_error(exc)
-            err.print(f"[bold red]error:[/] {line}", highlight=False, soft_wrap=True)
-            raise typer.Exit(line.exit_code) from None
+            error = storage_error(exc)
+        err.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        if kwargs.get("as_json"):
+            print_json(error_object(error))
+        raise typer.Exit(error.exit_code) from None
 
     return wrapper
 

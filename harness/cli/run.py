@@ -11,18 +11,26 @@ from harness.cli.common import (
     DEFAULT_GROUP_SIZE,
     DEFAULT_RESULTS,
     DEFAULT_TRACK,
+    PLAN_CPU_SECONDS,
+    PLAN_MEMORY_MB,
+    PLAN_WALL_SECONDS,
     AsJson,
     Budgets,
+    CpuLimit,
     Device,
     Full,
+    MemoryLimit,
     ResultsDir,
     Schedules,
     Targets,
     Threads,
     TrackName,
+    WallLimit,
     Wide,
     check_device,
     err,
+    out,
+    plan_limits,
     print_json,
     print_table,
     set_threads,
@@ -44,6 +52,7 @@ from harness.core.errors import BenchError
 if TYPE_CHECKING:
     from rich.table import Table
 
+    from harness.grid.driver import GridOutcome
     from harness.run.record import RunRecord
 
 
@@ -81,6 +90,26 @@ def summary_table(rows: list[dict], title: str) -> Table:
     return view
 
 
+def outcome_counts(outcome: GridOutcome, records: list[RunRecord]) -> dict[str, int]:
+    """What the command did: runs written now (``failed`` and ``diverged`` among them), runs already done
+    (``done_before``; ``failed_before`` of them recorded as failed), and runs another process finished or
+    was running (``elsewhere``)."""
+    written = {r.id for r in outcome.written}
+    return {"written": len(outcome.written), "failed": len(outcome.failed), "diverged": len(outcome.diverged),
+            "done_before": outcome.skipped - outcome.elsewhere, "elsewhere": outcome.elsewhere,
+            "failed_before": sum(r.status == "failed" and r.id not in written for r in records)}
+
+
+def summary_line(track: str, planned: int, counts: dict[str, int]) -> str:
+    """The last line of ``bench run``: ``digits-cnn: 54 runs: 12 written (1 failed, 2 diverged), 40 already
+    done, 2 done or running elsewhere``, plus a hint when a failed run was kept from before."""
+    line = (f"{track}: {planned} runs: {counts['written']} written ({counts['failed']} failed, {counts['diverged']} diverged), "
+            f"{counts['done_before']} already done, {counts['elsewhere']} done or running elsewhere")
+    if counts["failed_before"]:
+        line += f"; {counts['failed_before']} recorded as failed before (--retry-failed reruns them)"
+    return line
+
+
 @user_errors
 def run(
     track: TrackName = DEFAULT_TRACK,
@@ -116,9 +145,14 @@ def run(
                                              f"(default {DEFAULT_GROUP_SIZE})."),
     bf16: bool = typer.Option(False, "--bf16", help="bf16 autocast in the fast engines (records say so)."),
     workers: int = typer.Option(1, help="Runs in flight on the device, one process each (with --executor local)."),
+    wall_limit: WallLimit = PLAN_WALL_SECONDS,
+    cpu_limit: CpuLimit = PLAN_CPU_SECONDS,
+    memory_limit: MemoryLimit = PLAN_MEMORY_MB,
     wide: Wide = False,
 ) -> None:
-    """Run methods x twins x schedules x budgets x seeds; finished runs are skipped, so a rerun resumes."""
+    """Run methods x twins x schedules x budgets x seeds; finished runs are skipped, so a rerun resumes.
+    Ends with a summary line (written, failed, diverged, skipped); exit status 1 when a run of the grid is
+    recorded as failed (a diverged run is a result of its schedule, counted but not an error)."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -133,6 +167,7 @@ def run(
     from harness.grid.local import LocalExecutor
     from harness.grid.pool import PoolExecutor
     from harness.grid.selection import expand, select
+    from harness.methods.isolation import Isolation
     from harness.prune.latency import LatencySettings
     from harness.run.record import load_records
     from harness.track.definition import load_track
@@ -143,6 +178,10 @@ def run(
     placement = choose_executor(executor, device, address, gpus_per_run, cpus_per_run, memory_per_run, max_retries)
     check_device(placement.device)
     steps = EngineSettings(engine, bf16=bf16, group_size=group_size)
+    limits = plan_limits(wall_limit, cpu_limit, memory_limit)
+    if placement.uses_ray and limits != type(limits)():
+        raise BenchError("--wall-limit, --cpu-limit and --memory-limit apply with --executor local; "
+                         "Ray tasks keep the default plugin limits")
     if placement.uses_ray and (steps != EngineSettings() or workers != 1):
         raise BenchError("--engine, --bf16, --group-size and --workers apply with --executor local; "
                          "Ray tasks run the plain loop")
@@ -161,8 +200,8 @@ def run(
     timing = LatencySettings() if latency else None
     set_threads(threads)
     base = (placement.ray(layout, latency=timing, checkpoint_folder=checkpoint_dir) if placement.uses_ray
-            else LocalExecutor(layout, device, threads, timing, steps, checkpoint_dir) if workers == 1
-            else PoolExecutor(layout, device, workers, threads, timing, steps))
+            else LocalExecutor(layout, device, threads, timing, steps, checkpoint_dir, Isolation(limits)) if workers == 1
+            else PoolExecutor(layout, device, workers, threads, timing, steps, limits))
     grid_executor = TunedExecutor(base, histories) if tuned else base
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[last]}"),
@@ -184,13 +223,17 @@ def run(
     wanted = {c.run_id for c in configs}
     records = [r for r in load_records(layout, loaded.name)[0] if r.id in wanted]
     rows = summary_rows(records)
+    counts = outcome_counts(outcome, records)
     if as_json:
-        print_json({"track": loaded.name, "planned": outcome.planned, "skipped": outcome.skipped,
-                    "written": len(outcome.written), "cells": rows})
-        return
-    print_table(summary_table(rows, f"{loaded.name}: test accuracy per cell "
-                                    f"({outcome.planned} runs, {outcome.skipped} already done, "
-                                    f"{len(outcome.written)} new, results in {layout.track(loaded.name)})"), wide)
-    for record in outcome.failed + outcome.diverged:
-        reason = (record.error or "non-finite training loss").strip().splitlines()[-1]
-        err.print(f"{record.status}: {record.config().label}: {reason}", highlight=False)
+        print_json({"track": loaded.name, "planned": outcome.planned, "skipped": outcome.skipped, **counts,
+                    "cells": rows})
+    else:
+        print_table(summary_table(rows, f"{loaded.name}: test accuracy per cell "
+                                        f"({outcome.planned} runs, {outcome.skipped} already done, "
+                                        f"{len(outcome.written)} new, results in {layout.track(loaded.name)})"), wide)
+        for record in outcome.failed + outcome.diverged:
+            reason = (record.error or "non-finite training loss").strip().splitlines()[-1]
+            err.print(f"{record.status}: {record.config().label}: {reason}", highlight=False)
+        out.print(summary_line(loaded.name, outcome.planned, counts), highlight=False, soft_wrap=True)
+    if counts["failed"] or counts["failed_before"]:
+        raise typer.Exit(1)

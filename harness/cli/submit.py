@@ -17,14 +17,18 @@ from harness.cli.common import (
     PLAN_MEMORY_MB,
     PLAN_WALL_SECONDS,
     AsJson,
+    CpuLimit,
     Device,
+    MemoryLimit,
     MethodsDir,
     ResultsDir,
     Threads,
+    WallLimit,
     Wide,
     check_device,
     err,
     out,
+    plan_limits,
     print_json,
     print_table,
     table,
@@ -69,9 +73,9 @@ def submit(
     results: ResultsDir = DEFAULT_RESULTS,
     device: Device = "cpu",
     threads: Threads = 1,
-    wall_limit: float = typer.Option(PLAN_WALL_SECONDS, help="Seconds of wall-clock time per plan."),
-    cpu_limit: int = typer.Option(PLAN_CPU_SECONDS, help="Seconds of CPU time per plan."),
-    memory_limit: int = typer.Option(PLAN_MEMORY_MB, help="MiB of memory per plan."),
+    wall_limit: WallLimit = PLAN_WALL_SECONDS,
+    cpu_limit: CpuLimit = PLAN_CPU_SECONDS,
+    memory_limit: MemoryLimit = PLAN_MEMORY_MB,
     unsafe_isolation: bool = typer.Option(
         False, "--unsafe-isolation", help="Run plugin plans even below the sandbox level the leaderboard requires "
                                             "(bwrap); the records say so."),
@@ -102,7 +106,7 @@ def submit(
         findings = []  # the protocol names the unreadable file
     for finding in findings:
         err.print(f"review: {finding}", markup=False, highlight=False, soft_wrap=True)
-    from harness.methods.isolation import Limits
+    limits = plan_limits(wall_limit, cpu_limit, memory_limit)
     from harness.protocols.submit import submit as submit_method
 
     if dry_run:
@@ -111,7 +115,7 @@ def submit(
     progress = RunProgress("submission", quiet=as_json)
     try:
         submission = submit_method(file, track, seeds, tune_trials, ResultsLayout(results), device, threads,
-                                   Limits(wall_limit, cpu_limit, memory_limit),
+                                   limits,
                                    on_record=progress.advance, workers=workers, engine=engine,
                                    on_start=lambda p: progress.start(len(p.configs), len(p.configs) - len(p.to_run)))
     finally:

@@ -34,6 +34,7 @@ from harness.core.processes import call_with_parent, die_with_parent, parent_ali
 from harness.dense.baseline import dense_hash
 from harness.grid.local import LocalExecutor
 from harness.methods import Method, ensure_registered, get_method
+from harness.methods.isolation import Isolation, Limits
 from harness.prune.latency import LatencySettings
 from harness.run.execution import execute_many, retraining_for
 from harness.run.pipeline import Workspace
@@ -54,6 +55,7 @@ class WorkerSettings:
     latency: LatencySettings | None
     engine: EngineSettings
     methods: tuple[Method, ...]
+    limits: Limits = Limits()
 
 
 @dataclass
@@ -67,6 +69,8 @@ class PoolExecutor:
     threads: int = 1
     latency: LatencySettings | None = None
     engine: EngineSettings = EngineSettings()
+    limits: Limits = Limits()
+    """What a plugin's isolated child may use per plan."""
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -77,11 +81,12 @@ class PoolExecutor:
         if not configs:
             return
         if self.workers == 1:
-            yield from LocalExecutor(self.layout, self.device, self.threads, self.latency, self.engine).map(track, configs)
+            yield from LocalExecutor(self.layout, self.device, self.threads, self.latency, self.engine,
+                                     isolation=Isolation(self.limits)).map(track, configs)
             return
         _prepare_dense(track, self.layout, self.device, {c.dense_seed for c in configs})
         settings = WorkerSettings(self.layout, self.device, self.threads, self.latency, self.engine,
-                                  tuple(get_method(name) for name in sorted({c.method for c in configs})))
+                                  tuple(get_method(name) for name in sorted({c.method for c in configs})), self.limits)
         context = multiprocessing.get_context("spawn")
         tasks, results = context.Queue(), context.Queue()
         chunks = _chunks(configs, self.engine)
@@ -162,7 +167,7 @@ def _work(track: Track, settings: WorkerSettings, tasks, results, parent: int | 
     torch.set_num_threads(settings.threads)
     ensure_registered(settings.methods)
     workspace = Workspace(track, settings.layout, device=settings.device, latency=settings.latency,
-                          engine=settings.engine)
+                          engine=settings.engine, isolation=Isolation(settings.limits))
     while (chunk := _next_chunk(tasks, parent)) is not None:
         try:
             for record in execute_many(workspace, chunk):

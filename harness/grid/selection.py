@@ -64,7 +64,29 @@ def select(
         track.target(name)
     if any(b <= 0 for b in selection.budgets):
         raise BenchError(f"budgets must be positive epoch counts, got {list(selection.budgets)}")
+    bad = [s for s in selection.seeds if not 0 <= s <= MAX_SEED]
+    if bad:
+        raise BenchError(f"seeds must be whole numbers from 0 to {MAX_SEED}, got {bad[:5]}; "
+                         "give seeds in that range (for example --seeds 0,1,2)")
+    runs = grid_size(selection)
+    if runs > MAX_RUNS:
+        raise BenchError(f"the grid has {runs:,} runs, more than the {MAX_RUNS:,} one command takes; select fewer "
+                         "methods, targets, schedules, budgets or seeds (or split the grid over several commands)")
     return selection
+
+
+MAX_SEED = 2**32 - 1
+"""The largest run seed: every generator a run seeds (torch, numpy, Python's) takes 0 .. 2**32 - 1."""
+
+MAX_RUNS = 100_000
+"""The most runs one grid expands to (a full digits grid is 5,200): past it, expanding the configurations alone
+takes gigabytes and the grid years."""
+
+
+def grid_size(selection: Selection) -> int:
+    """How many run configurations :func:`expand` makes of ``selection``, without making them."""
+    per_cell = sum(1 if schedule == "none" else len(selection.budgets) for schedule in selection.schedules)
+    return len(selection.seeds) * len(selection.methods) * len(selection.targets) * (2 if selection.twins else 1) * per_cell
 
 
 def dense_seed_for(track: Track, seed: int) -> int:

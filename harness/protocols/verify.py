@@ -212,6 +212,9 @@ def verify_results(
     if tolerance is not None and not tolerance >= 0:
         raise BenchError(f"--tolerance must be zero or more (accuracy as a fraction), got {tolerance}")
     valid, problems, files = check_records(layout)
+    if not files:
+        raise BenchError(f"nothing to verify: {root} holds no run records; pass --results DIR, the folder "
+                         "bench run wrote its records to")
     workspaces: dict[tuple[str, str, str], Workspace] = {}
     reruns = []
     groups: dict[tuple[str, ...], list[RunRecord]] = {}
