@@ -132,6 +132,11 @@ def write_text_atomic(path: str | Path, text: str) -> None:
         _write_durably(tmp, text.encode("utf-8"))
 
 
+def write_bytes_atomic(path: str | Path, data: bytes) -> None:
+    with replacing(path) as tmp:
+        _write_durably(tmp, data)
+
+
 def torch_save_atomic(payload: Any, path: str | Path) -> None:
     """``torch.save`` through memory, then one plain write: a full disk is an ``OSError`` (ENOSPC) naming the
     path, never torch's "unexpected pos", and the bytes are fsynced like every other atomic write."""

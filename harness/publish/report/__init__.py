@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.audit.engine import AuditResult
+from harness.core.atomic import write_bytes_atomic, write_text_atomic
 from harness.publish.leaderboard import Leaderboard
 from harness.publish.report.html import render_html
 from harness.publish.report.markdown import render_markdown
@@ -18,7 +19,8 @@ PLOT_PREFIXES = ("budget-", "twin-", "retraining-", "macs-", "curves-", "tuning-
 
 def write_report(result: AuditResult, leaderboard: Leaderboard, out_dir: str | Path,
                  plot_cache: str | Path | None = None) -> list[Path]:
-    """Write every report file into ``out_dir`` (created if needed); returns the paths written.
+    """Write every report file into ``out_dir`` (created if needed), each atomically (a temporary file, fsynced,
+    then renamed over the old one); returns the paths written.
     ``plot_cache`` (a folder) keeps drawn plots by a digest of their inputs and code, so an unchanged
     plot is not drawn again; the files written are byte-identical with or without it."""
     # matplotlib is imported only when a plot is drawn, not by `bench leaderboard` or a cached report
@@ -39,10 +41,10 @@ def write_report(result: AuditResult, leaderboard: Leaderboard, out_dir: str | P
         if stale.name not in names and stale.suffix in (".svg", ".png") and stale.name.startswith(PLOT_PREFIXES):
             stale.unlink()  # a plot of an earlier report that this one no longer draws
     for name, text in files.items():
-        (out / name).write_text(text, encoding="utf-8")
+        write_text_atomic(out / name, text)
         written.append(out / name)
     for plot in plots:
-        (out / f"{plot.name}.svg").write_text(plot.svg, encoding="utf-8")
-        (out / f"{plot.name}.png").write_bytes(plot.png)
+        write_text_atomic(out / f"{plot.name}.svg", plot.svg)
+        write_bytes_atomic(out / f"{plot.name}.png", plot.png)
         written += [out / f"{plot.name}.svg", out / f"{plot.name}.png"]
     return written
