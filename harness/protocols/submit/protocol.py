@@ -86,11 +86,8 @@ class Execution:
             raise BenchError(f"--workers must be at least 1, got {self.workers}")
         if self.workers == 1:
             return LocalExecutor(layout, self.device, self.threads, engine=steps, isolation=isolation)
-        if limits != Limits():
-            raise BenchError("--wall-limit, --cpu-limit and --memory-limit apply with --workers 1; "
-                             "drop them or run with --workers 1")
         torch.set_num_threads(self.threads)  # the dense baselines train here first, beside nothing else of ours
-        return PoolExecutor(layout, self.device, self.workers, self.threads, engine=steps)
+        return PoolExecutor(layout, self.device, self.workers, self.threads, engine=steps, limits=limits)
 
 
 @dataclass(frozen=True)
