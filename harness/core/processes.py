@@ -85,3 +85,19 @@ def leave_with_parent(parent: int, folder: str | Path | None = None) -> None:
         _orphaned(folder)
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def remove_when_parent_dies(parent: int, folder: str) -> None:
+    """A janitor's whole life: wait for ``parent`` to die, then remove ``folder``. It runs in its own session,
+    so a signal to the parent's process group spares it, for a folder that no process of the parent's can
+    remove once the parent is gone (a sandboxed child cannot remove the folder it is mounted on)."""
+
+    def remove(*_: object) -> None:
+        shutil.rmtree(folder, ignore_errors=True)
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, remove)
+    signal_on_parent_death(signal.SIGTERM)
+    while parent_alive(parent):
+        time.sleep(WATCH_SECONDS)
+    remove()

@@ -213,6 +213,7 @@ def run_isolated(inputs: ChildInput, payload: bytes | None = None, level: str = 
         if level == "bwrap" and os.geteuid() == 0:
             for path in (workdir, Path(workdir) / INPUT_FILE):
                 os.chown(path, sandbox.UNPRIVILEGED_UID, sandbox.UNPRIVILEGED_UID)
+        janitor = _janitor(workdir) if level == "bwrap" else None
         read_fd, write_fd = os.pipe()
         out_read, out_write = os.pipe()
         try:
@@ -235,6 +236,9 @@ def run_isolated(inputs: ChildInput, payload: bytes | None = None, level: str = 
         finally:
             receiver.close()
             _stop(child)
+            if janitor is not None:
+                janitor.kill()
+                janitor.wait()
             sandbox.reap_descendants(before)
     if answer.get("status") != "ok":
         raise BenchError(_with_output(_failure_message(where, answer, limits), output))
@@ -429,6 +433,15 @@ def _is_memory_error(exc: BaseException) -> bool:
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def _janitor(workdir: str) -> subprocess.Popen:
+    """A light process outside the sandbox that removes ``workdir`` if this one is killed: the sandboxed child
+    cannot remove the folder it is mounted on, and this process is gone."""
+    code = ("from harness.core.processes import remove_when_parent_dies; "
+            f"remove_when_parent_dies({os.getpid()}, {workdir!r})")
+    return subprocess.Popen([sys.executable, "-c", code], start_new_session=True, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def remove_stale_workdirs(folder: str | Path | None = None) -> None:
