@@ -241,3 +241,24 @@ def test_a_stated_schedule_without_a_budget_uses_the_budgets_that_schedule_ran_a
     verdict = judged(records, claim)["one-shot"]
     assert verdict.verdict == "supported" and verdict.statement == "alpha beats beta under none at every shared budget"
     assert [s["setting"] for s in verdict.evidence["settings"]] == ["half, none@0"]
+
+
+@pytest.mark.parametrize("field, value, what", [
+    ("method", "alpah", "method 'alpah'"), ("baseline", "betta", "method 'betta'"),
+    ("track", "no-such-track", "track 'no-such-track'"), ("target", "uniform-99", "target 'uniform-99'"),
+])
+def test_a_claim_naming_what_no_record_has_is_an_error(tmp_path, field, value, what):
+    from harness.audit import audit_results
+    from harness.run.record import write_record
+
+    layout = ResultsLayout(tmp_path / "results")
+    records = fair_records()
+    for record in records:
+        write_record(layout, record)
+    good = dict(name="typo", method="alpha", baseline="beta", track=records[0].track, target=records[0].target)
+    claims = tmp_path / "claims.json"
+    claims.write_text(json.dumps({"claim": [good]}))
+    assert [v.name for v in audit_results(layout, claims_path=claims).claims] == ["typo"]
+    claims.write_text(json.dumps({"claim": [{**good, field: value}]}))
+    with pytest.raises(BenchError, match=f"claim 'typo' names {what}, which has no records here"):
+        audit_results(layout, claims_path=claims)

@@ -23,6 +23,7 @@ from harness.audit.aggregate import (
 from harness.audit.claims import (
     Claim,
     ClaimVerdict,
+    check_names,
     claim_records,
     judge,
     load_claims,
@@ -127,6 +128,7 @@ def audit_results(
         skipped = f" ({len(problems)} invalid record files skipped)" if problems else ""
         raise BenchError(f"no valid run records in {where}{skipped}; run `bench run` first or point --results at them")
     claims = load_claims(claims_path) if claims_path else []
+    check_names(claims, records, claims_path or "claims")
     return audit(records, config=config, claims=claims, studies=studies, problems=[*problems, *study_problems])
 
 

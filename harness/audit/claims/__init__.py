@@ -13,9 +13,9 @@ from harness.audit.claims.judging import (
     related_findings,
 )
 from harness.audit.claims.matching import Setting
-from harness.audit.claims.schema import ALL_TRACKS, Claim, claim_records, load_claims
+from harness.audit.claims.schema import ALL_TRACKS, Claim, check_names, claim_records, load_claims
 
 __all__ = [
-    "ALL_TRACKS", "Claim", "ClaimTest", "ClaimVerdict", "NoLossResult", "Setting", "claim_records", "judge",
+    "ALL_TRACKS", "Claim", "check_names", "ClaimTest", "ClaimVerdict", "NoLossResult", "Setting", "claim_records", "judge",
     "load_claims", "prepare_claims", "related_findings",
 ]

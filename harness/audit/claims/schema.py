@@ -172,6 +172,28 @@ def load_claims(path: str | Path) -> list[Claim]:
     return claims
 
 
+def check_names(claims: Sequence[Claim], records: Sequence[RunRecord], path: str | Path = "claims") -> None:
+    """Refuse a claim that names a track, target or method none of the audited records (nor the claim's own
+    reported numbers) has: a typo would otherwise be judged, silently, as a claim without evidence."""
+    known = [*records, *claim_records(claims, path)]
+    tracks = {r.track for r in known}
+    for claim in claims:
+        where = f"{path}: claim {claim.name!r}"
+        if claim.track not in (None, ALL_TRACKS) and claim.track not in tracks:
+            raise BenchError(f"{where} names track {claim.track!r}, which has no records here "
+                             f"(tracks: {', '.join(sorted(tracks))}); fix the claim's track")
+        scope = [r for r in known if claim.track in (None, ALL_TRACKS) or r.track == claim.track]
+        targets, methods = {r.target for r in scope}, {r.method for r in scope}
+        if claim.target is not None and claim.target not in targets:
+            raise BenchError(f"{where} names target {claim.target!r}, which has no records here "
+                             f"(targets: {', '.join(sorted(targets))}); fix the claim's target")
+        named = [claim.method] + ([claim.baseline] if claim.baseline not in (None, "twin", DENSE) else [])
+        for method in named:
+            if method not in methods:
+                raise BenchError(f"{where} names method {method!r}, which has no records here "
+                                 f"(methods: {', '.join(sorted(methods))}); fix the claim's method")
+
+
 def claim_source(claim: Claim) -> str:
     return claim.source or f"claim: {claim.name}"
 
