@@ -20,7 +20,8 @@ from harness.audit.engine import AuditResult
 from harness.audit.findings import RULES
 from harness.core.layout import ResultsLayout
 from harness.publish.leaderboard import Entry, Leaderboard, Table
-from harness.publish.report.markdown import anchors, budget_label, interval, pct, pp
+from harness.publish.report.labels import budget_label
+from harness.publish.report.markdown import anchors, interval, pct, pp
 
 PAGE = "index.html"
 RIGHT = ' class="r"'

@@ -20,6 +20,7 @@ from harness.audit.comparisons import Cell, Comparison, schedule_order
 from harness.audit.engine import AuditResult
 from harness.audit.findings import RULES, SEVERITIES, Finding
 from harness.publish.leaderboard import Leaderboard, Table
+from harness.publish.report.labels import budget_label
 
 if TYPE_CHECKING:
     from harness.publish.report.plots import Plot
@@ -32,10 +33,6 @@ VERDICT_SYMBOL = {"better": "▲", "worse": "▼", "equivalent": "≈", "tie": "
 """The first character of a matrix cell; report.html colours the cell by it."""
 FAIL_MARK = "⚠"
 FAMILY_ORDER = {"structured": 0, "unstructured": 1}
-
-
-def budget_label(budget: int) -> str:
-    return "no retraining" if budget == 0 else f"{budget} epochs"
 
 
 def pct(value: float | None, digits: int = 2) -> str:

@@ -47,7 +47,7 @@ from harness.audit.comparisons import (
 from harness.audit.engine import AuditResult
 from harness.audit.tuning import TuningStudy
 from harness.core.atomic import write_text_atomic
-from harness.publish.report.markdown import budget_label
+from harness.publish.report.labels import budget_label
 from harness.run.record import content_digest
 
 Figure = FigureCanvasAgg = Line2D = FixedLocator = FuncFormatter = NullLocator = matplotlib = None
@@ -543,10 +543,10 @@ def _code_digest() -> str:
         import importlib.metadata as metadata
 
         from harness.audit import comparisons
-        from harness.publish.report import markdown
+        from harness.publish.report import labels
         from harness.run import cells
 
-        code = b"".join(Path(m.__file__).read_bytes() for m in (comparisons, markdown, cells))
+        code = b"".join(Path(m.__file__).read_bytes() for m in (comparisons, labels, cells))
         versions = {name: metadata.version(name) for name in ("matplotlib", "numpy", "pillow")}
         _CODE = hashlib.sha256(Path(__file__).read_bytes() + code + json.dumps(
             [CACHE_FORMAT, versions, STYLE], sort_keys=True, default=str).encode()).hexdigest()
