@@ -153,15 +153,7 @@ def run(
     """Run methods x twins x schedules x budgets x seeds; finished runs are skipped, so a rerun resumes.
     Ends with a summary line (written, failed, diverged, skipped); exit status 1 when a run of the grid is
     recorded as failed (a diverged run is a result of its schedule, counted but not an error)."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
+    from harness.cli.progress import RunProgress
     from harness.core.layout import ResultsLayout
     from harness.grid.driver import pending, run_grid
     from harness.grid.local import LocalExecutor
@@ -203,23 +195,16 @@ def run(
             else LocalExecutor(layout, device, threads, timing, steps, checkpoint_dir, Isolation(limits)) if workers == 1
             else PoolExecutor(layout, device, workers, threads, timing, steps, limits))
     grid_executor = TunedExecutor(base, histories) if tuned else base
-    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[last]}"),
-                        console=err, transient=as_json, disable=not err.is_terminal and as_json)
-    with progress:
-        task = progress.add_task(f"{track}", total=len(configs), last="")
-        outcome = None
-
-        def advance(record: RunRecord) -> None:
-            acc = f"{100 * record.test_acc:.2f}%" if record.test_acc is not None else record.status
-            progress.update(task, advance=1, last=f"{record.config().label} {acc}")
-
-        progress.update(task, completed=len(configs) - len(pending(configs, layout, retry_failed)))
-        try:
-            outcome = run_grid(loaded, configs, layout, grid_executor, on_record=advance, retry_failed=retry_failed)
-        except KeyboardInterrupt:
-            err.print("interrupted: every finished run is saved; rerun the same command to resume", highlight=False)
-            raise typer.Exit(130) from None
+    progress = RunProgress(track, quiet=as_json)
+    progress.start(len(configs), len(configs) - len(pending(configs, layout, retry_failed)))
+    try:
+        outcome = run_grid(loaded, configs, layout, grid_executor, on_record=progress.advance, retry_failed=retry_failed)
+    except KeyboardInterrupt:
+        progress.stop()
+        err.print("interrupted: every finished run is saved; rerun the same command to resume", highlight=False)
+        raise typer.Exit(130) from None
+    finally:
+        progress.stop()
     wanted = {c.run_id for c in configs}
     records = [r for r in load_records(layout, loaded.name)[0] if r.id in wanted]
     rows = summary_rows(records)
