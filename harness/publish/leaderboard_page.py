@@ -18,6 +18,7 @@ from typing import Mapping, Sequence
 
 from harness.audit.engine import AuditResult
 from harness.audit.findings import RULES
+from harness.core.atomic import write_text_atomic
 from harness.core.layout import ResultsLayout
 from harness.publish.leaderboard import Entry, Leaderboard, Table
 from harness.publish.report.labels import budget_label
@@ -257,5 +258,5 @@ def write_leaderboard_page(board: Leaderboard, out_dir: str | Path, result: Audi
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     page = out / PAGE
-    page.write_text(render_page(board, result, submission_links(layout, out, board)), encoding="utf-8")
+    write_text_atomic(page, render_page(board, result, submission_links(layout, out, board)))
     return page
