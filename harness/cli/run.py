@@ -155,7 +155,7 @@ def run(
     recorded as failed (a diverged run is a result of its schedule, counted but not an error)."""
     from harness.cli.progress import RunProgress
     from harness.core.layout import ResultsLayout
-    from harness.grid.driver import pending, run_grid
+    from harness.grid.driver import check_grid, pending, run_grid
     from harness.grid.local import LocalExecutor
     from harness.grid.pool import PoolExecutor
     from harness.grid.selection import expand, select
@@ -195,6 +195,7 @@ def run(
             else LocalExecutor(layout, device, threads, timing, steps, checkpoint_dir, Isolation(limits)) if workers == 1
             else PoolExecutor(layout, device, workers, threads, timing, steps, limits))
     grid_executor = TunedExecutor(base, histories) if tuned else base
+    check_grid(loaded, configs, layout)
     progress = RunProgress(track, quiet=as_json)
     progress.start(len(configs), len(configs) - len(pending(configs, layout, retry_failed)))
     try:

@@ -170,6 +170,13 @@ def _open_file_room(wanted: int) -> int:
     return wanted if soft == resource.RLIM_INFINITY else soft
 
 
+def check_grid(track: Track, configs: Sequence[RunConfig], layout: ResultsLayout) -> None:
+    """What must hold before any work: a writable results folder and bounded budgets (one line each)."""
+    check_writable(layout.track(track.name))
+    for budget in sorted({c.budget_epochs for c in configs}):
+        check_budget(budget)
+
+
 def run_grid(
     track: Track,
     configs: Sequence[RunConfig],
@@ -178,11 +185,9 @@ def run_grid(
     on_record: Callable[[RunRecord], None] | None = None,
     retry_failed: bool = False,
 ) -> GridOutcome:
-    check_writable(layout.track(track.name))
+    check_grid(track, configs, layout)
     for folder in (layout.track(track.name), layout.dense(track.name), layout.checkpoints(track.name)):
         remove_stale_temps(folder)  # what killed writers left (a record it held was written again, not lost)
-    for budget in sorted({c.budget_epochs for c in configs}):
-        check_budget(budget)
     todo = pending(configs, layout, retry_failed)
     outcome = GridOutcome(planned=len(configs), skipped=len(configs) - len(todo))
     claims = Claims(todo, layout, track.name, retry_failed)
