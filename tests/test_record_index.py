@@ -117,7 +117,8 @@ def test_a_cached_report_is_byte_identical_and_draws_nothing(tmp_path, monkeypat
 
     from harness.audit import audit
     from harness.publish.leaderboard import build_leaderboard
-    from harness.publish.report import plots, write_report
+    from harness.publish.report import write_report
+    from harness.publish.report.plots import canvas
 
     result = audit(fair_records())
     cache = tmp_path / "cache"
@@ -129,7 +130,7 @@ def test_a_cached_report_is_byte_identical_and_draws_nothing(tmp_path, monkeypat
     write_report(result, build_leaderboard(result), tmp_path / "first", plot_cache=cache)
     entries = sorted(cache.iterdir())
     assert entries
-    monkeypatch.setattr(plots, "_render", lambda figure: pytest.fail("a cached plot was drawn again"))
+    monkeypatch.setattr(canvas, "_render", lambda figure: pytest.fail("a cached plot was drawn again"))
     write_report(result, build_leaderboard(result), tmp_path / "second", plot_cache=cache)
     assert files(tmp_path / "first") == files(tmp_path / "second") == files(tmp_path / "plain")
     monkeypatch.undo()

@@ -136,7 +136,8 @@ def test_reported_numbers_show_the_papers_std_and_n(written):
 def test_plots_are_publication_quality(written):
     from PIL import Image
 
-    from harness.publish.report.plots import MARKERS, PALETTE, PNG_DPI, looks
+    from harness.publish.report.plots.canvas import PNG_DPI
+    from harness.publish.report.plots.looks import MARKERS, PALETTE, looks
 
     folder, _ = written
     assert PNG_DPI >= 150

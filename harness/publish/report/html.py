@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Sequence
 from harness.publish.report.markdown import VERDICT_SYMBOL, anchors
 
 if TYPE_CHECKING:
-    from harness.publish.report.plots import Plot
+    from harness.publish.report.plots.canvas import Plot
 
 CSS = """
 :root { --better: #d7f0dd; --worse: #f8d4d0; --equivalent: #d8e8f6; --tie: #f1f1f1; }

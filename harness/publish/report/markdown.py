@@ -23,7 +23,7 @@ from harness.publish.leaderboard import Leaderboard, Table
 from harness.publish.report.labels import budget_label
 
 if TYPE_CHECKING:
-    from harness.publish.report.plots import Plot
+    from harness.publish.report.plots.canvas import Plot
 
 MAX_CELLS_LISTED = 8
 OPEN_FINDINGS = 12
