@@ -127,7 +127,7 @@ def test_help_shows_no_type_on_flags_and_cuts_no_text(columns):
 
 
 def test_constants_the_help_names_are_the_librarys():
-    from harness.methods.isolation import Limits
+    from harness.methods.exchange import Limits
     from harness.protocols.submit import MIN_SEEDS
     from harness.track.definition import DEFAULT_TRACK
     from harness.train.engines import DEFAULT_GROUP_SIZE, ENGINES

@@ -17,7 +17,8 @@ from harness.core.seeding import generator
 from harness.grid.driver import run_grid
 from harness.grid.local import LocalExecutor
 from harness.grid.selection import Selection, expand
-from harness.methods.isolation import Isolation, Limits, plan_from_data, plan_to_data
+from harness.methods.exchange import Limits, plan_from_data, plan_to_data
+from harness.methods.isolation import Isolation
 from harness.methods.plugins import load_plugin
 from harness.methods.sandbox import probe
 from harness.methods.sources import harness_digest, weights_digest

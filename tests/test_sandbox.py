@@ -13,7 +13,8 @@ from torch import nn
 
 from harness.core.errors import BenchError
 from harness.methods import sandbox
-from harness.methods.isolation import Isolation, Limits
+from harness.methods.exchange import Limits
+from harness.methods.isolation import Isolation
 from harness.methods.lint import review
 from harness.methods.plugins import load_plugin
 from harness.methods.registry import PruningContext

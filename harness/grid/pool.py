@@ -34,7 +34,8 @@ from harness.core.processes import call_with_parent, die_with_parent, parent_ali
 from harness.dense.baseline import dense_hash
 from harness.grid.local import LocalExecutor
 from harness.methods import Method, ensure_registered, get_method
-from harness.methods.isolation import Isolation, Limits
+from harness.methods.exchange import Limits
+from harness.methods.isolation import Isolation
 from harness.prune.latency import LatencySettings
 from harness.run.execution import execute_many, retraining_for
 from harness.run.pipeline import Workspace

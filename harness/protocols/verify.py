@@ -29,7 +29,8 @@ import torch
 from harness.core.errors import BenchError
 from harness.core.layout import ResultsLayout
 from harness.dense.baseline import dense_hash
-from harness.methods.isolation import Isolation, Limits
+from harness.methods.exchange import Limits
+from harness.methods.isolation import Isolation
 from harness.methods.provenance import MethodSources
 from harness.run.execution import execute, execute_group
 from harness.run.pipeline import Workspace

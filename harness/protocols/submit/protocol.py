@@ -34,7 +34,8 @@ from harness.grid.local import LocalExecutor
 from harness.grid.pool import PoolExecutor
 from harness.grid.selection import Selection, expand
 from harness.methods import Method
-from harness.methods.isolation import Isolation, Limits
+from harness.methods.exchange import Limits
+from harness.methods.isolation import Isolation
 from harness.methods.plugins import load_plugin, method_digest
 from harness.protocols.clean import CLEAN_COMMAND, StaleRecord, stale_records
 from harness.protocols.submit.policy import (
