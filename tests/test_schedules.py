@@ -149,3 +149,13 @@ def test_recorded_warmup_equals_the_schedules_warmup():
 
     lrs = per_epoch("slr", 100, warmup_fraction=0.29)
     assert warmup_epochs(0.29, 100) == 29 and lrs[28] < 0.1 and lrs[29] == 0.1
+
+
+def test_per_step_values_index_like_a_tuple():
+    values = step_values(get_schedule("slr"), CIFAR, 4, 3)
+    stored = tuple(values.lr)
+    assert len(values.lr) == len(stored) == 12
+    assert values.lr[-1] == stored[-1] and values.lr[2:7] == list(stored[2:7]) and values.lr == stored
+    with pytest.raises(IndexError):
+        values.lr[12]
+    assert values.per_epoch() == list(stored[::3])

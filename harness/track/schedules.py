@@ -2,7 +2,9 @@
 
 Every schedule is a pure function from (recipe, budget, steps per epoch, hyperparameters) to
 the learning rate -- and, for 1-cycle, the momentum -- of every optimizer step. The trainer
-only indexes these arrays, so what is tested here is exactly what is trained with.
+only indexes these sequences, so what is tested here is exactly what is trained with. They are
+computed when indexed (one value an epoch is kept for epoch-stepped schedules; 1-cycle is a
+formula of the step), so memory does not grow with the budget.
 Each schedule declares its tunable hyperparameters; they are the only things a tuner may change.
 """
 
@@ -11,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Callable, Mapping
+from typing import Callable, Iterator, Mapping, Sequence, overload
 
 from harness.core.errors import BenchError
 from harness.track.recipe import Recipe
@@ -30,11 +32,65 @@ class Tunable:
 
 
 @dataclass(frozen=True)
+class EpochWise:
+    """A value constant within each epoch: step ``i`` reads ``per_epoch[i // steps_per_epoch]``."""
+
+    per_epoch: tuple[float, ...]
+    steps_per_epoch: int
+
+    def __call__(self, step: int) -> float:
+        return self.per_epoch[step // self.steps_per_epoch]
+
+
+class PerStep(Sequence[float]):
+    """One value per optimizer step, computed by ``rule(step)`` when indexed instead of stored."""
+
+    __slots__ = ("length", "rule")
+
+    def __init__(self, length: int, rule: Callable[[int], float]) -> None:
+        self.length, self.rule = length, rule
+
+    def __len__(self) -> int:
+        return self.length
+
+    @overload
+    def __getitem__(self, index: int) -> float: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[float]: ...
+
+    def __getitem__(self, index: int | slice) -> float | list[float]:
+        if isinstance(index, slice):
+            return [self.rule(i) for i in range(*index.indices(self.length))]
+        position = index + self.length if index < 0 else index
+        if not 0 <= position < self.length:
+            raise IndexError(f"step {index} of a {self.length}-step schedule")
+        return self.rule(position)
+
+    def __iter__(self) -> Iterator[float]:
+        return (self.rule(i) for i in range(self.length))
+
+    def __eq__(self, other: object) -> bool:
+        """Equal values at every step; two sequences of the same rule are equal without computing any."""
+        if isinstance(other, PerStep) and other.length == self.length and other.rule == self.rule:
+            return True
+        if not isinstance(other, Sequence):
+            return NotImplemented
+        return len(other) == self.length and all(a == b for a, b in zip(self, other))
+
+    def __hash__(self) -> int:
+        return hash((self.length, self.rule))
+
+    def __repr__(self) -> str:
+        return f"PerStep({self.length} steps, {self.rule!r})"
+
+
+@dataclass(frozen=True)
 class StepValues:
     """Per-step values a trainer applies: ``lr[i]`` (and ``momentum[i]`` when cycled) at step ``i``."""
 
-    lr: tuple[float, ...]
-    momentum: tuple[float, ...] | None
+    lr: Sequence[float]
+    momentum: Sequence[float] | None
     steps_per_epoch: int
 
     def per_epoch(self) -> list[float]:
@@ -119,6 +175,23 @@ def _anneal_cos(start: float, end: float, pct: float) -> float:
     return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
 
 
+@dataclass(frozen=True)
+class OneCycle:
+    """PyTorch's two-phase OneCycleLR value at a step (its ``_anneal_func`` over its phases, the same
+    arithmetic in the same order, so every rate is bit-identical); ``phases`` are (end step, start value,
+    end value) as PyTorch lays them out."""
+
+    phases: tuple[tuple[float, float, float], ...]
+
+    def __call__(self, step: int) -> float:
+        start_step = 0.0
+        for i, (end_step, start, end) in enumerate(self.phases):
+            if step <= end_step or i == len(self.phases) - 1:
+                return _anneal_cos(start, end, (step - start_step) / (end_step - start_step))
+            start_step = end_step
+        raise AssertionError("the last phase always answers")
+
+
 def _clr_steps(recipe: Recipe, epochs: int, steps_per_epoch: int, params: Mapping[str, float]) -> StepValues:
     """PyTorch's two-phase OneCycleLR, starting at the recipe's last rate, momentum cycled."""
     total = epochs * steps_per_epoch
@@ -127,21 +200,10 @@ def _clr_steps(recipe: Recipe, epochs: int, steps_per_epoch: int, params: Mappin
     initial_lr = max_lr / div_factor
     min_lr = initial_lr / CLR_FINAL_DIV_FACTOR
     low_m, high_m = CLR_MOMENTUM_RANGE
-    phases = (
-        (float(params["pct_start"] * total) - 1, initial_lr, max_lr, high_m, low_m),
-        (total - 1, max_lr, min_lr, low_m, high_m),
-    )
-    lrs, moms = [], []
-    for step in range(total):
-        start_step = 0.0
-        for i, (end_step, lr_a, lr_b, m_a, m_b) in enumerate(phases):
-            if step <= end_step or i == len(phases) - 1:
-                pct = (step - start_step) / (end_step - start_step)
-                lrs.append(_anneal_cos(lr_a, lr_b, pct))
-                moms.append(_anneal_cos(m_a, m_b, pct))
-                break
-            start_step = end_step
-    return StepValues(tuple(lrs), tuple(moms), steps_per_epoch)
+    warm_end = float(params["pct_start"] * total) - 1
+    lr = OneCycle(((warm_end, initial_lr, max_lr), (total - 1, max_lr, min_lr)))
+    momentum = OneCycle(((warm_end, high_m, low_m), (total - 1, low_m, high_m)))
+    return StepValues(PerStep(total, lr), PerStep(total, momentum), steps_per_epoch)
 
 
 SCHEDULES: dict[str, Schedule] = {
@@ -200,9 +262,9 @@ def warmup_epochs(warmup_fraction: float, epochs: int) -> int:
 
 
 MAX_STEPS = 20_000_000
-"""Most optimizer steps one schedule may span: its per-step arrays are built in memory (a float per step,
-and another when momentum is cycled), so an absurd budget must be refused, not allocated. 20 M steps is
-over 40x a 90-epoch ImageNet run at batch 256 and stays under ~1 GB."""
+"""Most optimizer steps one schedule may span: over 40x a 90-epoch ImageNet run at batch 256, so a larger
+budget is a typo to refuse in one line before any work, not a run to start (the schedule itself costs
+no memory per step)."""
 
 MAX_BUDGET_EPOCHS = 100_000
 """Most epochs one retraining budget may have, checked before any work (the data is not needed)."""
@@ -235,15 +297,18 @@ def step_values(
     resolved = resolve_params(schedule, recipe, params)
     if schedule.step_values is not None:
         return schedule.step_values(recipe, epochs, steps_per_epoch, resolved)
-    lrs = [schedule.epoch_lr(recipe, epochs, e, resolved) for e in range(epochs) for _ in range(steps_per_epoch)]
-    return StepValues(tuple(lrs), None, steps_per_epoch)
+    return _epoch_stepped([schedule.epoch_lr(recipe, epochs, e, resolved) for e in range(epochs)], steps_per_epoch)
 
 
 def original_step_values(recipe: Recipe, steps_per_epoch: int) -> StepValues:
     """The dense training schedule itself: step decay over the recipe's epochs."""
     check_budget(recipe.epochs, steps_per_epoch)
-    lrs = [recipe.lr_at_epoch(e) for e in range(recipe.epochs) for _ in range(steps_per_epoch)]
-    return StepValues(tuple(lrs), None, steps_per_epoch)
+    return _epoch_stepped([recipe.lr_at_epoch(e) for e in range(recipe.epochs)], steps_per_epoch)
+
+
+def _epoch_stepped(per_epoch: list[float], steps_per_epoch: int) -> StepValues:
+    rule = EpochWise(tuple(per_epoch), steps_per_epoch)
+    return StepValues(PerStep(len(per_epoch) * steps_per_epoch, rule), None, steps_per_epoch)
 
 
 def same_rates(recipe: Recipe, first: str, second: str, epochs: int, steps_per_epoch: int,

@@ -132,10 +132,10 @@ class FusedStep(CapturedStep):
                                                                    *self.buffers_by_name.items())})
 
 
-def _per_step_table(runs: Sequence[FusedRun], column, device: torch.device) -> torch.Tensor:
-    """(steps, runs) values on the device, so a step reads its row without a host-to-device copy."""
-    return torch.tensor([[column(run, step) for run in runs] for step in range(len(runs[0].values.lr))],
-                        dtype=torch.float32, device=device)
+def _epoch_table(runs: Sequence[FusedRun], column, steps: range, device: torch.device) -> torch.Tensor:
+    """(steps of one epoch, runs) values on the device, so a step reads its row without a host-to-device
+    copy, and memory holds one epoch of the schedule whatever the budget."""
+    return torch.tensor([[column(run, step) for run in runs] for step in steps], dtype=torch.float32, device=device)
 
 
 def train_fused(runs: Sequence[FusedRun], train_split, val_split, recipe: Recipe,
@@ -154,9 +154,6 @@ def train_fused(runs: Sequence[FusedRun], train_split, val_split, recipe: Recipe
     models = [run.model for run in runs]
     step_fn = FusedStep(models, [run.masks for run in runs], recipe, settings)
     device = step_fn.neg_lr.device
-    neg_lr = _per_step_table(runs, lambda run, s: -run.values.lr[s], device)
-    momentum = _per_step_table(
-        runs, lambda run, s: recipe.momentum if run.values.momentum is None else run.values.momentum[s], device)
     losses: list[list[float]] = [[] for _ in runs]
     accs: list[list[float]] = [[] for _ in runs]
     lrs: list[list[float]] = [[] for _ in runs]
@@ -166,6 +163,10 @@ def train_fused(runs: Sequence[FusedRun], train_split, val_split, recipe: Recipe
         for index, run in enumerate(runs):
             if index not in ended:
                 lrs[index].append(run.values.lr[step])
+        steps = range(step, step + per_epoch)
+        neg_lr = _epoch_table(runs, lambda run, s: -run.values.lr[s], steps, device)
+        momentum = _epoch_table(
+            runs, lambda run, s: recipe.momentum if run.values.momentum is None else run.values.momentum[s], steps, device)
         loss_sum = torch.zeros(len(runs), device=device)
         batches = 0
         epochs = [train_split.batches(recipe.batch_size, generator=run.generator, shuffle=True, augment=True)
@@ -173,7 +174,7 @@ def train_fused(runs: Sequence[FusedRun], train_split, val_split, recipe: Recipe
         for batch in zip(*epochs):
             x = torch.stack([b[0] for b in batch])
             y = torch.stack([b[1] for b in batch])
-            loss_sum += step_fn(x, y, neg_lr[step], momentum[step])
+            loss_sum += step_fn(x, y, neg_lr[step - steps.start], momentum[step - steps.start])
             batches += 1
             step += 1
         epoch_loss = (loss_sum / batches).tolist()
