@@ -10,8 +10,8 @@ import numpy as np
 import torch
 
 from harness.core.errors import BenchError
-from harness.data.spec import DATA_ROOT_ENV, DataSpec, resolve_count
-from harness.data.splits import Normalization, Splits, build_tensor_splits
+from harness.data.spec import DATA_ROOT_ENV, DataSpec
+from harness.data.splits import Normalization, Splits, build_official_splits
 
 IMAGE_SHAPE = (3, 32, 32)
 PIXEL_MAX = 255
@@ -76,20 +76,9 @@ def load_cifar_splits(spec: DataSpec, device: torch.device) -> Splits:
     pool_images = torch.cat([images for images, _ in parts])
     pool_labels = torch.cat([labels for _, labels in parts])
     test_images, test_labels = _read_part(folder / layout.test_file, layout.label_key, num_classes)
-    return build_tensor_splits(
-        pool_images,
-        pool_labels,
-        test_images,
-        test_labels,
-        val_count=resolve_count(spec.val_size, len(pool_labels), "val_size"),
-        generator=torch.Generator().manual_seed(spec.split_seed),
-        scale=PIXEL_MAX,
-        spec=spec,
-        num_classes=num_classes,
-        synthetic=False,
-        device=device,
-        hold_out=spec.protocol != "paper",
-        normalization=PAPER_NORMALIZATION if spec.protocol == "paper" else None,
+    return build_official_splits(
+        pool_images, pool_labels, test_images, test_labels, spec, device,
+        scale=PIXEL_MAX, num_classes=num_classes, paper_normalization=PAPER_NORMALIZATION,
     )
 
 

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from harness.core.errors import BenchError
-from harness.data.spec import DATA_ROOT_ENV, DataSpec, resolve_count
-from harness.data.splits import Splits, build_tensor_splits
+from harness.data.spec import DATA_ROOT_ENV, DataSpec
+from harness.data.splits import Splits, build_official_splits
 
 DEBIAN_FOLDER = Path("/usr/share/datasets/fashion-mnist")
 INSTALL_HINT = "apt-get install dataset-fashion-mnist"
@@ -106,17 +106,6 @@ def load_fashion_splits(spec: DataSpec, device: torch.device) -> Splits:
     folder = find_folder(spec)
     pool_images, pool_labels = read_split(folder, "train")
     test_images, test_labels = read_split(folder, "test")
-    return build_tensor_splits(
-        pool_images,
-        pool_labels,
-        test_images,
-        test_labels,
-        val_count=resolve_count(spec.val_size, len(pool_labels), "val_size"),
-        generator=torch.Generator().manual_seed(spec.split_seed),
-        scale=PIXEL_MAX,
-        spec=spec,
-        num_classes=NUM_CLASSES,
-        synthetic=False,
-        device=device,
-        train_size=spec.train_size,
+    return build_official_splits(
+        pool_images, pool_labels, test_images, test_labels, spec, device, scale=PIXEL_MAX, num_classes=NUM_CLASSES
     )

@@ -15,14 +15,7 @@ from torchvision.datasets.folder import default_loader
 
 from harness.core.errors import BenchError
 from harness.data.spec import DATA_ROOT_ENV, DataSpec, resolve_count
-from harness.data.splits import (
-    Batch,
-    Normalization,
-    Splits,
-    check_batch_request,
-    count_batches,
-    stratified_carve,
-)
+from harness.data.splits import Batch, Normalization, Split, Splits, stratified_carve
 
 IMAGENET_NORMALIZATION = Normalization(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
 IMAGE_SIZE = 224
@@ -61,7 +54,7 @@ class _SeededImages(Dataset):
 
 
 @dataclass(frozen=True, eq=False)
-class FolderSplit:
+class FolderSplit(Split):
     """A split of image files decoded by a DataLoader, with the same batches() contract as TensorSplit."""
 
     samples: tuple[tuple[str, int], ...]
@@ -76,23 +69,14 @@ class FolderSplit:
     def __repr__(self) -> str:
         return f"FolderSplit({len(self)} images, device={self.device}, num_workers={self.num_workers})"
 
-    def num_batches(self, batch_size: int, drop_last: bool = False) -> int:
-        return count_batches(len(self), batch_size, drop_last)
-
-    def batches(
-        self,
-        batch_size: int,
-        generator: torch.Generator | None,
-        shuffle: bool,
-        augment: bool,
-        drop_last: bool = False,
+    def _epoch(
+        self, batch_size: int, generator: torch.Generator | None, shuffle: bool, augment: bool, drop_last: bool
     ) -> Iterator[Batch]:
-        """One epoch; ``augment`` picks the training transform. ``generator`` may live on any device.
+        """``augment`` picks the training transform. ``generator`` may live on any device.
 
-        Two seeds are drawn from ``generator`` per epoch: one for the sampler's order, one for the
-        per-image augmentation.
+        Two seeds are drawn from ``generator`` per epoch, at the call: one for the sampler's order, one
+        for the per-image augmentation.
         """
-        check_batch_request(batch_size, generator, shuffle, augment)
         order_seed, augment_seed = (
             torch.randint(0, 2**62, (2,), generator=generator, device=generator.device).tolist()
             if generator is not None

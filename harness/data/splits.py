@@ -7,25 +7,31 @@ reads, so the tuner and the tests can assert that it was never touched.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import InitVar, dataclass, field
-from typing import Protocol
 
 import torch
 
 from harness.core.errors import BenchError
 from harness.data.augment import augment_batch
-from harness.data.spec import DataSpec
+from harness.data.spec import DataSpec, resolve_count
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
-class Split(Protocol):
-    """What training and evaluation code may rely on, whether the data is resident or on disk."""
+class Split(ABC):
+    """What training and evaluation code may rely on, whether the data is resident or on disk.
 
+    Counting batches and checking a batch request are the same for every kind of split, so they live
+    here; a subclass says how long it is and how one checked epoch is produced.
+    """
+
+    @abstractmethod
     def __len__(self) -> int: ...
 
-    def num_batches(self, batch_size: int, drop_last: bool = False) -> int: ...
+    def num_batches(self, batch_size: int, drop_last: bool = False) -> int:
+        return len(self) // batch_size if drop_last else -(-len(self) // batch_size)
 
     def batches(
         self,
@@ -34,18 +40,25 @@ class Split(Protocol):
         shuffle: bool,
         augment: bool,
         drop_last: bool = False,
+    ) -> Iterator[Batch]:
+        """One epoch of batches; shuffling and augmentation draw from ``generator``.
+
+        The request is checked before the epoch starts, so a bad one fails at the call, not at the first batch.
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        if generator is None and (shuffle or augment):
+            raise ValueError("shuffled or augmented batches need a seeded torch.Generator")
+        self._check_generator(generator)
+        return self._epoch(batch_size, generator, shuffle, augment, drop_last)
+
+    def _check_generator(self, generator: torch.Generator | None) -> None:
+        """Refuse a generator this split cannot draw from; any device will do unless a subclass says otherwise."""
+
+    @abstractmethod
+    def _epoch(
+        self, batch_size: int, generator: torch.Generator | None, shuffle: bool, augment: bool, drop_last: bool
     ) -> Iterator[Batch]: ...
-
-
-def count_batches(examples: int, batch_size: int, drop_last: bool) -> int:
-    return examples // batch_size if drop_last else -(-examples // batch_size)
-
-
-def check_batch_request(batch_size: int, generator: torch.Generator | None, shuffle: bool, augment: bool) -> None:
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
-    if generator is None and (shuffle or augment):
-        raise ValueError("shuffled or augmented batches need a seeded torch.Generator")
 
 
 @dataclass(frozen=True)
@@ -73,7 +86,7 @@ class Normalization:
 
 
 @dataclass(frozen=True, eq=False)
-class TensorSplit:
+class TensorSplit(Split):
     """A split resident on one device as (float32 normalized images, int64 labels)."""
 
     x: torch.Tensor
@@ -104,25 +117,13 @@ class TensorSplit:
             f"crop_padding={self.crop_padding}, horizontal_flip={self.horizontal_flip})"
         )
 
-    def num_batches(self, batch_size: int, drop_last: bool = False) -> int:
-        return count_batches(len(self), batch_size, drop_last)
-
-    def batches(
-        self,
-        batch_size: int,
-        generator: torch.Generator | None,
-        shuffle: bool,
-        augment: bool,
-        drop_last: bool = False,
-    ) -> Iterator[Batch]:
-        """One epoch of batches; shuffling and augmentation draw from ``generator`` (on this split's device)."""
-        check_batch_request(batch_size, generator, shuffle, augment)
+    def _check_generator(self, generator: torch.Generator | None) -> None:
+        """Shuffling and augmentation run on this split's device, so they draw from a generator there."""
         if generator is not None and generator.device != self.x.device:
             raise ValueError(
                 f"generator is on {generator.device} but the split is on {self.x.device}; "
                 f"use torch.Generator(device={str(self.x.device)!r})"
             )
-        return self._epoch(batch_size, generator, shuffle, augment, drop_last)
 
     def _epoch(
         self, batch_size: int, generator: torch.Generator | None, shuffle: bool, augment: bool, drop_last: bool
@@ -262,4 +263,42 @@ def build_tensor_splits(
         normalization=normalization,
         spec=spec,
         synthetic=synthetic,
+    )
+
+
+def build_official_splits(
+    pool_images: torch.Tensor,
+    pool_labels: torch.Tensor,
+    test_images: torch.Tensor,
+    test_labels: torch.Tensor,
+    spec: DataSpec,
+    device: torch.device,
+    *,
+    scale: float,
+    num_classes: int,
+    paper_normalization: Normalization | None = None,
+) -> Splits:
+    """Splits of a data set that ships its own train and test splits, all read from ``spec``.
+
+    Validation (val_size of the official training images) is carved with a generator seeded by
+    split_seed, which then draws the train_size sample where one is asked for; the official test
+    split is kept whole. Under ``protocol = "paper"`` nothing is held out and ``paper_normalization``
+    (the official code's constants) replaces the training images' statistics.
+    """
+    paper = spec.protocol == "paper"
+    return build_tensor_splits(
+        pool_images,
+        pool_labels,
+        test_images,
+        test_labels,
+        val_count=resolve_count(spec.val_size, len(pool_labels), "val_size"),
+        generator=torch.Generator().manual_seed(spec.split_seed),
+        scale=scale,
+        spec=spec,
+        num_classes=num_classes,
+        synthetic=False,
+        device=device,
+        train_size=spec.train_size,
+        hold_out=not paper,
+        normalization=paper_normalization if paper else None,
     )
