@@ -97,7 +97,7 @@ def leaderboard(
     with intervals, the gap to their random twin and shared ranks where tests cannot separate them."""
     from harness.audit import AuditConfig, audit_results
     from harness.publish.leaderboard import build_leaderboard
-    from harness.publish.report.markdown import leaderboard_markdown
+    from harness.publish.report.leaderboard_tables import leaderboard_markdown
     from harness.publish.report.payload import finite
 
     result = audit_results(ResultsLayout(results), track, config=AuditConfig(seed=seed))
@@ -117,7 +117,7 @@ def leaderboard(
 
 
 def _print_leaderboard(board: Leaderboard, wide: bool = False) -> None:
-    from harness.publish.report.markdown import interval, pct, pp
+    from harness.publish.report.formatting import interval, pct, pp
 
     if not board.tables:
         out.print("no reproduced entries to rank")

@@ -153,7 +153,7 @@ def _against(row: VerdictRow) -> str:
 
 
 def _verdict_table(method: str, track: TrackSubmission) -> Table:
-    from harness.publish.report.markdown import interval, pct, pp
+    from harness.publish.report.formatting import interval, pct, pp
 
     tuned = f", tuned with {track.tune_trials} trials" if track.tune_trials else ""
     view = table(f"{method} on {track.track} ({len(track.seeds)} seeds{tuned})",

@@ -21,8 +21,9 @@ from harness.audit.findings import RULES
 from harness.core.atomic import write_text_atomic
 from harness.core.layout import ResultsLayout
 from harness.publish.leaderboard import Entry, Leaderboard, Table
+from harness.publish.report.anchors import anchors
+from harness.publish.report.formatting import interval, pct, pp
 from harness.publish.report.labels import budget_label
-from harness.publish.report.markdown import anchors, interval, pct, pp
 
 PAGE = "index.html"
 RIGHT = ' class="r"'

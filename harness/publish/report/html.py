@@ -14,7 +14,8 @@ import html
 import re
 from typing import TYPE_CHECKING, Sequence
 
-from harness.publish.report.markdown import VERDICT_SYMBOL, anchors
+from harness.publish.report.anchors import anchors
+from harness.publish.report.formatting import VERDICT_SYMBOL
 
 if TYPE_CHECKING:
     from harness.publish.report.plots.canvas import Plot

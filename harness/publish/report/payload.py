@@ -15,7 +15,7 @@ from typing import Any
 from harness.audit.comparisons import Cell
 from harness.audit.engine import AuditResult
 from harness.publish.leaderboard import Leaderboard
-from harness.publish.report.markdown import reported_spread
+from harness.publish.report.cell_tables import reported_spread
 
 
 def finite(value: Any) -> Any:
