@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections import Counter, defaultdict
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, NamedTuple, Sequence
 
 from harness.audit.config import AuditConfig
 from harness.audit.findings import Finding
@@ -36,26 +36,9 @@ SELECTION_SPLIT = "val"
 
 def r1_budget_mismatch(audit: AuditInput, config: AuditConfig) -> list[Finding]:
     """Entries compared at one budget must retrain for the same number of steps (design: >5% fails)."""
-    findings = []
-    groups: dict[tuple[str, int], list[tuple[Cell, float]]] = defaultdict(list)
-    for cell in audit.cells:
-        steps = cell.mean_of("retrain_steps")
-        if steps is not None and cell.key.budget_epochs > 0:
-            groups[(cell.key.track, cell.key.budget_epochs)].append((cell, steps))
-    for (track, budget), members in sorted(groups.items()):
-        reference = mode(round(s) for s in reference_pool(members))
-        for cell, steps in members:
-            difference = relative(steps, reference)
-            if difference > config.budget_tolerance:
-                findings.append(Finding(
-                    "R1", capped(cell, "fail"),
-                    f"{cell.label} retrained for {steps:g} steps where the other {budget}-epoch entries of "
-                    f"{track} used {reference} ({100 * difference:.1f}% off)",
-                    (cell.label,),
-                    {"retrain_steps": steps, "reference_steps": reference, "relative_difference": difference,
-                     "tolerance": config.budget_tolerance},
-                    f"Retrain this entry for the track's {budget}-epoch budget ({reference} steps) at the track's batch size.",
-                ))
+    findings = _deviation_findings("R1", audit.cells, _budgeted_steps, lambda c: (c.key.track, c.key.budget_epochs),
+                                   relative, config.budget_tolerance, _steps_off,
+                                   reference_of=lambda pool: mode(round(s) for s in pool))
     for test in audit.claims:
         if test.stated is None:
             continue
@@ -136,53 +119,77 @@ def r2_schedule_mismatch(audit: AuditInput, config: AuditConfig) -> list[Finding
     return findings
 
 
-def _deviations(cells: Sequence[Cell], value_of: Callable[[Cell], float | None], group_of: Callable[[Cell], tuple],
-                off: Callable[[float, float], float], tolerance: float) -> list[tuple[Cell, float, float, float]]:
-    """(cell, value, reference, deviation) for cells whose value is off the group's median."""
+class Deviation(NamedTuple):
+    """What a finding on one entry off its reference says (the tolerance is added to the evidence)."""
+
+    message: str
+    evidence: dict[str, Any]
+    fix: str
+
+
+def _deviation_findings(rule: str, cells: Sequence[Cell], value_of: Callable[[Cell], float | None],
+                        group_of: Callable[[Cell], tuple], off: Callable[[float, float], float], tolerance: float,
+                        describe: Callable[[Cell, float, Any, float], Deviation],
+                        reference_of: Callable[[list[float]], Any] = statistics.median) -> list[Finding]:
+    """One finding (a failure, a warning on a paper's cell) for each cell whose value is off its group's
+    reference by more than ``tolerance``: the per-entry check that R1 and R3 share."""
     groups: dict[tuple, list[tuple[Cell, float]]] = defaultdict(list)
     for cell in cells:
         value = value_of(cell)
         if value is not None:
             groups[group_of(cell)].append((cell, value))
-    out = []
+    findings = []
     for _, members in sorted(groups.items()):
-        reference = statistics.median(reference_pool(members))
-        out.extend((cell, value, reference, off(value, reference)) for cell, value in members
-                   if off(value, reference) > tolerance)
-    return out
+        reference = reference_of(reference_pool(members))
+        for cell, value in members:
+            deviation = off(value, reference)
+            if deviation > tolerance:
+                said = describe(cell, value, reference, deviation)
+                findings.append(Finding(rule, capped(cell, "fail"), said.message, (cell.label,),
+                                        {**said.evidence, "tolerance": tolerance}, said.fix))
+    return findings
+
+
+def _budgeted_steps(cell: Cell) -> float | None:
+    """Retraining steps of an entry that retrains (budget 0 has none to compare)."""
+    return cell.mean_of("retrain_steps") if cell.key.budget_epochs > 0 else None
+
+
+def _steps_off(cell: Cell, steps: float, reference: int, off: float) -> Deviation:
+    budget = cell.key.budget_epochs
+    return Deviation(f"{cell.label} retrained for {steps:g} steps where the other {budget}-epoch entries of "
+                     f"{cell.key.track} used {reference} ({100 * off:.1f}% off)",
+                     {"retrain_steps": steps, "reference_steps": reference, "relative_difference": off},
+                     f"Retrain this entry for the track's {budget}-epoch budget ({reference} steps) at the track's "
+                     "batch size.")
 
 
 def _target(cell: Cell) -> tuple[str, str, str]:
     return cell.key.track, cell.key.target, cell.family
 
 
+def _macs_off(cell: Cell, macs: float, reference: float, off: float) -> Deviation:
+    return Deviation(f"{cell.label} keeps {macs:,.0f} MACs where the other {cell.key.target} entries keep "
+                     f"{reference:,.0f} ({100 * off:.1f}% off)",
+                     {"macs_after": macs, "reference_macs_after": reference, "relative_difference": off},
+                     "Prune this entry to the target's compression (equal MACs), or compare it at a target it matches.")
+
+
+def _sparsity_off(cell: Cell, sparsity: float, reference: float, off: float) -> Deviation:
+    return Deviation(f"{cell.label} has sparsity {100 * sparsity:.2f}% where the other {cell.key.target} entries "
+                     f"have {100 * reference:.2f}% ({100 * off:.2f} pp off)",
+                     {"sparsity": sparsity, "reference_sparsity": reference, "difference": off},
+                     "Prune this entry to the target's sparsity, or compare it at a target it matches.")
+
+
 def r3_compression_mismatch(audit: AuditInput, config: AuditConfig) -> list[Finding]:
     """Entries at one target reach the same MACs (design: >2% relative fails) and sparsity (>0.5 pp);
     structured and unstructured (masked) entries are checked within their own family, and a claim
     that compares across families, or across compressions, fails."""
-    findings = []
-    for cell, macs, reference, off in _deviations(audit.cells, lambda c: c.mean_of("macs_after"), _target,
-                                                 relative, config.macs_tolerance):
-        findings.append(Finding(
-            "R3", capped(cell, "fail"),
-            f"{cell.label} keeps {macs:,.0f} MACs where the other {cell.key.target} entries keep {reference:,.0f} "
-            f"({100 * off:.1f}% off)",
-            (cell.label,),
-            {"macs_after": macs, "reference_macs_after": reference, "relative_difference": off,
-             "tolerance": config.macs_tolerance},
-            "Prune this entry to the target's compression (equal MACs), or compare it at a target it matches.",
-        ))
-    for cell, sparsity, reference, off in _deviations(audit.cells, lambda c: c.mean_of("sparsity"), _target,
-                                                     lambda v, r: abs(v - r), config.sparsity_tolerance):
-        findings.append(Finding(
-            "R3", capped(cell, "fail"),
-            f"{cell.label} has sparsity {100 * sparsity:.2f}% where the other {cell.key.target} entries have "
-            f"{100 * reference:.2f}% ({100 * off:.2f} pp off)",
-            (cell.label,),
-            {"sparsity": sparsity, "reference_sparsity": reference, "difference": off,
-             "tolerance": config.sparsity_tolerance},
-            "Prune this entry to the target's sparsity, or compare it at a target it matches.",
-        ))
+    findings = _deviation_findings("R3", audit.cells, lambda c: c.mean_of("macs_after"), _target, relative,
+                                   config.macs_tolerance, _macs_off)
+    findings += _deviation_findings("R3", audit.cells, lambda c: c.mean_of("sparsity"), _target,
+                                    lambda v, r: abs(v - r), config.sparsity_tolerance, _sparsity_off)
     for test in audit.claims:
         for a, b in test.pairs():
             macs_a, macs_b = a.mean_of("macs_after"), b.mean_of("macs_after")
