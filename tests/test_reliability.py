@@ -210,6 +210,22 @@ def test_an_unreadable_dense_baseline_is_retrained_with_a_warning(digits_track, 
     assert all(torch.equal(state[k], expected[k]) for k in expected)
 
 
+
+def test_a_changed_dense_baseline_is_never_used(digits_track, digits_results, capsys):
+    """Weights edited after training (a readable file of the right shapes) fail their recorded digest."""
+    layout = ResultsLayout(digits_results)
+    weights, _ = layout.dense_files(digits_track.name, baseline.dense_hash(digits_track, 0))
+    expected = torch.load(weights, weights_only=True)
+    tampered = {name: tensor.clone() for name, tensor in expected.items()}
+    first = next(name for name, tensor in tampered.items() if tensor.is_floating_point())
+    tampered[first] += 0.01
+    torch.save(tampered, weights)
+    from harness.run.pipeline import Workspace
+
+    state = Workspace(digits_track, layout).dense(0).state_dict
+    assert "does not match the digest recorded when it was trained" in capsys.readouterr().err
+    assert all(torch.equal(state[k], expected[k]) for k in expected)
+
 # 3. concurrency -------------------------------------------------------------------------------------
 
 def test_a_run_claimed_by_another_process_is_skipped(digits_track, digits_results):

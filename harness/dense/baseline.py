@@ -2,6 +2,8 @@
 
 The cache key covers everything that determines the trained weights (data, split, model,
 recipe, seed), so a changed recipe trains a new baseline and an unchanged one is never retrained.
+The metadata holds the SHA-256 of the weights (``weights_sha256``, the digest records carry as
+``dense_weights_sha256``); a cached file whose weights no longer match it is never used.
 
 Training a baseline holds its advisory lock (``ResultsLayout.lock``), so processes sharing a results
 folder train it once: the others wait, then read it. It saves its state after every epoch
@@ -26,6 +28,7 @@ from harness.core.identity import config_hash
 from harness.core.layout import ResultsLayout
 from harness.core.locks import held
 from harness.core.seeding import generator, seeded_init
+from harness.methods.sources import weights_digest
 from harness.models import create_model
 from harness.track.definition import DataSection, ModelSection, Track
 from harness.track.recipe import Recipe
@@ -67,6 +70,8 @@ def new_model(track: Track, seed: int) -> torch.nn.Module:
 
 
 def _read_cache(key: str, seed: int, weights: Path, meta: Path, device: str) -> DenseBaseline | None:
+    """The cached baseline, or None (with a warning saying why) when it must be trained again: unreadable,
+    another configuration's, or weights that do not match the digest recorded when they were trained."""
     if not (weights.exists() and meta.exists()):
         return None
     try:
@@ -74,11 +79,16 @@ def _read_cache(key: str, seed: int, weights: Path, meta: Path, device: str) -> 
         state = torch.load(weights, map_location=device, weights_only=True)
         if info["hash"] != key or info["status"] != "ok":
             return None
-        return DenseBaseline(key, seed, state, info["test_acc"], info["val_acc"], info["status"])
     except Exception as exc:  # unreadable, truncated or foreign: retrained over (torch's advice is never shown)
         print(f"warning: dense baseline {weights} is unreadable ({type(exc).__name__}); training it again",
               file=sys.stderr)
         return None
+    recorded = info.get("weights_sha256")
+    if recorded != weights_digest(state):
+        why = "has no recorded digest" if recorded is None else "does not match the digest recorded when it was trained"
+        print(f"warning: dense baseline {weights} {why}; training it again", file=sys.stderr)
+        return None
+    return DenseBaseline(key, seed, state, info["test_acc"], info["val_acc"], info["status"])
 
 
 def load_or_train_dense(track: Track, seed: int, splits, layout: ResultsLayout, device: str) -> DenseBaseline:
@@ -113,6 +123,7 @@ def _train_dense(track: Track, seed: int, key: str, splits, layout: ResultsLayou
     torch_save_atomic(model.state_dict(), weights)
     write_json_atomic(meta, {
         "hash": key, "seed": seed, "status": result.status, "test_acc": test_acc,
+        "weights_sha256": weights_digest(model.state_dict()),
         "val_acc": result.val_acc[-1] if result.val_acc else None,
         "config": dense_config(track, seed).model_dump(mode="json"),
         "curves": {"train_loss": result.train_loss, "val_acc": result.val_acc, "lr": result.lr},
