@@ -16,7 +16,8 @@ from harness.grid.driver import run_grid
 from harness.grid.local import LocalExecutor
 from harness.grid.selection import Selection, expand
 from harness.methods.plugins import load_plugin
-from harness.protocols.verify import check_records, choose_reruns
+from harness.core.errors import BenchError
+from harness.protocols.verify import ALL, check_records, choose_reruns, verify_results
 from harness.run.record import RunRecord, content_digest, read_record, write_record
 
 REPO = Path(__file__).resolve().parents[1]
@@ -142,3 +143,33 @@ def test_a_resealed_forgery_passes_the_digests_but_not_its_rerun(results):
     assert problem["path"] == str(path) and problem["check"] == "rerun"
     assert problem["message"] == (f"test accuracy differs: stored {forged.test_acc!r}, rerun {record.test_acc!r} "
                                   f"(-1.0000 pp; bit-exact on cpu)")
+
+
+def test_records_retrained_from_other_dense_weights_are_reported(results):
+    (meta,) = (results / "digits-cnn" / "dense").glob("*.json")
+    info = json.loads(meta.read_text())
+    info["weights_sha256"] = "0" * 64
+    meta.write_text(json.dumps(info))
+    verification = verify_results(ResultsLayout(results))
+    problems = [p for p in verification.problems if p.check == "dense weights"]
+    assert len(problems) == verification.checked == 5
+    assert all(p.message.endswith("the record was made from other weights: restore its baseline, or rerun it here")
+               and "0000000000000000..." in p.message for p in problems)
+
+
+def test_every_record_of_one_method_and_its_twin_is_rerun(results):
+    verification = verify_results(ResultsLayout(results), ALL, method="l1-norm")
+    assert verification.ok and verification.other_harness == 0
+    assert sorted(r.label for r in verification.reruns) == sorted(
+        read_record(p).config().label for p in (results / "digits-cnn").glob("*.json")
+        if read_record(p).method == "l1-norm")
+    assert len(verification.reruns) == 4 and all(r.matches and r.same_dense for r in verification.reruns)
+    with pytest.raises(BenchError, match="no record of method 'l2-norm'"):
+        verify_results(ResultsLayout(results), ALL, method="l2-norm")
+
+
+def test_records_of_other_harness_code_are_counted_not_failed(results):
+    path = record_file(results, "l1-norm", "ft")
+    write_record(ResultsLayout(results), read_record(path).model_copy(update={"harness_digest": "f" * 64}))
+    verification = verify_results(ResultsLayout(results))
+    assert verification.ok and verification.other_harness == 1

@@ -1,12 +1,16 @@
 """``bench verify``: are the records on the leaderboard the ones the harness produced?
 
-Three checks, each problem reported with the file and what differs:
+Four checks, each problem reported with the file and what differs:
 
 1. every record parses, matches its id, and its ``content_digest`` matches its content;
 2. its ``method_digest`` matches the method's source file as it is now (records that cannot be
    checked -- no digest, a method not registered here -- fail too);
-3. ``rerun`` records, drawn with ``numpy.random.default_rng(seed)`` from the successful reproduced
-   ones, are run again and must give the stored test accuracy: bit-exact when both runs are on the
+3. its ``dense_weights_sha256`` matches the dense baseline cached here for its dense hash, when there
+   is one (a record retrained from other weights is another run); ``harness_digest`` is compared with
+   this harness and counted, not failed (records are made by many versions of the harness);
+4. ``rerun`` records, drawn with ``numpy.random.default_rng(seed)`` from the successful reproduced
+   ones (or all of them, of one ``method`` and its twin if given), are run again and must give the
+   stored test accuracy: bit-exact when both runs are on the
    CPU (a run is deterministic given its seed on one intra-op thread, and a rerun uses the thread
    count the record states), within ``CUDA_TOLERANCE`` (or the tolerance given) otherwise. A
    record of the fused engine is rerun with its whole group, in the group's order, since the
@@ -18,10 +22,11 @@ A rerun writes no record; it trains a dense baseline only if the results directo
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Literal
 
 import numpy as np
 import torch
@@ -32,6 +37,7 @@ from harness.dense.baseline import dense_hash
 from harness.methods.exchange import Limits
 from harness.methods.isolation import Isolation
 from harness.methods.provenance import MethodSources
+from harness.methods.sources import harness_digest
 from harness.run.execution import execute, execute_group
 from harness.run.pipeline import Workspace
 from harness.run.record import RunConfig, RunRecord, read_record
@@ -40,6 +46,8 @@ from harness.train.engines import EngineSettings
 
 CUDA_TOLERANCE = 0.01
 """Default tolerance (accuracy as a fraction: one percentage point) when the stored run or the rerun used CUDA."""
+ALL = "all"
+"""``rerun_count`` that reruns every candidate record instead of a seeded draw."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +69,15 @@ class Rerun:
     reproduced: float | None
     tolerance: float
     status: str
+    stored_dense_sha256: str | None = None
+    rerun_dense_sha256: str | None = None
+
+    @property
+    def same_dense(self) -> bool | None:
+        """Whether the rerun retrained from the dense weights the record did (None: the record does not say)."""
+        if self.stored_dense_sha256 is None or self.rerun_dense_sha256 is None:
+            return None
+        return self.stored_dense_sha256 == self.rerun_dense_sha256
 
     @property
     def difference(self) -> float | None:
@@ -76,7 +93,7 @@ class Rerun:
     def as_dict(self) -> dict[str, Any]:
         return {"path": str(self.path), "label": self.label, "device": self.device, "stored_test_acc": self.stored,
                 "rerun_test_acc": self.reproduced, "difference": self.difference, "tolerance": self.tolerance,
-                "rerun_status": self.status, "matches": self.matches}
+                "rerun_status": self.status, "matches": self.matches, "same_dense_weights": self.same_dense}
 
 
 @dataclass(frozen=True)
@@ -86,6 +103,8 @@ class Verification:
     problems: tuple[Problem, ...]
     reruns: tuple[Rerun, ...]
     seed: int
+    other_harness: int = 0
+    """Valid records made by harness code other than this one (or not saying which)."""
 
     @property
     def ok(self) -> bool:
@@ -97,6 +116,7 @@ class Verification:
 
     def as_dict(self) -> dict[str, Any]:
         return {"results": str(self.layout.root), "checked": self.checked, "seed": self.seed, "ok": self.ok,
+                "other_harness": self.other_harness,
                 "problems": [{"path": str(p.path), "check": p.check, "message": p.message} for p in self.problems],
                 "reruns": [r.as_dict() for r in self.reruns]}
 
@@ -117,13 +137,37 @@ def check_records(layout: ResultsLayout) -> tuple[list[tuple[Path, RunRecord]], 
             method = sources.problem(record)
             if method:
                 problems.append(Problem(path, "method digest", method))
+            dense = _dense_problem(layout, path, record)
+            if dense:
+                problems.append(dense)
             valid.append((path, record))
     return valid, problems, files
 
 
-def choose_reruns(records: list[tuple[Path, RunRecord]], count: int, seed: int) -> list[tuple[Path, RunRecord]]:
-    """``count`` successful reproduced records drawn without replacement, in path order."""
-    candidates = [(p, r) for p, r in records if r.source == "reproduced" and r.status == "ok"]
+def _dense_problem(layout: ResultsLayout, path: Path, record: RunRecord) -> Problem | None:
+    """A record whose dense weights are not the baseline cached here (no cache, or no digest: nothing to check)."""
+    if record.dense_weights_sha256 is None:
+        return None
+    _, meta = layout.dense_files(record.track, record.dense_hash)
+    try:
+        cached = json.loads(meta.read_text()).get("weights_sha256")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if cached is None or cached == record.dense_weights_sha256:
+        return None
+    return Problem(path, "dense weights", f"retrained from dense weights {record.dense_weights_sha256[:16]}..., but "
+                                          f"the baseline {meta.with_suffix('.pt')} holds {cached[:16]}...; the record "
+                                          "was made from other weights: restore its baseline, or rerun it here")
+
+
+def choose_reruns(records: list[tuple[Path, RunRecord]], count: int | Literal["all"], seed: int,
+                  method: str | None = None) -> list[tuple[Path, RunRecord]]:
+    """``count`` successful reproduced records (of ``method`` and its twin when given) drawn without
+    replacement, in path order; every one of them for ``ALL``."""
+    candidates = [(p, r) for p, r in records if r.source == "reproduced" and r.status == "ok"
+                  and (method is None or r.method == method)]
+    if count == ALL:
+        return candidates
     if count <= 0 or not candidates:
         return []
     picks = np.random.default_rng(seed).choice(len(candidates), size=min(count, len(candidates)), replace=False)
@@ -179,7 +223,8 @@ def rerun(path: Path, record: RunRecord, workspace: Workspace, tolerance: float 
             again = next(r for r in groups[group] if r.id == record.id)
         else:
             again = execute(workspace, record.config())
-    return Rerun(path, record.config().label, workspace.device, record.test_acc, again.test_acc, allowed, again.status)
+    return Rerun(path, record.config().label, workspace.device, record.test_acc, again.test_acc, allowed, again.status,
+                 record.dense_weights_sha256, again.dense_weights_sha256)
 
 
 def _rerun_problem(result: Rerun) -> Problem | None:
@@ -189,38 +234,45 @@ def _rerun_problem(result: Rerun) -> Problem | None:
         return Problem(result.path, "rerun", f"stored test accuracy {result.stored!r}, but the rerun ended "
                                              f"'{result.status}' without one")
     exact = "bit-exact" if result.tolerance == 0 else f"tolerance {result.tolerance:g}"
+    cause = ("; the rerun retrained from other dense weights than the record (another machine's dense baseline): "
+             "rerun where the baseline was trained, or restore its weights") if result.same_dense is False else ""
     return Problem(result.path, "rerun", f"test accuracy differs: stored {result.stored!r}, rerun "
                                          f"{result.reproduced!r} ({100 * result.difference:+.4f} pp; {exact} on "
-                                         f"{result.device})")
+                                         f"{result.device}){cause}")
 
 
 def verify_results(
     layout: ResultsLayout,
-    rerun_count: int = 0,
+    rerun_count: int | Literal["all"] = 0,
     seed: int = 0,
     tolerance: float | None = None,
     device: str = "cpu",
     tracks_dir: str | Path | None = None,
     limits: Limits = Limits(),
     on_rerun: Callable[[Rerun | Problem], None] | None = None,
+    method: str | None = None,
 ) -> Verification:
-    """Check every record in the layout and rerun ``rerun_count`` of them (seeded)."""
+    """Check every record in the layout and rerun ``rerun_count`` of them (seeded; ``ALL``: every one),
+    only records of ``method`` and its twin when given."""
     root = layout.root
     if not root.is_dir():
         raise BenchError(f"results directory {root} does not exist; pass --results DIR")
-    if rerun_count < 0:
-        raise BenchError(f"--rerun must be zero or more, got {rerun_count}")
+    if rerun_count != ALL and not (isinstance(rerun_count, int) and rerun_count >= 0):
+        raise BenchError(f"--rerun must be zero or more, or 'all', got {rerun_count!r}")
     if tolerance is not None and not tolerance >= 0:
         raise BenchError(f"--tolerance must be zero or more (accuracy as a fraction), got {tolerance}")
     valid, problems, files = check_records(layout)
     if not files:
         raise BenchError(f"nothing to verify: {root} holds no run records; pass --results DIR, the folder "
                          "bench run wrote its records to")
+    if method is not None and not any(r.method == method for _, r in valid):
+        raise BenchError(f"no record of method '{method}' in {root}; pass a method that has records (see "
+                         "`bench leaderboard`)")
     workspaces: dict[tuple[str, str, str], Workspace] = {}
     reruns = []
     groups: dict[tuple[str, ...], list[RunRecord]] = {}
     isolation = Isolation(limits)
-    for path, record in choose_reruns(valid, rerun_count, seed):
+    for path, record in choose_reruns(valid, rerun_count, seed, method):
         try:
             key = (record.track, record.engine, record.precision)
             if key not in workspaces:
@@ -239,4 +291,6 @@ def verify_results(
             problems.append(result)
         if on_rerun is not None:
             on_rerun(result)
-    return Verification(layout, files, tuple(problems), tuple(reruns), seed)
+    here = harness_digest()
+    other = sum(record.harness_digest != here for _, record in valid)
+    return Verification(layout, files, tuple(problems), tuple(reruns), seed, other)
