@@ -99,34 +99,20 @@ def block_first_convs(model: nn.Module) -> list[str]:
     ]
 
 
-@register_model("cifar-resnet20", prunable_layers=block_first_convs)
-def cifar_resnet20(num_classes: int) -> CifarResNet:
-    return CifarResNet(20, num_classes)
+DEPTHS = (20, 32, 56, 110)
+VARIANTS = {"": "subsample", "-nptm": "avgpool-detached"}
+"""Name suffix -> shortcut: ``cifar-resnetN`` (option A) and ``cifar-resnetN-nptm`` (the official code's)."""
 
 
-@register_model("cifar-resnet32", prunable_layers=block_first_convs)
-def cifar_resnet32(num_classes: int) -> CifarResNet:
-    return CifarResNet(32, num_classes)
-
-
-@register_model("cifar-resnet56", prunable_layers=block_first_convs)
-def cifar_resnet56(num_classes: int) -> CifarResNet:
-    return CifarResNet(56, num_classes)
-
-
-@register_model("cifar-resnet110", prunable_layers=block_first_convs)
-def cifar_resnet110(num_classes: int) -> CifarResNet:
-    return CifarResNet(110, num_classes)
-
-
-def _register_nptm(depth: int) -> None:
-    @register_model(f"cifar-resnet{depth}-nptm", prunable_layers=block_first_convs)
+def _register(depth: int, suffix: str, shortcut: str) -> None:
+    @register_model(f"cifar-resnet{depth}{suffix}", prunable_layers=block_first_convs)
     def factory(num_classes: int) -> CifarResNet:
-        return CifarResNet(depth, num_classes, shortcut="avgpool-detached")
+        return CifarResNet(depth, num_classes, shortcut=shortcut)
 
 
-for _depth in (20, 32, 56, 110):
-    _register_nptm(_depth)
+for _suffix, _shortcut in VARIANTS.items():
+    for _depth in DEPTHS:
+        _register(_depth, _suffix, _shortcut)
 
 
 @register_model("fashion-resnet20", prunable_layers=block_first_convs)
