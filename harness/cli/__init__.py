@@ -9,16 +9,17 @@ Command modules import the library inside their functions, so ``bench --help`` a
 import typer
 
 from harness.cli import audit, catalog, methods, perf, results, run, submit, tune
-from harness.cli.common import BenchCommand, BenchGroup
+from harness.cli.common import BenchCommand, BenchGroup, with_option_groups
 
 app = typer.Typer(cls=BenchGroup, add_completion=False, no_args_is_help=True,
                   help="prune-bench: fair, audited benchmarks of neural-network pruning methods.")
 
 
 def command(name: str, function, group: typer.Typer = app) -> None:
-    """Register ``function`` as ``bench NAME``; the command list shows the first sentence of its docstring."""
+    """Register ``function`` as ``bench NAME``, its option groups as options; the command list shows the first
+    sentence of its docstring."""
     summary = " ".join((function.__doc__ or "").split()).split(". ")[0].rstrip(".") + "."
-    group.command(name, cls=BenchCommand, short_help=summary)(function)
+    group.command(name, cls=BenchCommand, short_help=summary)(with_option_groups(function))
 
 
 command("run", run.run)

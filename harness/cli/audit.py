@@ -9,20 +9,7 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from harness.cli.common import (
-    DEFAULT_RESULTS,
-    AsJson,
-    OneTrack,
-    ResultsDir,
-    StatsSeed,
-    Wide,
-    err,
-    out,
-    print_json,
-    print_table,
-    table,
-    user_errors,
-)
+from harness.cli import common
 from harness.core.layout import ResultsLayout
 
 if TYPE_CHECKING:
@@ -35,18 +22,18 @@ VERDICT_STYLE = {"supported": "green", "not supported": "red", "inconclusive": "
 
 def _skipped(result: AuditResult) -> None:
     for problem in result.problems:
-        err.print(f"skipped {problem.path}: {problem.reason}", highlight=False, soft_wrap=True)
+        common.err.print(f"skipped {problem.path}: {problem.reason}", highlight=False, soft_wrap=True)
 
 
-@user_errors
+@common.user_errors
 def audit(
-    results: ResultsDir = DEFAULT_RESULTS,
-    track: OneTrack = None,
+    results: common.ResultsDir = common.DEFAULT_RESULTS,
+    track: common.OneTrack = None,
     claims: Optional[Path] = typer.Option(None, help="Claims to judge (TOML or JSON)."),
-    seed: StatsSeed = 0,
+    seed: common.StatsSeed = 0,
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Report folder (default: RESULTS/TRACK/report "
                                                                "or RESULTS/report)."),
-    as_json: AsJson = False,
+    as_json: common.AsJson = False,
 ) -> None:
     """Audit the records: statistics, fairness rules R1-R13, claims; write REPORT.md, report.html,
     audit.json and plots. Exit status 0 when clean, 1 when a finding fails, 2 for unusable input."""
@@ -62,34 +49,35 @@ def audit(
     folder = out_dir or layout.report(track)
     write_report(result, leaderboard, folder, plot_cache=layout.plot_cache())
     if as_json:
-        print_json(audit_payload(result, leaderboard))
+        common.print_json(audit_payload(result, leaderboard))
     else:
         _print_summary(result, folder)
     raise typer.Exit(result.exit_code)
 
 
 def _print_summary(result: AuditResult, folder: Path) -> None:
-    out.print(f"[bold]audit[/] of {len(result.cells)} cells ({', '.join(result.tracks)}), seed {result.seed}, "
-              f"harness {result.version}: {result.count('fail')} fail, {result.count('warn')} warn, "
-              f"{result.count('info')} info", highlight=False)
+    common.out.print(f"[bold]audit[/] of {len(result.cells)} cells ({', '.join(result.tracks)}), seed {result.seed}, "
+                     f"harness {result.version}: {result.count('fail')} fail, {result.count('warn')} warn, "
+                     f"{result.count('info')} info", highlight=False)
     for claim in result.claims:
-        out.print(f"  claim [bold]{claim.name}[/]: [{VERDICT_STYLE[claim.verdict]}]{claim.verdict}[/] - {claim.reason}"
-                  f"{' (breaks ' + ', '.join(claim.rules_broken) + ')' if claim.rules_broken else ''}", highlight=False)
+        broken = f" (breaks {', '.join(claim.rules_broken)})" if claim.rules_broken else ""
+        common.out.print(f"  claim [bold]{claim.name}[/]: [{VERDICT_STYLE[claim.verdict]}]{claim.verdict}[/] - "
+                         f"{claim.reason}{broken}", highlight=False)
     for finding in result.findings:
         if finding.severity != "info":
-            out.print(f"  [{SEVERITY_STYLE[finding.severity]}]{finding.severity}[/] {finding.rule}: {finding.message}",
-                      highlight=False, soft_wrap=True)
-    out.print(f"report: {folder / 'REPORT.md'} (also report.html, audit.json, plots)", highlight=False)
+            common.out.print(f"  [{SEVERITY_STYLE[finding.severity]}]{finding.severity}[/] {finding.rule}: "
+                             f"{finding.message}", highlight=False, soft_wrap=True)
+    common.out.print(f"report: {folder / 'REPORT.md'} (also report.html, audit.json, plots)", highlight=False)
 
 
-@user_errors
+@common.user_errors
 def leaderboard(
-    results: ResultsDir = DEFAULT_RESULTS,
-    track: OneTrack = None,
-    seed: StatsSeed = 0,
-    as_json: AsJson = False,
+    results: common.ResultsDir = common.DEFAULT_RESULTS,
+    track: common.OneTrack = None,
+    seed: common.StatsSeed = 0,
+    as_json: common.AsJson = False,
     markdown: bool = typer.Option(False, "--markdown", help="Print Markdown tables."),
-    wide: Wide = False,
+    wide: common.Wide = False,
     html: Optional[Path] = typer.Option(None, "--html", metavar="DIR", help="Also write the leaderboard as a "
                                         "self-contained web page, DIR/index.html."),
 ) -> None:
@@ -106,10 +94,10 @@ def leaderboard(
     if html is not None:
         from harness.publish.leaderboard_page import write_leaderboard_page
 
-        err.print(f"leaderboard page: {write_leaderboard_page(board, html, result, ResultsLayout(results))}",
-                  highlight=False)
+        common.err.print(f"leaderboard page: {write_leaderboard_page(board, html, result, ResultsLayout(results))}",
+                         highlight=False)
     if as_json:
-        print_json(finite(board.as_dict()))
+        common.print_json(finite(board.as_dict()))
     elif markdown:
         sys.stdout.write("\n".join(leaderboard_markdown(board)).rstrip("\n") + "\n")
     else:
@@ -120,24 +108,24 @@ def _print_leaderboard(board: Leaderboard, wide: bool = False) -> None:
     from harness.publish.report.formatting import interval, pct, pp
 
     if not board.tables:
-        out.print("no reproduced entries to rank")
+        common.out.print("no reproduced entries to rank")
     for ranking in board.tables:
         budget = "no retraining" if ranking.budget == 0 else f"{ranking.budget} epochs"
-        view = table(f"{ranking.track} · {ranking.target} · {budget} · {ranking.family}",
-                     ["rank", "method", "schedule", "n", "test acc %", "95% CI", "vs random twin (pp)", "marked"],
-                     identifiers=("method", "schedule"), right=("n", "test acc %"))
+        view = common.table(f"{ranking.track} · {ranking.target} · {budget} · {ranking.family}",
+                            ["rank", "method", "schedule", "n", "test acc %", "95% CI", "vs random twin (pp)",
+                             "marked"], identifiers=("method", "schedule"), right=("n", "test acc %"))
         for e in ranking.entries:
             twin = f"{pp(e.twin_gap)} {e.twin_verdict}" if e.twin_gap is not None else "no twin"
             view.add_row(f"{e.rank}=" if e.tied else str(e.rank), e.method, e.schedule, str(e.n), pct(e.mean),
                          interval(e.ci_low, e.ci_high), twin, f"fail: {', '.join(e.flags)}" if e.flags else "")
-        print_table(view, wide)
+        common.print_table(view, wide)
 
 
-@user_errors
+@common.user_errors
 def import_reported(
     file: Path = typer.Argument(..., help="Reported results (TOML or JSON): a source and [[result]] entries."),
-    results: ResultsDir = DEFAULT_RESULTS,
-    as_json: AsJson = False,
+    results: common.ResultsDir = common.DEFAULT_RESULTS,
+    as_json: common.AsJson = False,
 ) -> None:
     """Import numbers quoted from a paper as source="reported" records into the results directory: audited
     against the reproduced runs of the same configuration (R11), never pooled with them."""
@@ -145,7 +133,7 @@ def import_reported(
 
     paths = import_reported_file(file, ResultsLayout(results))
     if as_json:
-        print_json({"written": [str(p) for p in paths]})
+        common.print_json({"written": [str(p) for p in paths]})
         return
-    out.print(f"imported {len(paths)} reported record{'s' * (len(paths) != 1)} from {file} into {results}",
-              highlight=False)
+    common.out.print(f"imported {len(paths)} reported record{'s' * (len(paths) != 1)} from {file} into {results}",
+                     highlight=False)

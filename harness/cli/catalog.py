@@ -4,23 +4,12 @@ from __future__ import annotations
 
 import typer
 
-from harness.cli.common import (
-    DEFAULT_TRACK,
-    AsJson,
-    TrackName,
-    TracksDir,
-    Wide,
-    out,
-    print_json,
-    print_table,
-    table,
-    user_errors,
-)
+from harness.cli import common
 from harness.core.errors import BenchError
 
 
-@user_errors
-def tracks(as_json: AsJson = False, tracks_dir: TracksDir = None, wide: Wide = False) -> None:
+@common.user_errors
+def tracks(as_json: common.AsJson = False, tracks_dir: common.TracksDir = None, wide: common.Wide = False) -> None:
     """List the benchmark tracks."""
     from harness.track.definition import list_tracks
 
@@ -31,23 +20,24 @@ def tracks(as_json: AsJson = False, tracks_dir: TracksDir = None, wide: Wide = F
         "budgets": list(t.retraining.budgets), "schedules": list(t.retraining.schedules),
         "methods": list(t.pruning.methods), "targets": [x.name for x in t.pruning.targets],
         "dense_seeds": list(t.seeds.dense), "run_seeds": list(t.seeds.runs),
-        "description": t.description, "default": t.name == DEFAULT_TRACK,
+        "description": t.description, "default": t.name == common.DEFAULT_TRACK,
     } for t in found]
     if as_json:
-        print_json(rows)
+        common.print_json(rows)
         return
-    view = table("Tracks", ["name", "dataset", "model", "recipe", "budgets", "targets", "seeds"],
-                 identifiers=("name", "dataset", "model"), right=("seeds",))
+    view = common.table("Tracks", ["name", "dataset", "model", "recipe", "budgets", "targets", "seeds"],
+                        identifiers=("name", "dataset", "model"), right=("seeds",))
     for row in rows:
         name = row["name"] + ("\n(default)" if row["default"] else "")
         view.add_row(name, row["dataset"], row["model"], row["recipe"], ", ".join(map(str, row["budgets"])),
                      ", ".join(row["targets"]), str(len(row["run_seeds"])))
-    print_table(view, wide)
+    common.print_table(view, wide)
 
 
-@user_errors
+@common.user_errors
 def schedules(
-    ctx: typer.Context, as_json: AsJson = False, track: TrackName = DEFAULT_TRACK, wide: Wide = False,
+    ctx: typer.Context, as_json: common.AsJson = False, track: common.TrackName = common.DEFAULT_TRACK,
+    wide: common.Wide = False,
 ) -> None:
     """List the retraining schedules and their tunable hyperparameters (defaults from the track's recipe)."""
     if ctx.invoked_subcommand is not None:
@@ -62,26 +52,26 @@ def schedules(
                       "help": t.help} for t in s.tunables(recipe)],
     } for s in SCHEDULES.values()]
     if as_json:
-        print_json(rows)
+        common.print_json(rows)
         return
-    view = table(f"Schedules (defaults from the {track} recipe)",
-                 ["name", "schedule", "stepped per", "tunable (default, range)"], identifiers=("name",))
+    view = common.table(f"Schedules (defaults from the {track} recipe)",
+                        ["name", "schedule", "stepped per", "tunable (default, range)"], identifiers=("name",))
     for row in rows:
         tunables = "\n".join(f"{t['name']} = {t['default']:g} [{t['low']:g}, {t['high']:g}]{' log' if t['log'] else ''}"
                              for t in row["tunables"]) or "-"
         view.add_row(row["name"], f"{row['title']}: {row['summary']}", row["stepped"], tunables)
-    print_table(view, wide)
+    common.print_table(view, wide)
 
 
-@user_errors
+@common.user_errors
 def schedules_show(
     name: str = typer.Argument(..., help="Schedule name."),
-    track: TrackName = DEFAULT_TRACK,
+    track: common.TrackName = common.DEFAULT_TRACK,
     epochs: int = typer.Option(..., min=0, help="Retraining budget in epochs (at least 1 except for none)."),
     per_step: bool = typer.Option(False, "--per-step", help="Every iteration's rate, not each epoch's first."),
     param: list[str] = typer.Option([], "--param", show_default=False,
                                     help="Override a tunable hyperparameter, NAME=VALUE; repeat for several."),
-    as_json: AsJson = False,
+    as_json: common.AsJson = False,
 ) -> None:
     """Show the learning rate a schedule applies during each epoch (or step) of a budget, derived from the
     track's recipe."""
@@ -114,10 +104,10 @@ def schedules_show(
             payload["momentum"] = list(values.momentum)
     payload["params"] = resolve_params(schedule, loaded.recipe, overrides) if name != "none" else {}
     if as_json:
-        print_json(payload)
+        common.print_json(payload)
         return
     unit = "step" if per_step else "epoch"
-    view = table(f"{name} on {track} for {payload['epochs']} epochs", [unit, "lr"], right=(unit, "lr"))
+    view = common.table(f"{name} on {track} for {payload['epochs']} epochs", [unit, "lr"], right=(unit, "lr"))
     for index, lr in enumerate(lrs):
         view.add_row(str(index), f"{lr:.6g}")
-    out.print(view)
+    common.out.print(view)

@@ -1,5 +1,7 @@
 """What every command shares: consoles, the one-line error convention, JSON output, list options, the
-options several commands take (declared once here), and the help and table conventions.
+options several commands take (declared once here, groups of them as dataclasses), and the help and table
+conventions. Command modules import this module and name what they use as ``common.X``, so no command
+repeats a list of these names.
 
 Nothing here imports torch or another heavy library at module level: ``bench --help`` and
 ``bench <command> --help`` load only typer, rich and this package. Commands import what they
@@ -9,10 +11,12 @@ run inside their function bodies.
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import sys
+from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
-from typing import Annotated, Any, Callable, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional, get_type_hints
 
 import typer
 from rich.cells import cell_len
@@ -22,6 +26,9 @@ from rich.table import Table
 from typer.core import TyperCommand, TyperGroup
 
 from harness.core.errors import BenchError
+
+if TYPE_CHECKING:
+    from harness.methods.exchange import Limits
 
 out = Console()
 err = Console(stderr=True)
@@ -43,7 +50,7 @@ PRUNERS = ("median", "hyperband", "none")
 MIN_SEEDS = 5
 """``harness.protocols.submit.MIN_SEEDS``."""
 PLAN_WALL_SECONDS, PLAN_CPU_SECONDS, PLAN_MEMORY_MB = 600.0, 600, 8192
-"""``harness.methods.isolation.Limits()``: wall-clock seconds, CPU seconds and MiB per plan."""
+"""``harness.methods.exchange.Limits()``: wall-clock seconds, CPU seconds and MiB per plan."""
 
 
 # -- options that several commands take ----------------------------------------------------------------
@@ -69,21 +76,52 @@ Schedules = Annotated[Optional[str], typer.Option("--schedules", "--schedule", h
 Budgets = Annotated[Optional[str], typer.Option("--budgets", "--budget", help="Comma-separated retraining budgets in epochs "
                                                                   "(default: the grid's).")]
 Full = Annotated[bool, typer.Option("--full", help="The track's full grid of targets and budgets, not its quick one.")]
-WallLimit = Annotated[float, typer.Option("--wall-limit", help="Seconds of wall-clock time per plugin plan "
-                                                            "(its isolated child is killed past it).")]
-CpuLimit = Annotated[int, typer.Option("--cpu-limit", help="Seconds of CPU time per plugin plan.")]
-MemoryLimit = Annotated[int, typer.Option("--memory-limit", help="MiB of memory per plugin plan.")]
 
 
-def plan_limits(wall_limit: float, cpu_limit: int, memory_limit: int):
-    """``--wall-limit``, ``--cpu-limit`` and ``--memory-limit`` as ``harness.methods.isolation.Limits``
-    (which refuses a non-positive one in one line)."""
-    from harness.methods.isolation import Limits
+@dataclass(frozen=True)
+class PlanLimitOptions:
+    """``--wall-limit``, ``--cpu-limit`` and ``--memory-limit``: the limits of each plugin plan's child."""
 
-    if not min(wall_limit, cpu_limit, memory_limit) > 0:
-        raise BenchError(f"--wall-limit, --cpu-limit and --memory-limit must be positive, got {wall_limit:g} s, "
-                         f"{cpu_limit} CPU-s and {memory_limit} MiB; give each a positive value")
-    return Limits(wall_limit, cpu_limit, memory_limit)
+    wall_limit: Annotated[float, typer.Option(help="Seconds of wall-clock time per plugin plan (its isolated "
+                                                   "child is killed past it).")] = PLAN_WALL_SECONDS
+    cpu_limit: Annotated[int, typer.Option(help="Seconds of CPU time per plugin plan.")] = PLAN_CPU_SECONDS
+    memory_limit: Annotated[int, typer.Option(help="MiB of memory per plugin plan.")] = PLAN_MEMORY_MB
+
+    def limits(self) -> Limits:
+        """These limits as ``harness.methods.exchange.Limits``; a non-positive one is refused in one line."""
+        from harness.methods.exchange import Limits
+
+        if not min(self.wall_limit, self.cpu_limit, self.memory_limit) > 0:
+            raise BenchError(f"--wall-limit, --cpu-limit and --memory-limit must be positive, got {self.wall_limit:g} "
+                             f"s, {self.cpu_limit} CPU-s and {self.memory_limit} MiB; give each a positive value")
+        return Limits(self.wall_limit, self.cpu_limit, self.memory_limit)
+
+
+def with_option_groups(command: Callable) -> Callable:
+    """``command`` as typer should see it: a parameter typed by a frozen dataclass of options (``plan_limits:
+    PlanLimitOptions = PlanLimitOptions()``) shown as the dataclass's fields, ``Annotated`` options with
+    defaults, in that parameter's place; the command still gets one instance. So options that several commands
+    take together are declared once, with their help and defaults. ``harness.cli`` registers every command
+    through this."""
+    signature = inspect.signature(command, eval_str=True)
+    groups = {name: p.annotation for name, p in signature.parameters.items() if is_dataclass(p.annotation)}
+    parameters = []
+    for name, parameter in signature.parameters.items():
+        if name not in groups:
+            parameters.append(parameter)
+            continue
+        hints = get_type_hints(groups[name], include_extras=True)
+        parameters += [inspect.Parameter(field.name, parameter.kind, default=field.default,
+                                         annotation=hints[field.name]) for field in fields(groups[name])]
+
+    @functools.wraps(command)
+    def grouped(**given: Any) -> Any:
+        values = {name: group(**{f.name: given.pop(f.name) for f in fields(group)})
+                  for name, group in groups.items()}
+        return command(**given, **values)
+
+    grouped.__signature__ = signature.replace(parameters=parameters)
+    return grouped
 
 
 # -- help and errors -------------------------------------------------------------------------------------

@@ -18,21 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from harness.cli.common import (
-    DEFAULT_RESULTS,
-    DEFAULT_TRACK,
-    AsJson,
-    Device,
-    ResultsDir,
-    TrackName,
-    Wide,
-    check_device,
-    out,
-    print_json,
-    print_table,
-    table,
-    user_errors,
-)
+from harness.cli import common
 from harness.core.errors import BenchError
 
 if TYPE_CHECKING:
@@ -42,22 +28,22 @@ if TYPE_CHECKING:
     from harness.track.definition import Track
 
 
-@user_errors
-def methods(as_json: AsJson = False, wide: Wide = False) -> None:
+@common.user_errors
+def methods(as_json: common.AsJson = False, wide: common.Wide = False) -> None:
     """List the registered pruning methods (with the plugins of --methods-dir)."""
     from harness.methods import list_methods
 
     rows = [{"name": m.name, "kind": m.kind, "needs_data": m.needs_data, "global_ranking": m.global_ranking,
              "citation": m.citation} for m in list_methods()]
     if as_json:
-        print_json(rows)
+        common.print_json(rows)
         return
-    view = table("Pruning methods", ["name", "kind", "needs data", "global ranking", "citation"],
-                 identifiers=("name", "kind"))
+    view = common.table("Pruning methods", ["name", "kind", "needs data", "global ranking", "citation"],
+                        identifiers=("name", "kind"))
     for row in rows:
         view.add_row(row["name"], row["kind"], "yes" if row["needs_data"] else "no",
                      "yes" if row["global_ranking"] else "no", row["citation"])
-    print_table(view, wide)
+    common.print_table(view, wide)
 
 
 @dataclass(frozen=True)
@@ -163,10 +149,11 @@ TargetName = Annotated[Optional[str], typer.Option("--target", help="One of the 
 DenseSeed = Annotated[int, typer.Option("--seed", help="Dense seed (and the method's seed).")]
 
 
-@user_errors
+@common.user_errors
 def flops(
-    track: TrackName = DEFAULT_TRACK, plan: PlanName = None, method: MethodName = None, target: TargetName = None,
-    seed: DenseSeed = 0, results: ResultsDir = DEFAULT_RESULTS, as_json: AsJson = False,
+    track: common.TrackName = common.DEFAULT_TRACK, plan: PlanName = None, method: MethodName = None,
+    target: TargetName = None, seed: DenseSeed = 0, results: common.ResultsDir = common.DEFAULT_RESULTS,
+    as_json: common.AsJson = False,
 ) -> None:
     """Parameters and MACs (conv+linear, batch 1, fvcore) of a track's model before and after pruning,
     with the dense checkpoint cached under --results when there is one."""
@@ -186,16 +173,16 @@ def flops(
                                 "nonzero_params": 1 - pruned_row["nonzero_params"] / dense_row["nonzero_params"],
                                 "macs": 1 - effective / dense_row["macs"]}
     if as_json:
-        print_json(payload)
+        common.print_json(payload)
         return
     columns = ["", "params", "non-zero params", "MACs (conv+linear)", "MACs (fvcore total)"]
-    view = table(f"{loaded.name} ({loaded.model.name}): {pruned.label or 'dense'}, weights: {pruned.weights}",
-                 columns, right=tuple(columns))
+    view = common.table(f"{loaded.name} ({loaded.model.name}): {pruned.label or 'dense'}, weights: {pruned.weights}",
+                        columns, right=tuple(columns))
     for name, row in (("dense", dense_row), ("pruned", pruned_row)):
         if row is not None:
             macs = f"{row['macs']:,}" + (f" ({row['theoretical_macs']:,} theoretical)" if "theoretical_macs" in row else "")
             view.add_row(name, f"{row['params']:,}", f"{row['nonzero_params']:,}", macs, f"{row['macs_total']:,}")
-    out.print(view)
+    common.out.print(view)
     _print_kept(pruned)
 
 
@@ -203,24 +190,25 @@ def _print_kept(pruned: Pruned) -> None:
     kept = pruned.kept()
     if not kept:
         return
-    view = table(f"kept per layer ({pruned.label})", ["layer", "kept", "of", "kept %"], identifiers=("layer",),
-                 right=("kept", "of", "kept %"))
+    view = common.table(f"kept per layer ({pruned.label})", ["layer", "kept", "of", "kept %"], identifiers=("layer",),
+                        right=("kept", "of", "kept %"))
     for name, (k, n) in kept.items():
         view.add_row(name, f"{k:,}", f"{n:,}", f"{100 * k / n:.1f}")
-    out.print(view)
+    common.out.print(view)
 
 
-@user_errors
+@common.user_errors
 def latency(
-    track: TrackName = DEFAULT_TRACK, plan: PlanName = None, method: MethodName = None, target: TargetName = None,
-    seed: DenseSeed = 0, results: ResultsDir = DEFAULT_RESULTS, device: Device = "cpu",
+    track: common.TrackName = common.DEFAULT_TRACK, plan: PlanName = None, method: MethodName = None,
+    target: TargetName = None, seed: DenseSeed = 0, results: common.ResultsDir = common.DEFAULT_RESULTS,
+    device: common.Device = "cpu",
     batch_size: int = typer.Option(1, help="Inputs per timed call."),
     warmup: int = typer.Option(10, help="Untimed calls first."),
     repeats: int = typer.Option(50, help="Timed calls."),
-    as_json: AsJson = False,
+    as_json: common.AsJson = False,
 ) -> None:
     """Inference latency of a track's model before and after pruning: median and IQR over repeated calls."""
-    check_device(device)
+    common.check_device(device)
     from harness.prune.counting import count
     from harness.prune.latency import LatencySettings, compare_latency
     from harness.track.definition import load_track
@@ -242,15 +230,15 @@ def latency(
         "kept": {name: {"kept": k, "of": n} for name, (k, n) in pruned.kept().items()},
     }
     if as_json:
-        print_json(payload)
+        common.print_json(payload)
         return
     columns = ["", "median ms", "IQR ms", "MACs (conv+linear)"]
-    view = table(f"{loaded.name}: {pruned.label} on {device}, batch {batch_size}, {repeats} timed calls",
-                 columns, right=tuple(columns))
+    view = common.table(f"{loaded.name}: {pruned.label} on {device}, batch {batch_size}, {repeats} timed calls",
+                        columns, right=tuple(columns))
     for name in ("dense", "pruned"):
         row = payload[name]
         view.add_row(name, f"{row['median_ms']:.3f}", f"{row['iqr_ms']:.3f}", f"{row['macs']:,}")
-    out.print(view)
-    out.print(f"measured speed-up {comparison.speedup:.2f}x for a {payload['macs_ratio']:.2f}x MACs reduction")
-    out.print(f"weights: {pruned.weights}", highlight=False, soft_wrap=True)
+    common.out.print(view)
+    common.out.print(f"measured speed-up {comparison.speedup:.2f}x for a {payload['macs_ratio']:.2f}x MACs reduction")
+    common.out.print(f"weights: {pruned.weights}", highlight=False, soft_wrap=True)
     _print_kept(pruned)

@@ -4,12 +4,30 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from harness.cli.common import err
+from harness.cli import common
 
 if TYPE_CHECKING:
+    from rich.progress import Progress
+
     from harness.run.record import RunRecord
+
+
+def progress_bar(**settings: Any) -> Progress:
+    """The bar of every long command, on stderr: description, bar, done/total, elapsed, ETA and the last step
+    (the ``last`` field of its task)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TimeRemainingColumn(), TextColumn("{task.fields[last]}"), console=common.err, **settings)
 
 
 class RunProgress:
@@ -26,23 +44,12 @@ class RunProgress:
         self.total, self.done, self._started = total, done, time.monotonic()
         if self.quiet:
             return
-        if err.is_terminal:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            self._bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[last]}"),
-                                 console=err)
+        if common.err.is_terminal:
+            self._bar = progress_bar()
             self._bar.start()
             self._task = self._bar.add_task(self.description, total=total, completed=done, last="")
         else:
-            err.print(f"{self.description}: {done}/{total} runs done, {total - done} to run", highlight=False)
+            common.err.print(f"{self.description}: {done}/{total} runs done, {total - done} to run", highlight=False)
 
     def advance(self, record: RunRecord) -> None:
         self.done += 1
@@ -54,7 +61,7 @@ class RunProgress:
             self._bar.update(self._task, advance=1, last=last)
             return
         elapsed = time.monotonic() - self._started
-        err.print(f"{self.done}/{self.total} {last} ({elapsed:.0f} s)", highlight=False)
+        common.err.print(f"{self.done}/{self.total} {last} ({elapsed:.0f} s)", highlight=False)
 
     def stop(self) -> None:
         if self._bar is not None:

@@ -4,25 +4,16 @@ from __future__ import annotations
 
 import typer
 
-from harness.cli.common import (
-    DEFAULT_RESULTS,
-    DEFAULT_TRACK,
-    AsJson,
-    ResultsDir,
-    TrackName,
-    out,
-    print_json,
-    user_errors,
-)
+from harness.cli import common
 from harness.core.layout import ResultsLayout
 
 
-@user_errors
+@common.user_errors
 def clean(
-    results: ResultsDir = DEFAULT_RESULTS,
-    track: TrackName = DEFAULT_TRACK,
+    results: common.ResultsDir = common.DEFAULT_RESULTS,
+    track: common.TrackName = common.DEFAULT_TRACK,
     dry_run: bool = typer.Option(False, "--dry-run", help="List the stale records and why; move nothing."),
-    as_json: AsJson = False,
+    as_json: common.AsJson = False,
 ) -> None:
     """Move the track's stale records to RESULTS/quarantine/TRACK, which the audit never reads. A record is
     stale when it is unreadable, from another harness version or method version, or outside the
@@ -36,12 +27,12 @@ def clean(
     stale = stale_records(layout, load_protocol(loaded))
     moved = [] if dry_run else quarantine(layout, loaded.name, stale)
     if as_json:
-        print_json({"track": loaded.name, "dry_run": dry_run, "quarantine": str(layout.quarantine(loaded.name)),
-                    "stale": [{"path": str(s.path), "reason": s.reason} for s in stale],
-                    "moved": [str(p) for p in moved]})
+        common.print_json({"track": loaded.name, "dry_run": dry_run, "quarantine": str(layout.quarantine(loaded.name)),
+                           "stale": [{"path": str(s.path), "reason": s.reason} for s in stale],
+                           "moved": [str(p) for p in moved]})
         return
     for item in stale:
-        out.print(f"{item.line()}", highlight=False, soft_wrap=True)
+        common.out.print(f"{item.line()}", highlight=False, soft_wrap=True)
     verb = "would move" if dry_run else "moved"
-    out.print(f"{loaded.name}: {len(stale)} stale records; {verb} them to {layout.quarantine(loaded.name)}",
-              highlight=False)
+    common.out.print(f"{loaded.name}: {len(stale)} stale records; {verb} them to {layout.quarantine(loaded.name)}",
+                     highlight=False)

@@ -7,46 +7,8 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from harness.cli.common import (
-    DEFAULT_GROUP_SIZE,
-    DEFAULT_RESULTS,
-    DEFAULT_TRACK,
-    PLAN_CPU_SECONDS,
-    PLAN_MEMORY_MB,
-    PLAN_WALL_SECONDS,
-    AsJson,
-    Budgets,
-    CpuLimit,
-    Device,
-    Full,
-    MemoryLimit,
-    ResultsDir,
-    Schedules,
-    Targets,
-    Threads,
-    TrackName,
-    WallLimit,
-    Wide,
-    check_device,
-    err,
-    out,
-    plan_limits,
-    print_json,
-    print_table,
-    set_threads,
-    split_list,
-    table,
-    user_errors,
-)
-from harness.cli.executor import (
-    ADDRESS,
-    CPUS_PER_RUN,
-    EXECUTOR,
-    GPUS_PER_RUN,
-    MAX_RETRIES,
-    MEMORY_PER_RUN,
-    choose_executor,
-)
+from harness.cli import common
+from harness.cli.executor import ExecutorOptions
 from harness.core.errors import BenchError
 
 if TYPE_CHECKING:
@@ -79,8 +41,8 @@ def summary_rows(records: list[RunRecord]) -> list[dict]:
 
 
 def summary_table(rows: list[dict], title: str) -> Table:
-    view = table(title, ["method", "target", "schedule", "budget", "n", "test acc (mean ± std)", "MACs kept"],
-                 identifiers=("method", "target", "schedule"), right=("budget", "n"))
+    view = common.table(title, ["method", "target", "schedule", "budget", "n", "test acc (mean ± std)", "MACs kept"],
+                        identifiers=("method", "target", "schedule"), right=("budget", "n"))
     for row in rows:
         acc = "-" if row["test_acc_mean"] is None else f"{100 * row['test_acc_mean']:.2f} ± {100 * row['test_acc_std']:.2f}"
         if row["failed"]:
@@ -110,31 +72,26 @@ def summary_line(track: str, planned: int, counts: dict[str, int]) -> str:
     return line
 
 
-@user_errors
+@common.user_errors
 def run(
-    track: TrackName = DEFAULT_TRACK,
+    track: common.TrackName = common.DEFAULT_TRACK,
     methods: Optional[str] = typer.Option(None, "--methods", "--method",
                                           help="Comma-separated methods (default: the track's)."),
-    targets: Targets = None,
-    schedules: Schedules = None,
-    budgets: Budgets = None,
+    targets: common.Targets = None,
+    schedules: common.Schedules = None,
+    budgets: common.Budgets = None,
     seeds: Optional[str] = typer.Option(None, help="Comma-separated run seeds (default: the track's)."),
-    full: Full = False,
+    full: common.Full = False,
     no_twins: bool = typer.Option(False, "--no-twins", help="Skip the random-twin controls (not for leaderboard runs)."),
-    device: Device = "cpu",
-    results: ResultsDir = DEFAULT_RESULTS,
+    device: common.Device = "cpu",
+    results: common.ResultsDir = common.DEFAULT_RESULTS,
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Rerun runs recorded as failed."),
-    threads: Threads = 1,
+    threads: common.Threads = 1,
     latency: bool = typer.Option(False, "--latency", help="Also time dense vs pruned inference (batch 1) per run."),
-    as_json: AsJson = False,
+    as_json: common.AsJson = False,
     tuned: bool = typer.Option(False, "--tuned", help="Each cell's best hyperparameters from `bench tune`."),
     study_prefix: Optional[str] = typer.Option(None, help="With --tuned: the prefix the studies were tuned under."),
-    executor: str = EXECUTOR,
-    address: Optional[str] = ADDRESS,
-    gpus_per_run: float = GPUS_PER_RUN,
-    cpus_per_run: float = CPUS_PER_RUN,
-    memory_per_run: Optional[float] = MEMORY_PER_RUN,
-    max_retries: int = MAX_RETRIES,
+    executor: ExecutorOptions = ExecutorOptions(),
     checkpoint_dir: Optional[Path] = typer.Option(
         None, help="Per-epoch checkpoints, so a killed run resumes mid-training (local: only when given; "
                    "ray: default RESULTS/TRACK/checkpoints, writable by every worker)."),
@@ -142,13 +99,11 @@ def run(
                                "SGD; one CUDA graph per step on a GPU), compile (torch.compile per architecture) or "
                                "fused (runs sharing an architecture train as one batched network)."),
     group_size: Optional[int] = typer.Option(None, help=f"With --engine fused: runs trained as one network, at most "
-                                             f"(default {DEFAULT_GROUP_SIZE})."),
+                                             f"(default {common.DEFAULT_GROUP_SIZE})."),
     bf16: bool = typer.Option(False, "--bf16", help="bf16 autocast in the fast engines (records say so)."),
     workers: int = typer.Option(1, help="Runs in flight on the device, one process each (with --executor local)."),
-    wall_limit: WallLimit = PLAN_WALL_SECONDS,
-    cpu_limit: CpuLimit = PLAN_CPU_SECONDS,
-    memory_limit: MemoryLimit = PLAN_MEMORY_MB,
-    wide: Wide = False,
+    plan_limits: common.PlanLimitOptions = common.PlanLimitOptions(),
+    wide: common.Wide = False,
 ) -> None:
     """Run methods x twins x schedules x budgets x seeds; finished runs are skipped, so a rerun resumes.
     Ends with a summary line (written, failed, diverged, skipped); exit status 1 when a run of the grid is
@@ -167,22 +122,21 @@ def run(
     from harness.tune.tuned import TunedExecutor, load_tuning, tuned_params
 
     loaded = load_track(track)
-    placement = choose_executor(executor, device, address, gpus_per_run, cpus_per_run, memory_per_run, max_retries)
-    check_device(placement.device)
+    executor.check(device)
     steps = EngineSettings(engine, bf16=bf16, group_size=group_size)
-    limits = plan_limits(wall_limit, cpu_limit, memory_limit)
-    if placement.uses_ray and limits != type(limits)():
+    limits = plan_limits.limits()
+    if executor.uses_ray and limits != type(limits)():
         raise BenchError("--wall-limit, --cpu-limit and --memory-limit apply with --executor local; "
                          "Ray tasks keep the default plugin limits")
-    if placement.uses_ray and (steps != EngineSettings() or workers != 1):
+    if executor.uses_ray and (steps != EngineSettings() or workers != 1):
         raise BenchError("--engine, --bf16, --group-size and --workers apply with --executor local; "
                          "Ray tasks run the plain loop")
-    if checkpoint_dir is not None and not placement.uses_ray and (steps != EngineSettings() or workers != 1):
+    if checkpoint_dir is not None and not executor.uses_ray and (steps != EngineSettings() or workers != 1):
         raise BenchError("--checkpoint-dir applies to the plain loop in this process (or to Ray); "
                          "drop --engine/--bf16/--workers to use it")
-    selection = select(loaded, full=full, methods=split_list(methods), targets=split_list(targets),
-                       schedules=split_list(schedules), budgets=split_list(budgets, int), seeds=split_list(seeds, int),
-                       twins=not no_twins)
+    selection = select(loaded, full=full, methods=common.split_list(methods), targets=common.split_list(targets),
+                       schedules=common.split_list(schedules), budgets=common.split_list(budgets, int),
+                       seeds=common.split_list(seeds, int), twins=not no_twins)
     if study_prefix and not tuned:
         raise BenchError("--study-prefix only applies with --tuned")
     layout = ResultsLayout(results)
@@ -190,8 +144,8 @@ def run(
     configs = expand(loaded, selection, cell_params=tuned_params(histories), engine=steps.name,
                      precision=steps.precision)
     timing = LatencySettings() if latency else None
-    set_threads(threads)
-    base = (placement.ray(layout, latency=timing, checkpoint_folder=checkpoint_dir) if placement.uses_ray
+    common.set_threads(threads)
+    base = (executor.ray(layout, latency=timing, checkpoint_folder=checkpoint_dir) if executor.uses_ray
             else LocalExecutor(layout, device, threads, timing, steps, checkpoint_dir, Isolation(limits)) if workers == 1
             else PoolExecutor(layout, device, workers, threads, timing, steps, limits))
     grid_executor = TunedExecutor(base, histories) if tuned else base
@@ -202,7 +156,7 @@ def run(
         outcome = run_grid(loaded, configs, layout, grid_executor, on_record=progress.advance, retry_failed=retry_failed)
     except KeyboardInterrupt:
         progress.stop()
-        err.print("interrupted: every finished run is saved; rerun the same command to resume", highlight=False)
+        common.err.print("interrupted: every finished run is saved; rerun the same command to resume", highlight=False)
         raise typer.Exit(130) from None
     finally:
         progress.stop()
@@ -211,15 +165,16 @@ def run(
     rows = summary_rows(records)
     counts = outcome_counts(outcome, records)
     if as_json:
-        print_json({"track": loaded.name, "planned": outcome.planned, "skipped": outcome.skipped, **counts,
-                    "cells": rows})
+        common.print_json({"track": loaded.name, "planned": outcome.planned, "skipped": outcome.skipped, **counts,
+                           "cells": rows})
     else:
-        print_table(summary_table(rows, f"{loaded.name}: test accuracy per cell "
-                                        f"({outcome.planned} runs, {outcome.skipped} already done, "
-                                        f"{len(outcome.written)} new, results in {layout.track(loaded.name)})"), wide)
+        common.print_table(summary_table(rows, f"{loaded.name}: test accuracy per cell "
+                                               f"({outcome.planned} runs, {outcome.skipped} already done, "
+                                               f"{len(outcome.written)} new, results in "
+                                               f"{layout.track(loaded.name)})"), wide)
         for record in outcome.failed + outcome.diverged:
             reason = (record.error or "non-finite training loss").strip().splitlines()[-1]
-            err.print(f"{record.status}: {record.config().label}: {reason}", highlight=False)
-        out.print(summary_line(loaded.name, outcome.planned, counts), highlight=False, soft_wrap=True)
+            common.err.print(f"{record.status}: {record.config().label}: {reason}", highlight=False)
+        common.out.print(summary_line(loaded.name, outcome.planned, counts), highlight=False, soft_wrap=True)
     if counts["failed"] or counts["failed_before"]:
         raise typer.Exit(1)

@@ -8,32 +8,7 @@ from typing import TYPE_CHECKING, List, Optional
 
 import typer
 
-from harness.cli.common import (
-    DEFAULT_RESULTS,
-    DEFAULT_TRACK,
-    HELP_ONLY,
-    MIN_SEEDS,
-    PLAN_CPU_SECONDS,
-    PLAN_MEMORY_MB,
-    PLAN_WALL_SECONDS,
-    AsJson,
-    CpuLimit,
-    Device,
-    MemoryLimit,
-    MethodsDir,
-    ResultsDir,
-    Threads,
-    WallLimit,
-    Wide,
-    check_device,
-    err,
-    out,
-    plan_limits,
-    print_json,
-    print_table,
-    table,
-    user_errors,
-)
+from harness.cli import common
 from harness.core.layout import ResultsLayout
 
 if TYPE_CHECKING:
@@ -51,31 +26,29 @@ if TYPE_CHECKING:
 VERDICT_STYLE = {"better": "green", "worse": "red", "tie": "yellow", "equivalent": "yellow"}
 
 
-@user_errors
-def load_method_plugins(ctx: typer.Context, methods_dir: MethodsDir = None) -> None:
+@common.user_errors
+def load_method_plugins(ctx: typer.Context, methods_dir: common.MethodsDir = None) -> None:
     """prune-bench: fair, audited benchmarks of neural-network pruning methods."""
-    if ctx.meta.get(HELP_ONLY):
+    if ctx.meta.get(common.HELP_ONLY):
         return  # a command's --help: plugins change no help text, so none is loaded
     from harness.methods.plugins import load_plugins
 
     load_plugins(methods_dir)
 
 
-@user_errors
+@common.user_errors
 def submit(
     ctx: typer.Context,
     file: Path = typer.Argument(..., help="The method's Python file (one @register_method function)."),
     track: List[str] = typer.Option([], "--track", show_default=False,
-                                    help=f"Track to submit to; repeat for several (default: {DEFAULT_TRACK})."),
-    seeds: int = typer.Option(MIN_SEEDS, help=f"Seeds per cell (at least {MIN_SEEDS})."),
+                                    help=f"Track to submit to; repeat for several (default: {common.DEFAULT_TRACK})."),
+    seeds: int = typer.Option(common.MIN_SEEDS, help=f"Seeds per cell (at least {common.MIN_SEEDS})."),
     tune_trials: Optional[int] = typer.Option(None, help="Tune every cell with this many trials; must equal the "
                                                          "baselines' tuning budget."),
-    results: ResultsDir = DEFAULT_RESULTS,
-    device: Device = "cpu",
-    threads: Threads = 1,
-    wall_limit: WallLimit = PLAN_WALL_SECONDS,
-    cpu_limit: CpuLimit = PLAN_CPU_SECONDS,
-    memory_limit: MemoryLimit = PLAN_MEMORY_MB,
+    results: common.ResultsDir = common.DEFAULT_RESULTS,
+    device: common.Device = "cpu",
+    threads: common.Threads = 1,
+    plan_limits: common.PlanLimitOptions = common.PlanLimitOptions(),
     unsafe_isolation: bool = typer.Option(
         False, "--unsafe-isolation", help="Run plugin plans even below the sandbox level the leaderboard requires "
                                             "(bwrap); the records say so."),
@@ -83,8 +56,8 @@ def submit(
     engine: str = typer.Option("eager", help="Retraining steps: eager, graph, compile or fused (as bench run)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the runs to do, those done and the estimated "
                                                           "wall time; run nothing."),
-    as_json: AsJson = False,
-    wide: Wide = False,
+    as_json: common.AsJson = False,
+    wide: common.Wide = False,
 ) -> None:
     """Run the submission protocol for a method file: the method and its random twin at every cell of each
     track's leaderboard protocol (bench/leaderboards/TRACK.toml), then the audit against the existing
@@ -93,7 +66,7 @@ def submit(
     from harness.cli.progress import RunProgress
     from harness.protocols.submit import plan
 
-    check_device(device)
+    common.check_device(device)
     from harness.methods.sandbox import require_level
 
     require_level(unsafe=unsafe_isolation)
@@ -105,8 +78,8 @@ def submit(
     except OSError:
         findings = []  # the protocol names the unreadable file
     for finding in findings:
-        err.print(f"review: {finding}", markup=False, highlight=False, soft_wrap=True)
-    limits = plan_limits(wall_limit, cpu_limit, memory_limit)
+        common.err.print(f"review: {finding}", markup=False, highlight=False, soft_wrap=True)
+    limits = plan_limits.limits()
     from harness.protocols.submit import submit as submit_method
 
     if dry_run:
@@ -121,7 +94,7 @@ def submit(
     finally:
         progress.stop()
     if as_json:
-        print_json(submission.as_dict())
+        common.print_json(submission.as_dict())
     else:
         _print_submission(submission, wide)
     raise typer.Exit(submission.exit_code)
@@ -130,20 +103,20 @@ def submit(
 def _print_plans(method: Method, plans: tuple[SubmissionPlan, ...], as_json: bool) -> None:
     if as_json:
         payload = [p.as_dict() for p in plans]
-        print_json({"method": method.name, "to_run": sum(p["to_run"] for p in payload),
-                    "done": sum(p["done"] for p in payload),
-                    "estimated_seconds": sum(p["estimated_seconds"] or 0 for p in payload), "tracks": payload})
+        common.print_json({"method": method.name, "to_run": sum(p["to_run"] for p in payload),
+                           "done": sum(p["done"] for p in payload),
+                           "estimated_seconds": sum(p["estimated_seconds"] or 0 for p in payload), "tracks": payload})
         return
     for item in plans:
         source = item.protocol.source or "the track's full grid (no leaderboard file)"
         estimate = ("unknown (no record of the track states its wall time)" if item.estimated_seconds is None
                     else f"about {item.estimated_seconds / 60:.1f} min")
-        out.print(f"{item.track.name}: protocol {source}; {len(item.configs)} runs, {len(item.to_run)} to run, "
-                  f"{len(item.configs) - len(item.to_run)} done; estimated wall time {estimate} (the track's "
-                  "recorded wall_seconds per schedule and budget, over --workers; dense baselines not yet "
-                  "trained and the audit come on top)", highlight=False, soft_wrap=True)
+        common.out.print(f"{item.track.name}: protocol {source}; {len(item.configs)} runs, {len(item.to_run)} to run, "
+                         f"{len(item.configs) - len(item.to_run)} done; estimated wall time {estimate} (the track's "
+                         "recorded wall_seconds per schedule and budget, over --workers; dense baselines not yet "
+                         "trained and the audit come on top)", highlight=False, soft_wrap=True)
         for stale in item.stale:
-            out.print(f"  stale (does not count): {stale.line()}", highlight=False, soft_wrap=True)
+            common.out.print(f"  stale (does not count): {stale.line()}", highlight=False, soft_wrap=True)
 
 
 def _against(row: VerdictRow) -> str:
@@ -156,9 +129,9 @@ def _verdict_table(method: str, track: TrackSubmission) -> Table:
     from harness.publish.report.formatting import interval, pct, pp
 
     tuned = f", tuned with {track.tune_trials} trials" if track.tune_trials else ""
-    view = table(f"{method} on {track.track} ({len(track.seeds)} seeds{tuned})",
-                 ["target", "schedule", "budget", "n", "test acc % [95% CI]", "vs random twin (pp)",
-                  "vs existing entries", "fails"], identifiers=("target", "schedule"), right=("budget", "n"))
+    view = common.table(f"{method} on {track.track} ({len(track.seeds)} seeds{tuned})",
+                        ["target", "schedule", "budget", "n", "test acc % [95% CI]", "vs random twin (pp)",
+                         "vs existing entries", "fails"], identifiers=("target", "schedule"), right=("budget", "n"))
     for row in track.rows:
         twin = "no twin" if row.twin_verdict is None else \
             f"{pp(row.twin_difference)} [{VERDICT_STYLE[row.twin_verdict]}]{row.twin_verdict}[/]"
@@ -171,38 +144,38 @@ def _verdict_table(method: str, track: TrackSubmission) -> Table:
 
 def _print_submission(submission: Submission, wide: bool = False) -> None:
     for track in submission.tracks:
-        print_table(_verdict_table(submission.method, track), wide)
+        common.print_table(_verdict_table(submission.method, track), wide)
         for target, reason in track.skipped_targets.items():
-            out.print(f"  skipped target {target}: {reason}", highlight=False, soft_wrap=True)
+            common.out.print(f"  skipped target {target}: {reason}", highlight=False, soft_wrap=True)
         for line in track.failures:
-            out.print(f"  [red]{line}[/]", highlight=False, soft_wrap=True)
+            common.out.print(f"  [red]{line}[/]", highlight=False, soft_wrap=True)
         for finding in track.findings:
             style = "bold red" if finding.severity == "fail" else "yellow"
-            out.print(f"  [{style}]{finding.severity}[/] {finding.rule}: {finding.message}", highlight=False,
-                      soft_wrap=True)
-        out.print(f"  report: {track.report} ({track.ran} of {track.planned} runs made now)", highlight=False)
+            common.out.print(f"  [{style}]{finding.severity}[/] {finding.rule}: {finding.message}", highlight=False,
+                             soft_wrap=True)
+        common.out.print(f"  report: {track.report} ({track.ran} of {track.planned} runs made now)", highlight=False)
     verdict = "[green]passed[/]" if submission.passed else "[bold red]failed[/]"
-    out.print(f"submission of {submission.method} ({submission.source}, sha256 {submission.method_digest[:16]}): "
-              f"{verdict}", highlight=False)
+    common.out.print(f"submission of {submission.method} ({submission.source}, "
+                     f"sha256 {submission.method_digest[:16]}): {verdict}", highlight=False)
 
 
-@user_errors
+@common.user_errors
 def verify(
     ctx: typer.Context,
-    results: ResultsDir = DEFAULT_RESULTS,
+    results: common.ResultsDir = common.DEFAULT_RESULTS,
     rerun: int = typer.Option(0, help="Re-run this many randomly chosen records and compare their test accuracy."),
     seed: int = typer.Option(0, help="Seed of the choice of records to re-run."),
     tolerance: Optional[float] = typer.Option(None, help="Allowed test-accuracy difference as a fraction (default: 0, "
                                                          "bit-exact, on CPU; 0.01 when CUDA was involved)."),
-    device: Device = "cpu",
+    device: common.Device = "cpu",
     unsafe_isolation: bool = typer.Option(
         False, "--unsafe-isolation", help="Run plugin plans even below the sandbox level the leaderboard requires "
                                             "(bwrap); the records say so."),
-    as_json: AsJson = False,
+    as_json: common.AsJson = False,
 ) -> None:
     """Check every record's content digest and method digest, and re-run --rerun of them (on --device).
     Each problem is reported with the file and what differs; exit status 1 when anything fails."""
-    check_device(device)
+    common.check_device(device)
     from harness.methods.sandbox import require_level
 
     if rerun:
@@ -213,20 +186,20 @@ def verify(
     def progress(result: Rerun | Problem) -> None:
         if isinstance(result, Rerun):
             mark = "matches" if result.matches else "DIFFERS"
-            err.print(f"rerun {result.label}: stored {result.stored!r}, rerun {result.reproduced!r} -- {mark}",
-                      highlight=False)
+            common.err.print(f"rerun {result.label}: stored {result.stored!r}, rerun {result.reproduced!r} -- {mark}",
+                             highlight=False)
 
     verification = verify_results(ResultsLayout(results), rerun, seed, tolerance, device, on_rerun=None if as_json else progress)
     if as_json:
-        print_json(verification.as_dict())
+        common.print_json(verification.as_dict())
     else:
         alike: dict[tuple[str, str], list[Problem]] = {}
         for problem in verification.problems:  # e.g. every record of a method whose file is not found: one line
             alike.setdefault((problem.check, problem.message), []).append(problem)
         for group in alike.values():
             more = f" (and {len(group) - 1} more records alike)" if len(group) > 1 else ""
-            out.print(f"[red]fail[/] {group[0].line()}{more}", highlight=False, soft_wrap=True)
+            common.out.print(f"[red]fail[/] {group[0].line()}{more}", highlight=False, soft_wrap=True)
         summary = "all checks pass" if verification.ok else f"{len(verification.problems)} problems"
-        out.print(f"verified {verification.checked} records in {results}, {len(verification.reruns)} rerun "
-                  f"(seed {seed}): {summary}", highlight=False)
+        common.out.print(f"verified {verification.checked} records in {results}, {len(verification.reruns)} rerun "
+                         f"(seed {seed}): {summary}", highlight=False)
     raise typer.Exit(verification.exit_code)

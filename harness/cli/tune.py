@@ -6,39 +6,8 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from harness.cli.common import (
-    DEFAULT_RESULTS,
-    DEFAULT_TRACK,
-    PRUNERS,
-    SAMPLERS,
-    AsJson,
-    Budgets,
-    Device,
-    Full,
-    ResultsDir,
-    Schedules,
-    Targets,
-    Threads,
-    TrackName,
-    Wide,
-    check_device,
-    err,
-    print_json,
-    print_table,
-    set_threads,
-    split_list,
-    table,
-    user_errors,
-)
-from harness.cli.executor import (
-    ADDRESS,
-    CPUS_PER_RUN,
-    EXECUTOR,
-    GPUS_PER_RUN,
-    MAX_RETRIES,
-    MEMORY_PER_RUN,
-    choose_executor,
-)
+from harness.cli import common
+from harness.cli.executor import ExecutorOptions
 from harness.core.errors import BenchError
 
 if TYPE_CHECKING:
@@ -60,8 +29,9 @@ def summary_row(history: StudyHistory, layout: ResultsLayout) -> dict:
 
 
 def summary_table(rows: list[dict], title: str) -> Table:
-    view = table(title, ["method", "target", "schedule", "budget", "trials", "pruned", "best val acc", "best params"],
-                 identifiers=("method", "target", "schedule"), right=("budget", "trials", "pruned"))
+    view = common.table(title, ["method", "target", "schedule", "budget", "trials", "pruned", "best val acc",
+                                "best params"], identifiers=("method", "target", "schedule"),
+                        right=("budget", "trials", "pruned"))
     for row in rows:
         acc = "-" if row["best_val_acc"] is None else f"{100 * row['best_val_acc']:.2f}"
         params = ", ".join(f"{k}={v:.4g}" for k, v in (row["best_params"] or {}).items()) or "-"
@@ -70,51 +40,38 @@ def summary_table(rows: list[dict], title: str) -> Table:
     return view
 
 
-@user_errors
+@common.user_errors
 def tune(
     trials: int = typer.Option(..., help="Trials per study; pruned trials count, failed (interrupted) ones are redone."),
-    track: TrackName = DEFAULT_TRACK,
+    track: common.TrackName = common.DEFAULT_TRACK,
     methods: Optional[str] = typer.Option(None, "--method", "--methods", help="Comma-separated methods to tune."),
     all_methods: bool = typer.Option(False, "--all-methods", help="Every method of the track, same trials for each."),
-    targets: Targets = None,
-    schedules: Schedules = None,
-    budgets: Budgets = None,
+    targets: common.Targets = None,
+    schedules: common.Schedules = None,
+    budgets: common.Budgets = None,
     seeds: Optional[str] = typer.Option(None, help="Seeds the objective averages over (default: the track's first)."),
     params: Optional[str] = typer.Option(None, help="Tune only these of the schedule's tunables (default: all)."),
-    sampler: str = typer.Option("tpe", help=f"Sampler: {', '.join(SAMPLERS)}."),
+    sampler: str = typer.Option("tpe", help=f"Sampler: {', '.join(common.SAMPLERS)}."),
     seed: int = typer.Option(0, help="Sampler seed: a sequential study is reproducible."),
-    pruner: str = typer.Option("median", help=f"Stops bad trials early: {', '.join(PRUNERS)}."),
+    pruner: str = typer.Option("median", help=f"Stops bad trials early: {', '.join(common.PRUNERS)}."),
     storage: Optional[str] = typer.Option(None, help="SQLAlchemy URL of the studies (default: the SQLite file "
                                                      "optuna.db in RESULTS/TRACK)."),
     study: Optional[str] = typer.Option(None, help="Study name when tuning a single cell (default: from the cell)."),
     study_prefix: Optional[str] = typer.Option(None, help="Prefix of derived study names; pass it to bench run --tuned."),
     heartbeat: Optional[int] = typer.Option(None, help="Seconds between heartbeats; trials of dead workers are retried."),
     no_twins: bool = typer.Option(False, "--no-twins", help="Skip the random twins (their runs then stay untuned)."),
-    full: Full = False,
-    device: Device = "cpu",
-    threads: Threads = 1,
-    results: ResultsDir = DEFAULT_RESULTS,
-    as_json: AsJson = False,
-    executor: str = EXECUTOR,
-    address: Optional[str] = ADDRESS,
-    gpus_per_run: float = GPUS_PER_RUN,
-    cpus_per_run: float = CPUS_PER_RUN,
-    memory_per_run: Optional[float] = MEMORY_PER_RUN,
-    max_retries: int = MAX_RETRIES,
-    wide: Wide = False,
+    full: common.Full = False,
+    device: common.Device = "cpu",
+    threads: common.Threads = 1,
+    results: common.ResultsDir = common.DEFAULT_RESULTS,
+    as_json: common.AsJson = False,
+    executor: ExecutorOptions = ExecutorOptions(),
+    wide: common.Wide = False,
 ) -> None:
     """Tune each cell's schedule hyperparameters on the validation split; rerun the same command to resume.
     Histories go to RESULTS/TRACK/tuning/. With --executor ray, every cell's study is one Ray task: cells in
     parallel, each study sequential."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
+    from harness.cli.progress import progress_bar
     from harness.core.layout import ResultsLayout
     from harness.grid.selection import select
     from harness.run.pipeline import Workspace
@@ -129,18 +86,19 @@ def tune(
     )
 
     loaded = load_track(track)
-    placement = choose_executor(executor, device, address, gpus_per_run, cpus_per_run, memory_per_run, max_retries)
-    check_device(placement.device)
-    if address is not None and storage is None:
+    executor.check(device)
+    if executor.address is not None and storage is None:
         raise BenchError("tuning on a Ray cluster needs a storage every node reaches; pass --storage "
                          "postgresql://USER:PASSWORD@HOST/DB (see docs/cluster.md)")
     if all_methods == bool(methods):
         raise BenchError("name the methods to tune with --method M[,M2] or tune them all with --all-methods")
-    selection = select(loaded, full=full, methods=loaded.pruning.methods if all_methods else split_list(methods),
-                       targets=split_list(targets), schedules=split_list(schedules),
-                       budgets=split_list(budgets, int), twins=not no_twins)
-    options = TuneOptions(trials=trials, seeds=tuple(split_list(seeds, int) or loaded.seeds.runs[:1]),
-                          sampler=sampler, seed=seed, pruner=pruner, params=tuple(split_list(params) or ()) or None,
+    selection = select(loaded, full=full,
+                       methods=loaded.pruning.methods if all_methods else common.split_list(methods),
+                       targets=common.split_list(targets), schedules=common.split_list(schedules),
+                       budgets=common.split_list(budgets, int), twins=not no_twins)
+    options = TuneOptions(trials=trials, seeds=tuple(common.split_list(seeds, int) or loaded.seeds.runs[:1]),
+                          sampler=sampler, seed=seed, pruner=pruner,
+                          params=tuple(common.split_list(params) or ()) or None,
                           storage=storage, heartbeat=heartbeat, study_prefix=study_prefix)
     cells, skipped = tuning_cells(loaded, selection)
     if not cells:
@@ -150,12 +108,10 @@ def tune(
     layout = ResultsLayout(results)
     storage_url = options.storage or layout.storage(loaded.name)
     storage_handle = open_storage(storage_url, options.heartbeat)
-    set_threads(threads)
+    common.set_threads(threads)
     workspace = Workspace(loaded, layout, device=device)
     finished: dict[str, int] = {}
-    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[last]}"),
-                        console=err, transient=as_json, disable=not err.is_terminal and as_json)
+    progress = progress_bar(transient=as_json, disable=not common.err.is_terminal and as_json)
     with progress:
         task = progress.add_task(f"tune {loaded.name}", total=len(cells) * trials, last="")
 
@@ -170,26 +126,27 @@ def tune(
             show(TuneProgress(history.study, "trial", history.n_trials, trials, value=history.best_value))
 
         try:
-            if placement.uses_ray:
+            if executor.uses_ray:
                 from harness.tune.ray import tune_on_ray
 
-                histories = tune_on_ray(placement.ray(layout), loaded, cells, options, storage_url, study, study_done)
+                histories = tune_on_ray(executor.ray(layout), loaded, cells, options, storage_url, study, study_done)
             else:
                 histories = tune_cells(workspace, cells, options, study, storage_handle, on_progress=show)
         except KeyboardInterrupt:
-            err.print("interrupted: finished trials are saved; rerun the same command to resume", highlight=False)
+            common.err.print("interrupted: finished trials are saved; rerun the same command to resume",
+                             highlight=False)
             raise typer.Exit(130) from None
     rows = [summary_row(h, layout) for h in histories]
     if as_json:
-        print_json({"track": loaded.name, "storage": storage_url,
-                    "trials": trials, "skipped_schedules": skipped, "studies": rows})
+        common.print_json({"track": loaded.name, "storage": storage_url,
+                           "trials": trials, "skipped_schedules": skipped, "studies": rows})
         return
-    print_table(summary_table(rows, f"{loaded.name}: best validation accuracy per study ({trials} trials each, "
-                                    f"histories in {layout.tuning(loaded.name)})"), wide)
+    common.print_table(summary_table(rows, f"{loaded.name}: best validation accuracy per study ({trials} trials "
+                                           f"each, histories in {layout.tuning(loaded.name)})"), wide)
     if skipped:
-        err.print(f"skipped {', '.join(skipped)}: no tunable hyperparameters", highlight=False)
+        common.err.print(f"skipped {', '.join(skipped)}: no tunable hyperparameters", highlight=False)
     for history in histories:
         if history.n_running:
-            err.print(f"{history.study}: {history.n_running} trial(s) still running elsewhere or left by a killed "
-                      "worker; rerun after they finish, or use --heartbeat so dead workers' trials are retried",
-                      highlight=False)
+            common.err.print(f"{history.study}: {history.n_running} trial(s) still running elsewhere or left by a "
+                             "killed worker; rerun after they finish, or use --heartbeat so dead workers' trials are "
+                             "retried", highlight=False)
