@@ -173,3 +173,10 @@ def test_records_of_other_harness_code_are_counted_not_failed(results):
     write_record(ResultsLayout(results), read_record(path).model_copy(update={"harness_digest": "f" * 64}))
     verification = verify_results(ResultsLayout(results))
     assert verification.ok and verification.other_harness == 1
+
+
+def test_the_cli_reruns_all_of_one_method_and_refuses_a_bad_count(results):
+    code, report = verify(results, "--rerun", "all", "--method", "verify-keep-first", "--unsafe-isolation")
+    assert code == 0 and [r["label"].split("/")[1] for r in report["reruns"]] == ["verify-keep-first"]
+    outcome = CliRunner().invoke(app, ["verify", "--results", str(results), "--rerun", "some"])
+    assert outcome.exit_code == 2 and "--rerun takes a number of records or 'all', got 'some'" in outcome.stderr

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, List, Optional
 import typer
 
 from harness.cli import common
+from harness.core.errors import BenchError
 from harness.core.layout import ResultsLayout
 
 if TYPE_CHECKING:
@@ -163,7 +164,10 @@ def _print_submission(submission: Submission, wide: bool = False) -> None:
 def verify(
     ctx: typer.Context,
     results: common.ResultsDir = common.DEFAULT_RESULTS,
-    rerun: int = typer.Option(0, help="Re-run this many randomly chosen records and compare their test accuracy."),
+    rerun: str = typer.Option("0", metavar="N|all", help="Re-run this many randomly chosen records (or all of them) "
+                                                         "and compare their test accuracy."),
+    method: Optional[str] = typer.Option(None, help="Re-run only records of this method and its random twin "
+                                                    "(with --rerun all: the maintainer's acceptance step)."),
     seed: int = typer.Option(0, help="Seed of the choice of records to re-run."),
     tolerance: Optional[float] = typer.Option(None, help="Allowed test-accuracy difference as a fraction (default: 0, "
                                                          "bit-exact, on CPU; 0.01 when CUDA was involved)."),
@@ -177,11 +181,14 @@ def verify(
     Each problem is reported with the file and what differs; exit status 1 when anything fails."""
     common.check_device(device)
     from harness.methods.sandbox import require_level
+    from harness.protocols.verify import ALL, Rerun, verify_results
 
-    if rerun:
+    if rerun != ALL and not rerun.isdigit():
+        raise BenchError(f"--rerun takes a number of records or 'all', got {rerun!r}")
+    count = ALL if rerun == ALL else int(rerun)
+    if count:
         require_level(unsafe=unsafe_isolation)
         ctx.call_on_close(lambda: require_level(None))  # only for this command
-    from harness.protocols.verify import Rerun, verify_results
 
     def progress(result: Rerun | Problem) -> None:
         if isinstance(result, Rerun):
@@ -189,7 +196,8 @@ def verify(
             common.err.print(f"rerun {result.label}: stored {result.stored!r}, rerun {result.reproduced!r} -- {mark}",
                              highlight=False)
 
-    verification = verify_results(ResultsLayout(results), rerun, seed, tolerance, device, on_rerun=None if as_json else progress)
+    verification = verify_results(ResultsLayout(results), count, seed, tolerance, device,
+                                  on_rerun=None if as_json else progress, method=method)
     if as_json:
         common.print_json(verification.as_dict())
     else:
@@ -200,6 +208,8 @@ def verify(
             more = f" (and {len(group) - 1} more records alike)" if len(group) > 1 else ""
             common.out.print(f"[red]fail[/] {group[0].line()}{more}", highlight=False, soft_wrap=True)
         summary = "all checks pass" if verification.ok else f"{len(verification.problems)} problems"
+        other = (f"; {verification.other_harness} made by other harness code (or not saying)"
+                 if verification.other_harness else "")
         common.out.print(f"verified {verification.checked} records in {results}, {len(verification.reruns)} rerun "
-                         f"(seed {seed}): {summary}", highlight=False)
+                         f"(seed {seed}): {summary}{other}", highlight=False)
     raise typer.Exit(verification.exit_code)
