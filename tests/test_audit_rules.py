@@ -36,6 +36,7 @@ from harness.audit.rules import RULE_FUNCTIONS, AuditInput
 from harness.audit.tuning import TuningStudy, load_studies
 from harness.core.errors import BenchError
 from harness.core.layout import ResultsLayout
+from harness.run.cells import CellKey
 from harness.run.record import Curves, Protocol
 
 CONFIG = AuditConfig()
@@ -55,8 +56,8 @@ def only(found, severity=None):
 
 def study(method, trials, split="val", twin=False, schedule="ft", values=None):
     values = tuple(values if values is not None else np.linspace(0.90, 0.93, trials))
-    return TuningStudy(study=f"{method}.{schedule}", path=f"{method}.json", track=TRACK, method=method, twin=twin,
-                       target=TARGET, schedule=schedule, budget_epochs=10, split=split, objective="val_acc",
+    return TuningStudy(study=f"{method}.{schedule}", path=f"{method}.json",
+                       cell=CellKey(TRACK, method, twin, TARGET, schedule, 10), split=split, objective="val_acc",
                        n_trials=trials, values=values, best_value=max(values))
 
 

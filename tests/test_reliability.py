@@ -515,12 +515,12 @@ def test_a_failed_method_makes_run_exit_1_after_its_summary_line(digits_results,
 
 
 def test_a_reused_tuning_history_outside_its_declared_space_is_refused(digits_track):
+    from harness.run.cells import CellKey
     from harness.tune.history import StudyHistory
     from harness.tune.tuned import check_space
 
     def history(**changes):
-        fields = dict(study="s", track="digits-cnn", method="l1-norm", twin=False, target="uniform-50",
-                      schedule="ft", budget_epochs=1, seeds=[0], dense_hashes=["abc"], sampler="tpe", seed=0,
+        fields = dict(study="s", cell=CellKey("digits-cnn", "l1-norm", False, "uniform-50", "ft", 1), seeds=[0], dense_hashes=["abc"], sampler="tpe", seed=0,
                       pruner="median", space={"lr": {"low": 0.0001, "high": 0.1, "log": True}}, split="val",
                       trials_requested=1, n_trials=1, n_complete=1, n_pruned=0, n_failed=0, n_running=0, trials=[],
                       best_params={"lr": 0.01}, best_value=0.9)

@@ -20,6 +20,7 @@ from harness.core.layout import ResultsLayout
 from harness.publish.leaderboard import build_leaderboard
 from harness.publish.report import write_report
 from harness.publish.report.html import markdown_to_html, render_html
+from harness.run.cells import CellKey
 from harness.run.record import write_record
 
 runner = CliRunner()
@@ -37,7 +38,7 @@ def rich_audit(seed: int = 0):
                                            budget_epochs=10, test_acc=0.9306, std=0.002, n=5), "Paper C")
                + to_records(ReportedResult(track="paper-only", method="alpha", target=TARGET, schedule="ft",
                                            budget_epochs=10, test_acc=0.9), "Paper D"))
-    study = TuningStudy("alpha.ft", "alpha.json", TRACK, "alpha", False, TARGET, "ft", 10, "val", "val_acc", 4,
+    study = TuningStudy("alpha.ft", "alpha.json", CellKey(TRACK, "alpha", False, TARGET, "ft", 10), "val", "val_acc", 4,
                         (0.90, 0.92, 0.91, 0.93), 0.93)
     claims = [Claim(name="alpha beats beta", method="alpha", baseline="beta", track=TRACK, schedule="ft", budget=10),
               Claim(name="overall", method="alpha", baseline="beta", track="*")]

@@ -10,6 +10,7 @@ from harness.audit.tuning import TuningStudy, load_studies
 from harness.core.errors import BenchError
 from harness.core.layout import ResultsLayout
 from harness.protocols.submit.policy import baseline_histories
+from harness.run.cells import CellKey
 from harness.tune.history import (
     PROTOCOL,
     StudyHistory,
@@ -28,8 +29,7 @@ def history(method="alpha", **changes):
               TrialRecord(2, "FAIL", None, {"lr": 0.02}, []),
               TrialRecord(3, "COMPLETE", 0.92, {"lr": 0.03}, [0.85, 0.92])]
     fields = dict(
-        study=f"{TRACK}.{method}.half.ft.1ep", track=TRACK, method=method, twin=False, target="half",
-        schedule="ft", budget_epochs=1, seeds=[0], dense_hashes=["abc"], sampler="tpe", seed=0, pruner="median",
+        study=f"{TRACK}.{method}.half.ft.1ep", cell=CellKey(TRACK, method, False, "half", "ft", 1), seeds=[0], dense_hashes=["abc"], sampler="tpe", seed=0, pruner="median",
         space={"lr": {"low": 0.001, "high": 0.1, "log": True}}, split="val", trials_requested=3, n_trials=3,
         n_complete=2, n_pruned=1, n_failed=1, n_running=0, trials=trials, best_params={"lr": 0.03},
         best_value=0.92)
@@ -80,7 +80,7 @@ def test_submission_and_audit_refuse_the_same_unreadable_file(tmp_path):
     export_history(layout, history("alpha"))
     export_history(layout, history("beta"))
     track = SimpleNamespace(name=TRACK)  # all baseline_histories reads of a track
-    assert [h.method for h in baseline_histories(layout, track, "beta")] == ["alpha"]
+    assert [h.cell.method for h in baseline_histories(layout, track, "beta")] == ["alpha"]
     broken = layout.history(TRACK, "broken")
     broken.write_text(json.dumps({"study": "broken", "track": TRACK}))
     histories, problems = load_histories(layout, TRACK)

@@ -11,12 +11,12 @@ from typer.testing import CliRunner
 
 from harness.audit import audit_results
 from harness.cli import app
+from harness.core.errors import BenchError
 from harness.core.layout import ResultsLayout
 from harness.grid.driver import run_grid
 from harness.grid.local import LocalExecutor
 from harness.grid.selection import Selection, expand
 from harness.methods.plugins import load_plugin
-from harness.core.errors import BenchError
 from harness.protocols.verify import ALL, check_records, choose_reruns, verify_results
 from harness.run.record import RunRecord, content_digest, read_record, write_record
 

@@ -25,12 +25,7 @@ class TuningStudy:
 
     study: str
     path: str
-    track: str
-    method: str
-    twin: bool
-    target: str
-    schedule: str
-    budget_epochs: int
+    cell: CellKey
     split: str
     objective: str
     n_trials: int
@@ -39,14 +34,8 @@ class TuningStudy:
 
     @classmethod
     def of(cls, history: StudyHistory, path: str | Path) -> TuningStudy:
-        return cls(study=history.study, path=str(path), track=history.track, method=history.method,
-                   twin=history.twin, target=history.target, schedule=history.schedule,
-                   budget_epochs=history.budget_epochs, split=history.split, objective=history.objective,
+        return cls(study=history.study, path=str(path), cell=history.cell, split=history.split, objective=history.objective,
                    n_trials=history.n_trials, values=history.values(), best_value=history.best_value)
-
-    @property
-    def cell(self) -> tuple[str, str, bool, str, str, int]:
-        return self.track, self.method, self.twin, self.target, self.schedule, self.budget_epochs
 
     def expected_max(self, trials: int) -> float:
         """Expected best validation score after ``trials`` trials (Dodge et al. 2019)."""
@@ -69,18 +58,18 @@ def record_tuning(record: RunRecord) -> Mapping[str, Any] | None:
     return tuning if isinstance(tuning, Mapping) and tuning else None
 
 
-def studies_by_cell(studies: list[TuningStudy]) -> dict[tuple, TuningStudy]:
+def studies_by_cell(studies: list[TuningStudy]) -> dict[CellKey, TuningStudy]:
     return {study.cell: study for study in studies}
 
 
-def cell_study(key: CellKey, records: tuple[RunRecord, ...], studies: Mapping[tuple, TuningStudy],
+def cell_study(key: CellKey, records: tuple[RunRecord, ...], studies: Mapping[CellKey, TuningStudy],
                by_name: Mapping[str, TuningStudy]) -> TuningStudy | None:
     """The study a cell's runs were tuned with: named in the records, else matched by configuration."""
     for record in records:
         tuning = record_tuning(record)
         if tuning and str(tuning.get("study")) in by_name:
             return by_name[str(tuning["study"])]
-    return studies.get((key.track, key.method, key.twin, key.target, key.schedule, key.budget_epochs))
+    return studies.get(key)
 
 
 def trial_count(study: TuningStudy | None, records: tuple[RunRecord, ...]) -> int:

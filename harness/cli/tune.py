@@ -19,12 +19,12 @@ if TYPE_CHECKING:
 
 def summary_row(history: StudyHistory, layout: ResultsLayout) -> dict:
     return {
-        "study": history.study, "method": history.cell.entry, "target": history.target,
-        "schedule": history.schedule, "budget": history.budget_epochs, "n_trials": history.n_trials,
+        "study": history.study, "method": history.cell.entry, "target": history.cell.target,
+        "schedule": history.cell.schedule, "budget": history.cell.budget_epochs, "n_trials": history.n_trials,
         "trials_requested": history.trials_requested, "n_complete": history.n_complete,
         "n_pruned": history.n_pruned, "n_failed": history.n_failed, "n_running": history.n_running,
         "best_val_acc": history.best_value, "best_params": history.best_params,
-        "history": str(layout.history(history.track, history.study)),
+        "history": str(layout.history(history.cell.track, history.study)),
     }
 
 

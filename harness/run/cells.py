@@ -9,7 +9,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from functools import cached_property
-from typing import Iterable
+from typing import Any, Iterable, Mapping
 
 from harness.core.identity import canonical_json
 from harness.run.record import RunRecord
@@ -19,6 +19,8 @@ REPRODUCED = "reproduced"
 """The source of runs of this harness; reported cells carry ``reported: <citation>``."""
 ANY_SOURCE = ""
 """The source of a key made by :meth:`CellKey.without_source`: the configuration, whoever ran it."""
+CELL_FIELDS = ("track", "method", "twin", "target", "schedule", "budget_epochs")
+"""A cell's configuration as files spell it (tuning histories, study protocols): every key but the source."""
 
 
 @dataclass(frozen=True, order=True)
@@ -63,6 +65,16 @@ class CellKey:
     def as_twin(self) -> "CellKey":
         """The random twin's cell of the same method, context and source."""
         return replace(self, twin=True)
+
+    def config(self) -> dict[str, Any]:
+        """The :data:`CELL_FIELDS` as a JSON object."""
+        return {name: getattr(self, name) for name in CELL_FIELDS}
+
+    @classmethod
+    def of_config(cls, raw: Mapping[str, Any]) -> "CellKey":
+        """The cell a JSON object's :data:`CELL_FIELDS` name, typed (KeyError/ValueError when malformed)."""
+        return cls(str(raw["track"]), str(raw["method"]), bool(raw["twin"]), str(raw["target"]),
+                   str(raw["schedule"]), int(raw["budget_epochs"]))
 
 
 def context(key: CellKey) -> tuple[str, str, str, int]:

@@ -39,12 +39,12 @@ from harness import stats
 from harness.core.atomic import write_json_atomic
 from harness.core.errors import BenchError
 from harness.core.layout import ResultsLayout
-from harness.run.cells import CellKey
+from harness.run.cells import CELL_FIELDS, CellKey
 from harness.run.record import RecordProblem
 
 OBJECTIVE = "val_acc"
 SPLIT = "val"
-REQUIRED = ("study", "track", "method", "twin", "target", "schedule", "budget_epochs", "split", "n_trials", "trials")
+REQUIRED = ("study", *CELL_FIELDS, "split", "n_trials", "trials")
 """What every reader needs: the cell, the selection split and the trials."""
 PROTOCOL = ("seeds", "dense_hashes", "sampler", "seed", "pruner", "space", "trials_requested")
 """What reusing a study's best parameters also needs: how it was tuned."""
@@ -76,12 +76,8 @@ class StudyHistory:
     """One study as exported next to the records (the module docstring gives the JSON form)."""
 
     study: str
-    track: str
-    method: str
-    twin: bool
-    target: str
-    schedule: str
-    budget_epochs: int
+    cell: CellKey
+    """The cell tuned; the JSON form spells its fields at the top level (``CELL_FIELDS``)."""
     seeds: list[int] | None = None
     dense_hashes: list[str] | None = None
     sampler: str | None = None
@@ -101,10 +97,6 @@ class StudyHistory:
     best_value: float | None = None
 
     @property
-    def cell(self) -> CellKey:
-        return CellKey(self.track, self.method, self.twin, self.target, self.schedule, self.budget_epochs)
-
-    @property
     def complete(self) -> bool:
         return self.trials_requested is not None and self.n_trials >= self.trials_requested
 
@@ -122,7 +114,9 @@ class StudyHistory:
         return tuple(key for key in PROTOCOL if getattr(self, key) is None)
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        raw = dataclasses.asdict(self)
+        del raw["cell"]
+        return {**raw, **self.cell.config()}
 
     @classmethod
     def from_json(cls, raw: Any) -> StudyHistory:
@@ -137,8 +131,7 @@ class StudyHistory:
             counts = {key: int(raw[key]) if key in raw else sum(t.state == state for t in trials)
                       for key, state in COUNTED.items()}
             return cls(
-                study=str(raw["study"]), track=str(raw["track"]), method=str(raw["method"]), twin=bool(raw["twin"]),
-                target=str(raw["target"]), schedule=str(raw["schedule"]), budget_epochs=int(raw["budget_epochs"]),
+                study=str(raw["study"]), cell=CellKey.of_config(raw),
                 seeds=_optional(raw, "seeds", lambda v: [int(s) for s in v]),
                 dense_hashes=_optional(raw, "dense_hashes", lambda v: [str(h) for h in v]),
                 sampler=_optional(raw, "sampler", str), seed=_optional(raw, "seed", int),
@@ -185,7 +178,7 @@ def checked_name(name: str, what: str) -> str:
 
 
 def export_history(layout: ResultsLayout, history: StudyHistory) -> Path:
-    path = layout.history(history.track, history.study)
+    path = layout.history(history.cell.track, history.study)
     write_json_atomic(path, history.to_json())
     return path
 

@@ -42,7 +42,7 @@ from harness.core.errors import BenchError
 from harness.core.seeding import derive_seed
 from harness.dense.baseline import dense_hash
 from harness.grid.selection import Selection, dense_seed_for, expand
-from harness.run.cells import CellKey
+from harness.run.cells import CELL_FIELDS, CellKey
 from harness.run.pipeline import PrunedModel, Workspace, prune, retrain
 from harness.run.record import RunConfig
 from harness.track.definition import Track
@@ -205,8 +205,7 @@ def _cell_configs(track: Track, cell: CellKey, seeds: Sequence[int], params: Map
 def _protocol(track: Track, cell: CellKey, space: tuple[Tunable, ...], options: TuneOptions) -> dict[str, Any]:
     """What makes two invocations the same study; a mismatch on resume is refused."""
     return {
-        "track": track.name, "method": cell.method, "twin": cell.twin, "target": cell.target,
-        "schedule": cell.schedule, "budget_epochs": cell.budget_epochs, "seeds": list(options.seeds),
+        **cell.config(), "track": track.name, "seeds": list(options.seeds),
         "dense_hashes": [dense_hash(track, dense_seed_for(track, s)) for s in options.seeds],
         "sampler": options.sampler, "seed": options.seed, "pruner": options.pruner,
         "space": {t.name: {"low": t.low, "high": t.high, "log": t.log} for t in space},
@@ -261,8 +260,10 @@ def study_history(study: optuna.Study) -> StudyHistory:
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     best = max(complete, key=lambda t: (t.value, -t.number), default=None)
     n_complete, n_pruned = _count(trials, TrialState.COMPLETE), _count(trials, TrialState.PRUNED)
+    protocol = study.user_attrs["protocol"]
     return StudyHistory(
-        study=study.study_name, **study.user_attrs["protocol"],
+        study=study.study_name, cell=CellKey.of_config(protocol),
+        **{key: value for key, value in protocol.items() if key not in CELL_FIELDS},
         trials_requested=study.user_attrs["trials_requested"],
         n_trials=n_complete + n_pruned, n_complete=n_complete, n_pruned=n_pruned,
         n_failed=_count(trials, TrialState.FAIL), n_running=_count(trials, TrialState.RUNNING),

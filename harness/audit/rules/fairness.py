@@ -26,7 +26,7 @@ from harness.audit.tuning import (
     studies_by_cell,
     trial_count,
 )
-from harness.run.cells import Cell, CellKey
+from harness.run.cells import Cell
 
 PROTOCOL_FIELDS = ("optimizer", "momentum", "nesterov", "weight_decay", "batch_size", "crop_padding",
                    "horizontal_flip", "peak_lr", "warmup_epochs")
@@ -292,7 +292,7 @@ def r10_unequal_tuning(audit: AuditInput, config: AuditConfig) -> list[Finding]:
     labels = {c.key.without_source(): c.label for c in audit.cells if c.reproduced}
     for study in audit.studies:
         if study.split != SELECTION_SPLIT:
-            cell = labels.get(CellKey(*study.cell).without_source())
+            cell = labels.get(study.cell.without_source())
             findings.append(Finding(
                 "R10", "fail", f"tuning study {study.study} selected on the {study.split!r} split",
                 (cell,) if cell else (), {"study": study.study, "path": study.path, "split": study.split},

@@ -56,7 +56,7 @@ def baseline_histories(layout: ResultsLayout, track: Track, method: str) -> list
     if problems:
         raise unreadable(problems[0].path, problems[0].reason)
     reusable = [check_reusable(history, path) for path, history in histories.items()]
-    return [history for history in reusable if history.method != method]
+    return [history for history in reusable if history.cell.method != method]
 
 def _prefix(history: StudyHistory) -> str | None:
     plain = study_name(history.cell)
