@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from harness.audit import audit_results
 from harness.cli import app
 from harness.core.errors import BenchError
 from harness.core.layout import ResultsLayout
@@ -78,6 +79,7 @@ def test_the_example_plugin_submits_end_to_end(leaderboard, monkeypatch):
     tracks, results = leaderboard
     monkeypatch.setenv("PRUNE_BENCH_TRACKS", str(tracks))
     before = {p.name: p.read_bytes() for p in (results / TRACK).glob("*.json")}
+    entries_before = audit_results(ResultsLayout(results), TRACK)
     outcome = CliRunner().invoke(app, ["submit", str(EXAMPLE), "--track", TRACK, "--results", str(results), "--json"])
     assert outcome.exit_code == 0, outcome.output
     payload = json.loads(outcome.stdout)
@@ -103,6 +105,11 @@ def test_the_example_plugin_submits_end_to_end(leaderboard, monkeypatch):
         for v in row["versus"]:
             assert v["ci_low"] <= v["difference"] <= v["ci_high"] and v["minimum_detectable_difference"] > 0
     assert json.loads((report.parent / "submission.json").read_text())["rows"] == track["rows"]
+    entries_after = audit_results(ResultsLayout(results), TRACK)
+    others = {(c.a, c.b): c for c in entries_after.comparisons if "example-apoz" not in c.a + c.b}
+    assert {(c.a, c.b): c for c in entries_before.comparisons} == others, "no other entry's comparison moved"
+    assert [c for c in entries_before.cells] == [c for c in entries_after.cells if c.key.method != "example-apoz"]
+    assert track["other_verdicts"] == {"compared": len(others), "changed": []} and len(others) == 3
     records, problems = load_records(ResultsLayout(results), TRACK)
     new = [r for r in records if r.method == "example-apoz"]
     assert problems == [] and len(new) == 30 and {r.method_digest for r in new} == {digest}

@@ -154,6 +154,14 @@ def _print_submission(submission: Submission, wide: bool = False) -> None:
             style = "bold red" if finding.severity == "fail" else "yellow"
             common.out.print(f"  [{style}]{finding.severity}[/] {finding.rule}: {finding.message}", highlight=False,
                              soft_wrap=True)
+        if track.others_changed:
+            common.out.print(f"  [bold red]{len(track.others_changed)} verdicts of other methods changed:[/]",
+                             highlight=False)
+            for line in track.others_changed:
+                common.out.print(f"    {line}", highlight=False, soft_wrap=True)
+        else:
+            common.out.print(f"  other methods' verdicts: {track.others_compared} comparisons audited before and "
+                             "after these runs, none changed", highlight=False)
         common.out.print(f"  report: {track.report} ({track.ran} of {track.planned} runs made now)", highlight=False)
     verdict = "[green]passed[/]" if submission.passed else "[bold red]failed[/]"
     common.out.print(f"submission of {submission.method} ({submission.source}, "

@@ -47,8 +47,10 @@ from harness.protocols.submit.policy import (
 from harness.protocols.submit.verdict import (
     Submission,
     TrackSubmission,
+    changed_verdicts,
     failures,
     method_findings,
+    other_verdicts,
     verdict_html,
     verdict_markdown,
     verdict_rows,
@@ -172,11 +174,13 @@ def submit_track(
         plan = plan_track(method, track, layout, seeds, execution.workers, tracks_dir,
                           cell_params=tuned_params(histories), engine=execution.engine)
     configs = list(plan.configs)
+    before = other_verdicts(audit_results(layout, track.name), method.name) if layout.records(track.name) else {}
     if on_start is not None:
         on_start(plan)
     outcome = run_grid(track, configs, layout, executor, on_record=on_record)
     records = [read_record(record_path(layout, c)) for c in configs]
     result = audit_results(layout, track.name)
+    after = other_verdicts(result, method.name)
     folder = layout.submission(track.name, method.name)
     write_report(result, build_leaderboard(result), folder)
     counted = {(t, s, 0 if s == "none" else b) for t in plan.targets for s in plan.protocol.schedules
@@ -189,6 +193,7 @@ def submit_track(
         tune_trials=tune_trials, planned=len(configs), ran=len(outcome.written), failures=failures(records),
         rows=verdict_rows(result, method.name, counted, track.recipe), findings=findings,
         report=folder / "REPORT.md", stale=plan.stale, protocol=plan.protocol.as_dict(),
+        others_compared=len(after), others_changed=changed_verdicts(before, after),
     )
     write_json_atomic(folder / "submission.json", {"method": method.name, "method_digest": digest,
                                                    **submission.as_dict()})

@@ -79,6 +79,10 @@ class TrackSubmission:
     """Records of the track that do not count (listed, never held against the submission)."""
     protocol: dict[str, Any] | None = None
     """The leaderboard protocol the submission ran (``LeaderboardProtocol.as_dict``)."""
+    others_compared: int = 0
+    """Comparisons of other methods in the track, audited before and after the submission's runs."""
+    others_changed: tuple[str, ...] = ()
+    """Those whose verdict or p-values the submission changed (none, by the audit's fixed families)."""
 
     @property
     def passed(self) -> bool:
@@ -90,6 +94,7 @@ class TrackSubmission:
                 "planned": self.planned, "ran": self.ran, "failures": list(self.failures),
                 "rows": [asdict(row) for row in self.rows], "findings": [f.as_dict() for f in self.findings],
                 "report": str(self.report), "protocol": self.protocol,
+                "other_verdicts": {"compared": self.others_compared, "changed": list(self.others_changed)},
                 "stale": [{"path": str(item.path), "reason": item.reason} for item in self.stale]}
 
 @dataclass(frozen=True)
@@ -204,6 +209,26 @@ def method_findings(result: AuditResult, method: str,
     labels = {c.label for c in result.cells if c.key.method == method
               and (counted is None or (c.key.target, c.key.schedule, c.key.budget_epochs) in counted)}
     return tuple(touching(result.findings, labels, ("fail", "warn")))
+
+
+OtherVerdicts = dict[tuple[str, str], tuple[str, str, str]]
+
+
+def other_verdicts(result: AuditResult, method: str) -> OtherVerdicts:
+    """Every comparison involving neither the method nor its twin: its verdict and p-values (raw and
+    corrected, as ``float.hex`` so that NaN equals NaN), keyed by the two cells' labels."""
+    mine = {c.label for c in result.cells if c.key.method == method}
+    return {(c.a, c.b): (c.verdict, float(c.pvalue).hex(), float(c.pvalue_adjusted).hex())
+            for c in result.comparisons if c.a not in mine and c.b not in mine}
+
+
+def changed_verdicts(before: OtherVerdicts, after: OtherVerdicts) -> tuple[str, ...]:
+    """The comparisons that differ between two audits, appeared or disappeared ones included, as lines."""
+    def state(verdicts: OtherVerdicts, key: tuple[str, str]) -> str:
+        return verdicts[key][0] if key in verdicts else "absent"
+
+    return tuple(f"{a} vs {b}: {state(before, (a, b))} -> {state(after, (a, b))}"
+                 for a, b in sorted(before.keys() | after.keys()) if before.get((a, b)) != after.get((a, b)))
 
 
 VERDICT_COLUMNS = ("target", "schedule", "budget", "n", "against", "difference (pp)", "interval (pp)", "verdict",
