@@ -1,8 +1,8 @@
 """The method zoo: every registered method on the digits CNN, ResNet-56 and VGG-16 (forward works, counts
 fall, the twin keeps the counts) and through the harness at each kind of target it supports (a validated
 plan, a twin with the same per-layer counts, the same plan for the same seed) -- a newly registered method
-is tested by all of these without naming it; then each criterion on a case small enough to rank by hand,
-and whole runs."""
+is tested by all of these without naming it; then each criterion on a case small enough to rank by hand
+(Taylor's, against a hand computation, in test_method_fidelity.py), and whole runs."""
 
 import copy
 import itertools
@@ -31,7 +31,7 @@ from harness.track.definition import Target
 
 CIFAR = (3, 32, 32)
 MODELS = {"digits-cnn": (1, 8, 8), "cifar-resnet56": CIFAR, "cifar-vgg16": CIFAR}
-STRUCTURED = ["l1-norm", "l2-norm", "random", "fpgm", "taylor", "bn-scale", "hrank"]
+STRUCTURED = ["l1-norm", "l2-norm", "random", "fpgm", "taylor", "taylor-weight", "bn-scale", "hrank"]
 UNSTRUCTURED = ["magnitude-global", "magnitude-layerwise", "random-unstructured"]
 REGISTERED = [method.name for method in list_methods()]
 """Every method registered when the tests are collected: the built-ins and any plugin imported by then."""
@@ -71,9 +71,10 @@ def test_every_method_is_registered_with_its_kind_data_needs_and_citation():
     assert set(STRUCTURED + UNSTRUCTURED) <= set(methods)
     assert {name for name in STRUCTURED if methods[name].kind == "structured"} == set(STRUCTURED)
     assert {name for name in UNSTRUCTURED if methods[name].kind == "unstructured"} == set(UNSTRUCTURED)
-    assert {name for name in STRUCTURED + UNSTRUCTURED if methods[name].needs_data} == {"taylor", "hrank"}
+    assert {name for name in STRUCTURED + UNSTRUCTURED if methods[name].needs_data} == {
+        "taylor", "taylor-weight", "hrank"}
     assert {name for name in STRUCTURED + UNSTRUCTURED if methods[name].global_ranking} == {
-        "taylor", "bn-scale", "magnitude-global"}
+        "taylor", "taylor-weight", "bn-scale", "magnitude-global"}
     assert all(methods[name].citation for name in STRUCTURED + UNSTRUCTURED)
 
 
@@ -179,17 +180,6 @@ def test_hrank_prunes_the_channel_whose_feature_maps_have_low_rank():
     assert run_on(model, "hrank", 2, (1, 4, 4), positive).kept == {"0": (1, 2)}  # channel 0 is all zeros: rank 0
 
 
-def test_taylor_keeps_the_filters_the_loss_is_most_sensitive_to_not_the_largest():
-    # One input x = 1 and three 1x1 filters of weights 1, 2, 3: the logits are (about) 1, 2, 3 and the
-    # softmax p = (0.090, 0.245, 0.665). With label 0, dL/dz = p - (1, 0, 0), so (g * w)^2 per filter is
-    # (0.910 * 1)^2 = 0.83, (0.245 * 2)^2 = 0.24 and (0.665 * 3)^2 = 3.98: the middle filter goes,
-    # though by magnitude the smallest one would.
-    model = one_layer_model(torch.tensor([1.0, 2.0, 3.0]).reshape(3, 1, 1, 1))
-    batch = [(torch.ones(1, 1, 1, 1), torch.tensor([0]))]
-    assert run_on(model, "taylor", 2, (1, 1, 1), batch).kept == {"0": (0, 2)}
-    assert run_on(model, "l1-norm", 2, (1, 1, 1)).kept == {"0": (1, 2)}
-
-
 def test_random_methods_are_seeded_by_the_run(zoo):
     model, allocations = zoo["digits-cnn"]
     for name in ("random", "random-unstructured"):
@@ -216,8 +206,8 @@ def test_layerwise_magnitude_keeps_the_largest_weights_of_each_layer(zoo):
         assert int(mask.sum()) == allocation.keep[layer]
 
 
-@pytest.mark.parametrize("method_name, units", [("taylor", "structured"), ("bn-scale", "structured"),
-                                                ("magnitude-global", "unstructured")])
+@pytest.mark.parametrize("method_name, units", [("taylor", "structured"), ("taylor-weight", "structured"),
+                                                ("bn-scale", "structured"), ("magnitude-global", "unstructured")])
 def test_globally_ranking_methods_choose_their_own_counts_under_a_global_target(zoo, method_name, units):
     model, _ = zoo["digits-cnn"]
     model = copy.deepcopy(model)

@@ -11,6 +11,7 @@ from harness.methods import (  # noqa: F401
     random,
     random_unstructured,
     taylor,
+    taylor_weight,
 )
 from harness.methods.registry import (
     Method,

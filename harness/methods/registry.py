@@ -10,6 +10,7 @@ then lets its ranking choose the per-layer counts.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Literal, Mapping, Sequence
 
@@ -20,6 +21,17 @@ from harness.core.errors import BenchError
 from harness.plans import ChannelPlan, MaskPlan, Plan, keep_top, keep_top_weights
 
 Kind = Literal["structured", "unstructured"]
+
+
+@contextmanager
+def _modes_kept(model: nn.Module) -> Iterator[None]:
+    """Every module's train/eval mode as it was before the block."""
+    modes = {module: module.training for module in model.modules()}
+    try:
+        yield
+    finally:
+        for module, training in modes.items():
+            module.training = training
 
 
 @dataclass(frozen=True)
@@ -54,6 +66,24 @@ class PruningContext:
         keep = self.allocate(scores) if self.allocate is not None else self.keep
         return keep_top_weights(scores, keep) if self.kind == "unstructured" else keep_top(scores, keep)
 
+    @contextmanager
+    def batch_statistics(self) -> Iterator[None]:
+        """Within the block every batch norm normalises with its batch's statistics, as in training; other
+        modules keep their mode (the harness's copy is in eval mode: no dropout noise, so scores stay
+        deterministic). Afterwards every module's mode and every buffer (the running statistics) are as
+        before, so the model a method was given is unchanged."""
+        buffers = {name: buffer.detach().clone() for name, buffer in self.model.named_buffers()}
+        with _modes_kept(self.model):
+            for module in self.model.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.train()
+            try:
+                yield
+            finally:
+                with torch.no_grad():
+                    for name, saved in buffers.items():
+                        self.model.get_buffer(name).copy_(saved)
+
     def batchnorms(self, required: bool = True) -> dict[str, nn.BatchNorm2d]:
         """The batch norm fed directly by each prunable layer's output, found by tracing ``example_input``;
         with ``required`` a layer that feeds none is an error, otherwise it is left out."""
@@ -76,7 +106,7 @@ class PruningContext:
         hooks += [module.register_forward_pre_hook(consumed)
                   for module in self.model.modules() if isinstance(module, nn.BatchNorm2d)]
         try:
-            with torch.no_grad():
+            with torch.no_grad(), _modes_kept(self.model):
                 self.model.eval()(self.example_input)
         finally:
             for hook in hooks:
