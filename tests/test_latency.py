@@ -48,9 +48,9 @@ def test_settings_are_checked():
         LatencySettings(repeats=0)
 
 
-def test_bench_latency_reports_medians_spread_and_macs_side_by_side():
+def test_bench_latency_reports_medians_spread_and_macs_side_by_side(digits_results):
     result = CliRunner().invoke(app, ["latency", "--method", "l1-norm", "--target", "uniform-50", "--repeats", "2",
-                                      "--warmup", "0", "--batch-size", "2", "--json"])
+                                      "--warmup", "0", "--batch-size", "2", "--json", "--results", str(digits_results)])
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert (payload["device"], payload["batch_size"], payload["repeats"]) == ("cpu", 2, 2)

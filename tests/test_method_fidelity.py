@@ -1,6 +1,7 @@
 """Built-in methods against their published originals: Taylor's gate score (Molchanov et al. 2019) and
 its weight variant pinned to a hand computation on a tiny conv-BN-ReLU-linear network, the dense model
-left unchanged by training-mode scoring, and bn-scale's one global threshold on |gamma| (Liu et al. 2017)."""
+left unchanged by training-mode scoring, bn-scale's one global threshold on |gamma| (Liu et al. 2017), and
+magnitude pruning on conv weights only (the weight-level code of Liu et al. 2019)."""
 
 import pytest
 import torch
@@ -10,6 +11,7 @@ from torch.nn import functional
 from harness.methods import PruningContext, get_method
 from harness.models import create_model
 from harness.prune.allocation import resolve_target
+from harness.prune.surgery import apply_masks
 from harness.prune.validation import validate_plan
 from harness.track.definition import Target
 
@@ -128,3 +130,20 @@ def test_bn_scale_prunes_by_one_global_gamma_threshold_under_a_global_target():
     assert pruned.max() < kept.min()  # one threshold over all layers
     assert plan.counts() != dict(allocation.keep)  # not the near-uniform counts a per-layer ranking gets
     assert plan.counts()["features.0"] < allocation.keep["features.0"]
+
+
+@pytest.mark.parametrize("method_name", ["magnitude-global", "magnitude-layerwise"])
+def test_magnitude_pruning_masks_conv_weights_and_leaves_linear_layers_dense(method_name):
+    torch.manual_seed(0)
+    model = create_model("digits-cnn", 10).eval()
+    allocation = resolve_target(Target(name="r", ratio=0.5), "unstructured", "digits-cnn", model, (1, 8, 8))
+    method = get_method(method_name)
+    ctx = PruningContext(model=model, sizes=allocation.sizes, keep=dict(allocation.keep),
+                         generator=torch.Generator(), kind=method.kind,
+                         allocate=allocation.rank_globally if method.global_ranking else None)
+    plan = method.select(ctx)
+    assert set(plan.masks) == {name for name, module in model.named_modules() if isinstance(module, nn.Conv2d)}
+    assert plan.sparsity() == pytest.approx(0.5, abs=1e-3)  # half of the conv weights, none of the linear
+    classifier = model.classifier.weight.detach().clone()
+    apply_masks(model, plan, torch.zeros(1, 1, 8, 8))
+    assert torch.equal(model.classifier.weight, classifier)

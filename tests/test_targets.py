@@ -153,9 +153,8 @@ def test_ratio_and_per_layer_targets():
     assert resolve_target(layers, "structured", "digits-cnn", model, DIGITS).keep == {
         "features.0": 16, "features.4": 24, "features.8": 64}
     masked = resolve_target(Target(name="u", ratio=0.5), "unstructured", "digits-cnn", model, DIGITS)
-    assert masked.shapes == {"features.0": (16, 1, 3, 3), "features.4": (32, 16, 3, 3), "features.8": (64, 32, 3, 3),
-                             "classifier": (10, 64)}
-    assert masked.keep == {"features.0": 72, "features.4": 2304, "features.8": 9216, "classifier": 320}
+    assert masked.shapes == {"features.0": (16, 1, 3, 3), "features.4": (32, 16, 3, 3), "features.8": (64, 32, 3, 3)}
+    assert masked.keep == {"features.0": 72, "features.4": 2304, "features.8": 9216}
     with pytest.raises(BenchError, match="target 'bad': layer 'classifier' is not a prunable layer for structured"):
         resolve_target(Target(name="bad", kind="layers", ratios={"classifier": 0.5}), "structured", "digits-cnn",
                        model, DIGITS)
@@ -262,14 +261,16 @@ def test_bench_flops_prints_dense_and_pruned_counts_for_a_fixed_plan():
     assert payload["pruned"]["params"] == 735_712 and payload["pruned"]["macs"] == 90_907_264
 
 
-def test_bench_flops_reports_theoretical_macs_for_masks_and_rejects_mixed_options():
+def test_bench_flops_reports_theoretical_macs_for_masks_and_rejects_mixed_options(digits_results):
     runner = CliRunner()
-    result = runner.invoke(app, ["flops", "--method", "magnitude-layerwise", "--target", "uniform-50", "--json"])
+    result = runner.invoke(app, ["flops", "--method", "magnitude-layerwise", "--target", "uniform-50", "--json",
+                                 "--results", str(digits_results)])
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert payload["pruned"]["params"] == payload["dense"]["params"]
     assert payload["pruned"]["macs"] == payload["dense"]["macs"]
-    assert payload["pruned"]["theoretical_macs"] == payload["dense"]["macs"] // 2
+    classifier_macs = 64 * 10  # linear layers stay dense
+    assert payload["pruned"]["theoretical_macs"] == (payload["dense"]["macs"] - classifier_macs) // 2 + classifier_macs
     assert payload["pruned"]["sparsity"] == pytest.approx(0.5, abs=1e-3)
     mixed = runner.invoke(app, ["flops", "--plan", "pfec-a", "--method", "l1-norm", "--target", "uniform-50"])
     assert mixed.exit_code == 2

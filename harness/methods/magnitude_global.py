@@ -2,11 +2,10 @@
 "The Lottery Ticket Hypothesis" (ICLR 2019, deeper networks) and the ShrinkBench baseline of
 Blalock et al., "What is the State of Neural Network Pruning?" (MLSys 2020). Under a global MACs or
 parameter target the ranking decides how sparse each layer becomes; a ratio target keeps its total
-but lets the threshold spread it. Layers covered: every conv and linear weight, the layers the harness
-masks for unstructured methods (``harness.prune.allocation.maskable_layers``). The common published
-setting is conv weights only (the weight-level code of Liu et al.'s "Rethinking the Value of Network
-Pruning", ``cifar/weight-level/cifar_prune.py``, thresholds conv weights alone); that needs the
-allocation to leave linear layers out, since a plan must cover every layer its target counts."""
+but lets the threshold spread it. Layers covered: conv weights only, the layers the harness masks for
+unstructured methods (``harness.prune.allocation.maskable_layers``), as the weight-level code of Liu et
+al.'s "Rethinking the Value of Network Pruning" (``cifar/weight-level/cifar_prune.py``) thresholds conv
+weights alone; linear layers stay dense."""
 
 from harness.methods.registry import PruningContext, register_method
 from harness.plans import MaskPlan

@@ -1,8 +1,9 @@
 """Layer-wise magnitude pruning: Han, Pool, Tran & Dally, "Learning both Weights and Connections for
 Efficient Neural Networks", NeurIPS 2015 -- zero the smallest-magnitude weights, the same fraction
 in every layer (the paper sets each layer's fraction by its sensitivity; here the target sets it).
-Layers covered: every conv and linear weight, the layers the harness masks for unstructured methods
-(``harness.prune.allocation.maskable_layers``), as the paper prunes its fully connected layers too."""
+Layers covered: conv weights only, the layers the harness masks for unstructured methods
+(``harness.prune.allocation.maskable_layers``); linear layers stay dense, where the paper prunes its
+fully connected layers too."""
 
 from harness.methods.registry import PruningContext, register_method
 from harness.plans import MaskPlan

@@ -11,8 +11,9 @@ A target is a track's compression goal, resolved here for one model and one kind
 - ``macs`` / ``params``: a global reduction, reached by near-uniform per-layer counts, or by
   the method's own global ranking when it declares one (``Allocation.rank_globally``).
 
-Channels are pruned in the track's prunable layers; weights are masked in every conv and
-linear layer. Counts come from the cost models of ``harness.prune.counting``, exact to fvcore's.
+Channels are pruned in the track's prunable layers; weights are masked in every conv layer (linear
+layers stay dense, as in the paper's weight-level code). Counts come from the cost models of
+``harness.prune.counting``, exact to fvcore's.
 """
 
 from __future__ import annotations
@@ -43,8 +44,10 @@ _BISECTION_STEPS = 60
 
 
 def maskable_layers(model: nn.Module) -> list[str]:
-    """Layers whose weights unstructured methods may mask: every conv and linear."""
-    return [name for name, module in model.named_modules() if isinstance(module, (nn.Conv2d, nn.Linear))]
+    """Layers whose weights unstructured methods may mask: every conv. The official code of Le & Hua 2021
+    (built on Liu et al.'s "Rethinking the Value of Network Pruning") thresholds conv weights only, so
+    linear layers stay dense, for every unstructured method and its random twin alike."""
+    return [name for name, module in model.named_modules() if isinstance(module, nn.Conv2d)]
 
 
 @dataclass(frozen=True)
