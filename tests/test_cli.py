@@ -116,6 +116,38 @@ def test_help_of_every_command_loads_no_heavy_library():
     assert result.stdout.strip().splitlines()[-1] == "loaded:"
 
 
+AUDIT_AND_LEADERBOARD = """
+import sys
+from harness.cli import app
+
+results, report = sys.argv[1:3]
+for args in (["audit", "--results", results, "--out", report], ["leaderboard", "--results", results]):
+    try:
+        app(args, prog_name="bench")
+    except SystemExit as exit:
+        assert exit.code in (0, 1, None), (args, exit.code)
+print("loaded:", *sorted({"torch", "optuna", "ray", "fvcore", "torchvision"} & set(sys.modules)))
+"""
+
+
+def test_audit_and_leaderboard_load_no_torch(tmp_path):
+    # the built-in methods' files are checked from their syntax tree: torch costs seconds and 650 MB to import
+    from audit_fixtures import fair_records
+
+    from harness.core.layout import ResultsLayout
+    from harness.run.record import record_path, seal
+
+    for record in fair_records():
+        path = record_path(ResultsLayout(tmp_path / "results"), record)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(seal(record).model_dump(mode="json")))
+    result = subprocess.run([sys.executable, "-c", AUDIT_AND_LEADERBOARD, str(tmp_path / "results"),
+                             str(tmp_path / "report")], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "report" / "REPORT.md").is_file()
+    assert result.stdout.strip().splitlines()[-1] == "loaded:"
+
+
 @pytest.mark.parametrize("columns", [80, 100, 200])
 def test_help_shows_no_type_on_flags_and_cuts_no_text(columns):
     runner = CliRunner(env={"COLUMNS": str(columns)})

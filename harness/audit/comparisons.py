@@ -237,14 +237,19 @@ def _interval(difference: float, std_error: float, df: float, confidence: float)
     return difference - half, difference + half
 
 
-def _seeds_to_detect(difference: float, std: float, paired: bool, config: AuditConfig) -> int | None:
-    if not (math.isfinite(difference) and math.isfinite(std)) or difference == 0:
-        return None
+def _seeds_to_detect(differences: np.ndarray, noise: np.ndarray, paired: bool, config: AuditConfig
+                     ) -> list[int | None]:
+    """The seeds that would detect each observed gap: None for a zero or undefined one, or one out of reach."""
+    detectable = np.isfinite(differences) & np.isfinite(noise) & (differences != 0)
+    seeds: list[int | None] = [None] * len(differences)
     try:
-        return stats.seeds_needed(abs(difference), std, config.alpha, config.power, max_n=MAX_SEEDS_TO_DETECT,
-                                  paired=paired)
+        needed = stats.seeds_needed_each(np.abs(differences[detectable]), noise[detectable], config.alpha,
+                                         config.power, max_n=MAX_SEEDS_TO_DETECT, paired=paired)
     except BenchError:
-        return None
+        return seeds
+    for index, n in zip(np.flatnonzero(detectable), needed):
+        seeds[index] = n
+    return seeds
 
 
 def compare_pairs(pairs: Sequence[tuple[Cell, Cell, str]], config: AuditConfig) -> list[Comparison]:
@@ -267,6 +272,7 @@ def compare_pairs(pairs: Sequence[tuple[Cell, Cell, str]], config: AuditConfig) 
         batch = test(x, y, margin=config.equivalence_margin, alpha=config.alpha, seeds=seeds,
                      n_resamples=config.n_resamples, resolution=floor)
         noise = np.maximum(_noise_std(x, y, paired), floor)
+        seeds_to_detect = _seeds_to_detect(batch.difference, noise, paired, config)
         n = n_a if paired else min(n_a, n_b)
         for row, index in enumerate(indices):
             a, b, kind = pairs[index]
@@ -290,7 +296,7 @@ def compare_pairs(pairs: Sequence[tuple[Cell, Cell, str]], config: AuditConfig) 
                 probability_of_improvement=float(batch.probability_of_improvement[row]),
                 verdict=verdict(difference, pvalue, detectable, equivalence, config.alpha),
                 n_pairs=n_a if paired else 0, partial=bool(aligned[index][2]),
-                seeds_to_detect=_seeds_to_detect(difference, float(noise[row]), paired, config),
+                seeds_to_detect=seeds_to_detect[row],
                 family=a.label,
             )
     return [c for c in results if c is not None]

@@ -1,18 +1,6 @@
-"""Pruning methods: the registry plus one module per built-in method (importing one registers it)."""
+"""Pruning methods: the registry plus one module per built-in method, imported (with torch) when a method
+is first asked for (``harness.methods.registry.BUILTIN_MODULES``)."""
 
-from harness.methods import (  # noqa: F401
-    bn_scale,
-    fpgm,
-    hrank,
-    l1_norm,
-    l2_norm,
-    magnitude_global,
-    magnitude_layerwise,
-    random,
-    random_unstructured,
-    taylor,
-    taylor_weight,
-)
 from harness.methods.registry import (
     Method,
     PruningContext,

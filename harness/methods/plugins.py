@@ -27,8 +27,11 @@ from harness.core.errors import BenchError
 from harness.methods.registry import (
     Method,
     PruningContext,
+    builtin_sources,
+    get_method,
     list_methods,
     register_method,
+    registered_method,
 )
 
 METHODS_ENV = "PRUNE_BENCH_METHODS"
@@ -245,20 +248,20 @@ def load_plugin(path: str | Path) -> list[Method]:
         source = path.read_bytes()
     except OSError as exc:
         raise BenchError(f"cannot read method file {path}: {exc.strerror}; check the path") from None
-    registered = {m.name: m for m in list_methods()}
     methods = []
     for reg in read_registrations(path, source):
         stand_in = PluginMethod(reg.name, path, reg.function, reg.line, source)
-        existing = registered.get(reg.name)
-        if existing is not None and existing.select != stand_in:
-            where = method_source(existing)
+        existing = registered_method(reg.name)
+        builtin = builtin_sources().get(reg.name)
+        if builtin is not None or (existing is not None and existing.select != stand_in):
+            where = builtin or method_source(existing)
             raise BenchError(f"{path}:{reg.decorator_line}: method name '{reg.name}' is already registered"
                              f"{f' by {where}' if where else ''}; pick another name")
         if existing is None:
             register_method(reg.name, kind=reg.kind, needs_data=reg.needs_data,
                             citation=reg.citation or f"plugin defined in {path}",
                             global_ranking=reg.global_ranking)(stand_in)
-        methods.append(next(m for m in list_methods() if m.name == reg.name))
+        methods.append(get_method(reg.name))
     return methods
 
 

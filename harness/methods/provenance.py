@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Protocol
 
 from harness.core.errors import BenchError
-from harness.methods import list_methods
 from harness.methods.location import find_method, missing_line
 from harness.methods.plugins import file_digest, method_source
+from harness.methods.registry import builtin_sources, registered_method
 
 
 class MethodRun(Protocol):
@@ -25,15 +25,15 @@ class MethodRun(Protocol):
 
 
 class MethodSources:
-    """Current digests of the registered methods' source files, each file read once."""
+    """Current digests of the methods' source files, each file read once; a built-in's file is found from
+    its syntax tree, so checking records imports no method (and no torch)."""
 
     def __init__(self) -> None:
-        self._methods = {m.name: m for m in list_methods()}
         self._digests: dict[Path, str] = {}
 
     def source(self, name: str) -> Path | None:
-        method = self._methods.get(name)
-        return method_source(method) if method is not None else None
+        method = registered_method(name)
+        return method_source(method) if method is not None else builtin_sources().get(name)
 
     def digest(self, path: Path) -> str:
         if path not in self._digests:
@@ -64,7 +64,6 @@ class MethodSources:
                 find_method(record.method, getattr(record, "method_file", None))
             except BenchError as exc:
                 return f"{exc} (its source cannot be compared)"
-            self._methods = {m.name: m for m in list_methods()}
             source = self.source(record.method)
             if source is None:
                 return missing_line(record.method, getattr(record, "method_file", None))

@@ -6,19 +6,30 @@ bounded number of training-split batches. It never sees validation or test data,
 optimizer, or a way to train. A method whose scores are comparable across layers registers
 with ``global_ranking=True``; under a global MACs or parameter target, ``PruningContext.keep_top``
 then lets its ranking choose the per-layer counts.
+
+The registry itself imports no torch: the built-in methods (``BUILTIN_MODULES``) are imported when one is
+first asked for, and their names and files are read from their syntax tree (``builtin_sources``), so
+plugins register and the audit checks a record's method file without torch; the context's methods import
+it when a method runs.
 """
 
 from __future__ import annotations
 
+import ast
+import importlib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Literal, Mapping, Sequence
-
-import torch
-from torch import nn
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterator, Literal, Mapping, Sequence
 
 from harness.core.errors import BenchError
-from harness.plans import ChannelPlan, MaskPlan, Plan, keep_top, keep_top_weights
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from harness.plans import ChannelPlan, MaskPlan, Plan
 
 Kind = Literal["structured", "unstructured"]
 
@@ -63,6 +74,8 @@ class PruningContext:
     def keep_top(self, scores: Mapping[str, torch.Tensor]) -> Plan:
         """Keep the highest-scoring units: channels (one score each) or weights (scores shaped like the weight).
         Counts are the target's, or -- for a globally ranking method under a global target -- the ranking's."""
+        from harness.plans import keep_top, keep_top_weights
+
         keep = self.allocate(scores) if self.allocate is not None else self.keep
         return keep_top_weights(scores, keep) if self.kind == "unstructured" else keep_top(scores, keep)
 
@@ -72,6 +85,9 @@ class PruningContext:
         modules keep their mode (the harness's copy is in eval mode: no dropout noise, so scores stay
         deterministic). Afterwards every module's mode and every buffer (the running statistics) are as
         before, so the model a method was given is unchanged."""
+        import torch
+        from torch import nn
+
         buffers = {name: buffer.detach().clone() for name, buffer in self.model.named_buffers()}
         with _modes_kept(self.model):
             for module in self.model.modules():
@@ -87,6 +103,9 @@ class PruningContext:
     def batchnorms(self, required: bool = True) -> dict[str, nn.BatchNorm2d]:
         """The batch norm fed directly by each prunable layer's output, found by tracing ``example_input``;
         with ``required`` a layer that feeds none is an error, otherwise it is left out."""
+        import torch
+        from torch import nn
+
         if self.example_input is None:
             raise BenchError("this context has no example input to trace the model with")
         layers = self.modules()
@@ -129,13 +148,38 @@ class Method:
 
 _METHODS: dict[str, Method] = {}
 
+BUILTIN_MODULES = ("bn_scale", "fpgm", "hrank", "l1_norm", "l2_norm", "magnitude_global", "magnitude_layerwise",
+                   "random", "random_unstructured", "taylor", "taylor_weight")
+"""The built-in methods, one module each in this package; importing one registers it."""
+
+
+@lru_cache(maxsize=1)
+def builtin_sources() -> dict[str, Path]:
+    """Each built-in method's name and file, read from the file's ``@register_method("name", ...)`` without
+    running it."""
+    folder = Path(__file__).resolve().parent
+    sources = {}
+    for module in BUILTIN_MODULES:
+        path = folder / f"{module}.py"
+        for node in ast.walk(ast.parse(path.read_bytes(), filename=str(path))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "register_method":
+                sources[ast.literal_eval(node.args[0])] = path
+    return sources
+
+
+def _import_builtins() -> None:
+    for module in BUILTIN_MODULES:
+        importlib.import_module(f"harness.methods.{module}")
+
 
 def register_method(name: str, *, kind: Kind = "structured", needs_data: bool = False, citation: str = "",
                     global_ranking: bool = False):
     """Register ``fn(context) -> plan`` under ``name``."""
 
     def decorate(fn: Callable[[PruningContext], Plan]) -> Callable[[PruningContext], Plan]:
-        if name in _METHODS and _METHODS[name].select is not fn:
+        builtin = builtin_sources().get(name)
+        if (name in _METHODS and _METHODS[name].select is not fn) or (
+                builtin is not None and getattr(fn, "__module__", None) != f"harness.methods.{builtin.stem}"):
             raise BenchError(f"method name '{name}' is already registered; pick another name")
         _METHODS[name] = Method(name, kind, needs_data, citation or (fn.__doc__ or "").strip(), fn, global_ranking)
         return fn
@@ -144,6 +188,8 @@ def register_method(name: str, *, kind: Kind = "structured", needs_data: bool = 
 
 
 def get_method(name: str) -> Method:
+    if name not in _METHODS:
+        _import_builtins()
     try:
         return _METHODS[name]
     except KeyError:
@@ -151,7 +197,13 @@ def get_method(name: str) -> Method:
 
 
 def list_methods() -> list[Method]:
+    _import_builtins()
     return [_METHODS[name] for name in sorted(_METHODS)]
+
+
+def registered_method(name: str) -> Method | None:
+    """The method registered under ``name`` so far (a plugin, or a built-in already imported), importing nothing."""
+    return _METHODS.get(name)
 
 
 def ensure_registered(methods: Sequence[Method]) -> None:

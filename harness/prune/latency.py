@@ -12,13 +12,15 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from pydantic import BaseModel, ConfigDict
-from torch import nn
 
 from harness.core.errors import BenchError
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,10 @@ class LatencyMeasurement:
 def measure_latency(
     model: nn.Module, input_shape: tuple[int, ...], device: str = "cpu", settings: LatencySettings = LatencySettings()
 ) -> LatencyMeasurement:
-    """Time ``settings.repeats`` forward passes of a batch of ``input_shape`` inputs on ``device``."""
+    """Time ``settings.repeats`` forward passes of a batch of ``input_shape`` inputs on ``device`` (torch is
+    imported here, so records, which hold a ``Latency``, are read without it)."""
+    import torch
+
     probe = copy.deepcopy(model).to(device).eval()
     inputs = torch.randn((settings.batch_size, *input_shape), generator=torch.Generator().manual_seed(0)).to(device)
     synchronise = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)

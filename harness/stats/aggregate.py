@@ -8,7 +8,6 @@ from typing import Callable, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import stats
 
 from harness.core.errors import BenchError
 from harness.stats.effects import pairwise_improvement
@@ -42,6 +41,8 @@ class AggregateEstimate:
 
 def iqm(values: ArrayLike) -> float:
     """Interquartile mean: the mean of the middle 50% of values (rliable's robust aggregate)."""
+    from scipy import stats
+
     return float(stats.trim_mean(as_sample(values, "values"), 0.25))
 
 def _stratified_bootstrap(
@@ -58,6 +59,8 @@ def _stratified_bootstrap(
     leading axes; ``batch`` caps how many replicates it sees at once. Samples with a single run
     cannot vary under resampling and are held fixed.
     """
+    from scipy import stats
+
     check_probability(confidence, "confidence")
     check_positive_integer(n_resamples, "n_resamples")
     rng = seeded_rng(seed)
@@ -83,6 +86,8 @@ def _stratified_bootstrap(
     return AggregateEstimate(estimate, float(low), float(high), method, confidence, len(samples), n_runs)
 
 def _pooled_iqm(samples: list[np.ndarray]) -> np.ndarray:
+    from scipy import stats
+
     return stats.trim_mean(np.concatenate(samples, axis=-1), 0.25, axis=-1)
 
 def aggregate_iqm(

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import stats
 
 from harness.core.errors import BenchError
 from harness.stats.samples import (
@@ -50,6 +49,8 @@ def tost(
     zero standard error the difference is exact and each one-sided p-value is 0 or 1 -- unless a
     ``resolution`` (one test image) floors every sd, as in :func:`harness.stats.welch_test`.
     """
+    from scipy import stats
+
     if not margin > 0 or not math.isfinite(margin):
         raise BenchError(
             f"margin must be a positive finite number (got {margin}); state the equivalence margin"

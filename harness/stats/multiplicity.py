@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import stats
 
 from harness.core.errors import BenchError
 
@@ -35,6 +34,8 @@ def holm(pvalues: ArrayLike) -> np.ndarray:
 def benjamini_hochberg(pvalues: ArrayLike) -> np.ndarray:
     """Benjamini-Hochberg adjusted p-values (controls the false discovery rate), via
     ``scipy.stats.false_discovery_control``."""
+    from scipy import stats
+
     p = _pvalues(pvalues)
     if p.size == 0:
         return p

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
+from typing import Sequence
 
-from scipy import optimize, stats
+import numpy as np
 
 from harness.core.errors import BenchError
 from harness.stats.samples import check_probability
@@ -28,10 +29,27 @@ def _check_std(std: float) -> None:
         raise BenchError(f"std must be a non-negative finite number (got {std})")
 
 
-def _power(noncentrality: float, df: int, alpha: float) -> float:
+def _power(noncentrality: np.ndarray, df: np.ndarray, alpha: float) -> np.ndarray:
+    """Two-sided power at each noncentrality and degrees of freedom, elementwise (scipy's ufuncs give each
+    element the value a scalar call would)."""
+    from scipy import stats
+
     critical = stats.t.isf(alpha / 2, df)
     # The lower tail P(T < -c) is written as sf(c; -noncentrality): nct.cdf returns NaN where it underflows.
-    return float(stats.nct.sf(critical, df, noncentrality) + stats.nct.sf(critical, df, -noncentrality))
+    return stats.nct.sf(critical, df, noncentrality) + stats.nct.sf(critical, df, -noncentrality)
+
+
+def _powers(differences: np.ndarray, stds: np.ndarray, n: np.ndarray, alpha: float, paired: bool) -> np.ndarray:
+    """Power of the paired or two-sample test for each difference, sd and n (n >= 2); a zero sd detects any
+    non-zero difference."""
+    powers = np.where(differences != 0, 1.0, alpha)
+    spread = stds != 0
+    d, s, n = differences[spread], stds[spread], n[spread]
+    if paired:
+        powers[spread] = _power(np.abs(d) / s * np.sqrt(n), n - 1, alpha)
+    else:
+        powers[spread] = _power(np.abs(d) / s * np.sqrt(n / 2), 2 * n - 2, alpha)
+    return powers
 
 
 def two_sample_power(difference: float, std: float, n: int, alpha: float = 0.05) -> float:
@@ -41,9 +59,7 @@ def two_sample_power(difference: float, std: float, n: int, alpha: float = 0.05)
         raise BenchError(f"a two-sample t test needs at least 2 seeds per group (got n={n})")
     if std < 0:
         raise BenchError(f"std must be non-negative (got {std})")
-    if std == 0:
-        return 1.0 if difference != 0 else alpha
-    return _power(abs(difference) / std * math.sqrt(n / 2), 2 * n - 2, alpha)
+    return float(_powers(np.array([difference]), np.array([std]), np.array([n]), alpha, paired=False)[0])
 
 
 def paired_power(difference: float, std: float, n: int, alpha: float = 0.05) -> float:
@@ -52,9 +68,7 @@ def paired_power(difference: float, std: float, n: int, alpha: float = 0.05) -> 
     check_probability(alpha, "alpha")
     if n < 2:
         return math.nan
-    if std == 0:
-        return 1.0 if difference != 0 else alpha
-    return _power(abs(difference) / std * math.sqrt(n), n - 1, alpha)
+    return float(_powers(np.array([difference]), np.array([std]), np.array([n]), alpha, paired=True)[0])
 
 
 def t_test_power(difference: float, std: float, n: int, alpha: float = 0.05, paired: bool = False) -> float:
@@ -66,6 +80,8 @@ def t_test_power(difference: float, std: float, n: int, alpha: float = 0.05, pai
 def _unit_detectable_difference(n: int, paired: bool, alpha: float, target: float) -> float:
     def shortfall(effect_size: float) -> float:
         return t_test_power(effect_size, 1.0, n, alpha, paired) - target
+
+    from scipy import optimize
 
     upper = 1.0
     while shortfall(upper) < 0:
@@ -104,20 +120,32 @@ def seeds_needed(
     _check_std(std)
     if max_n < 2:
         raise BenchError(f"max_n must be at least 2 (got {max_n})")
-
-    def enough(n: int) -> bool:
-        return t_test_power(difference, std, n, alpha, paired) >= power
-
-    if not enough(max_n):
+    [needed] = seeds_needed_each([difference], [std], alpha, power, max_n, paired)
+    if needed is None:
         raise BenchError(
             f"detecting a difference of {difference} with std {std} needs more than {max_n} seeds "
             "per group; accept a larger minimum difference or raise max_n"
         )
-    low, high = 1, max_n  # n = low is too few (below the minimum or underpowered); n = high suffices
-    while high - low > 1:
-        middle = (low + high) // 2
-        if enough(middle):
-            high = middle
-        else:
-            low = middle
-    return high
+    return needed
+
+
+def seeds_needed_each(
+    differences: Sequence[float], stds: Sequence[float], alpha: float = 0.05, power: float = 0.8,
+    max_n: int = 10_000, paired: bool = False,
+) -> list[int | None]:
+    """:func:`seeds_needed` for each (non-zero difference, finite sd) pair, None where more than ``max_n``
+    seeds would be needed. One bisection for all of them: each probes the same seed counts it would alone,
+    with one scipy call per step for the whole batch instead of one per pair and step."""
+    _check_power_inputs(alpha, power)
+    differences, stds = np.asarray(differences, dtype=float), np.asarray(stds, dtype=float)
+    reachable = _powers(differences, stds, np.full(len(differences), max_n), alpha, paired) >= power
+    low, high = np.ones(len(differences), dtype=np.int64), np.full(len(differences), max_n, dtype=np.int64)
+    # n = low is too few (below the minimum or underpowered); n = high suffices
+    searching = reachable & (high - low > 1)
+    while searching.any():
+        middle = (low[searching] + high[searching]) // 2
+        enough = _powers(differences[searching], stds[searching], middle, alpha, paired) >= power
+        high[np.flatnonzero(searching)[enough]] = middle[enough]
+        low[np.flatnonzero(searching)[~enough]] = middle[~enough]
+        searching = reachable & (high - low > 1)
+    return [int(n) if ok else None for n, ok in zip(high, reachable)]

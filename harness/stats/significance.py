@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import stats
 
 from harness.core.errors import BenchError
 from harness.stats.samples import (
@@ -72,6 +71,8 @@ def floored_t_parts(x: np.ndarray, y: np.ndarray, paired: bool, resolution: floa
 
 
 def _floored_result(parts: TParts, test: str) -> TestResult:
+    from scipy import stats
+
     statistic = parts.difference / parts.std_error
     return TestResult(statistic, float(2 * stats.t.sf(abs(statistic), parts.df)), parts.df, test)
 
@@ -86,6 +87,8 @@ def welch_test(a: ArrayLike, b: ArrayLike, resolution: float = 0.0) -> TestResul
     means are exact, so the p-value is 1.0 if they are equal and 0.0 otherwise (statistic 0 or
     +-inf, df NaN).
     """
+    from scipy import stats
+
     x, y = as_sample(a, "a"), as_sample(b, "b")
     resolution = check_resolution(resolution)
     if x.size < 2 or y.size < 2:
@@ -125,6 +128,8 @@ def _scipy_permutation_test(x: np.ndarray, y: np.ndarray, permutation_type: str,
                             rng: np.random.Generator) -> TestResult:
     """scipy's two-sided permutation test of the mean (paired: ``samples``, sign flips) difference;
     exact when the ``n_space`` distinct permutations number at most ``n_resamples``."""
+    from scipy import stats
+
     paired = permutation_type == "samples"
     result = stats.permutation_test(
         (x, y), _mean_paired_difference if paired else _mean_difference, permutation_type=permutation_type,
@@ -167,6 +172,8 @@ def paired_t_test(a: ArrayLike, b: ArrayLike, resolution: float = 0.0) -> TestRe
     to the rounding of the accuracies) the mean difference is exact: p-value 1.0 if that amount is
     0, else 0.0 (statistic 0 or +-inf).
     """
+    from scipy import stats
+
     x, y = as_pairs(a, b)
     resolution = check_resolution(resolution)
     if x.size < 2:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import stats
+from scipy import special
 
 from harness.stats.samples import (
     as_sample,
@@ -68,7 +68,7 @@ def summarize(
         return Summary(mean, 0.0, n, mean, mean, "zero-variance", confidence)
     std = 0.0 if constant else float(np.std(sample, ddof=1))
     scale = floored(std, resolution) / math.sqrt(n)
-    quantile = float(stats.t.isf((1 - confidence) / 2, n - 1))
+    quantile = float(-special.stdtrit(n - 1, (1 - confidence) / 2))  # scipy.stats.t.isf, bit for bit
     low, high = mean - quantile * scale, mean + quantile * scale
     if n < BOOTSTRAP_THRESHOLD:
         return Summary(mean, std, n, low, high, "student-t", confidence)
