@@ -79,8 +79,7 @@ def grid_resolution(values: Iterable[float], max_denominator: int = MAX_TEST_IMA
     10^6 differ by more than 1e-12, a float's rounding is 1e-16); ``N`` is their common denominator.
     """
     denominator = 1
-    for value in values:
-        value = float(value)
+    for value in dict.fromkeys(map(float, values)):  # each distinct value once: accuracies repeat
         if not np.isfinite(value):
             return None
         fraction = Fraction(value).limit_denominator(max_denominator)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import re
+from functools import lru_cache
 from typing import TYPE_CHECKING, Sequence
 
 from harness.publish.report.anchors import anchors
@@ -61,8 +62,16 @@ _SUMMARY = re.compile(r"^<summary>(.*)</summary>$")
 _VERDICT_CLASS = {symbol: f"v-{verdict}" for verdict, symbol in VERDICT_SYMBOL.items()}
 
 
+_MARKUP = frozenset("`*[")
+"""What inline markup starts with; text with none of it is only escaped."""
+
+
+@lru_cache(maxsize=None)
 def inline(text: str) -> str:
-    """Escape, then apply the inline markup (code spans first so their content stays literal)."""
+    """Escape, then apply the inline markup (code spans first so their content stays literal). Cached: a
+    report repeats the same cells (verdicts, numbers, names) thousands of times."""
+    if _MARKUP.isdisjoint(text):
+        return html.escape(text, quote=False)
     parts = re.split(r"(`[^`]+`)", text)
     out = []
     for part in parts:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from typing import Any
 
 from harness.audit.comparisons import Cell
@@ -28,6 +28,12 @@ def finite(value: Any) -> Any:
         items = sorted(value) if isinstance(value, (set, frozenset)) else value
         return [finite(v) for v in items]
     return value
+
+
+def _fields(flat: Any) -> dict[str, Any]:
+    """A dataclass of plain values by field name: ``asdict`` without its deep copy of every value, which
+    :func:`finite` makes unneeded (thousands of comparisons)."""
+    return {field.name: getattr(flat, field.name) for field in fields(flat)}
 
 
 def cell_payload(cell: Cell) -> dict[str, Any]:
@@ -59,7 +65,7 @@ def audit_payload(result: AuditResult, leaderboard: Leaderboard) -> dict[str, An
         "exit_status": result.exit_code,
         "counts": {severity: result.count(severity) for severity in ("fail", "warn", "info")},
         "cells": [cell_payload(c) for c in result.cells],
-        "comparisons": [asdict(c) for c in result.comparisons],
+        "comparisons": [_fields(c) for c in result.comparisons],
         "findings": [f.as_dict() for f in result.findings],
         "claims": [c.as_dict() for c in result.claims],
         "leaderboard": leaderboard.as_dict(),
