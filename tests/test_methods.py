@@ -35,7 +35,7 @@ STRUCTURED = ["l1-norm", "l2-norm", "random", "fpgm", "taylor", "taylor-weight",
 UNSTRUCTURED = ["magnitude-global", "magnitude-layerwise", "random-unstructured"]
 REGISTERED = [method.name for method in list_methods()]
 """Every method registered when the tests are collected: the built-ins and any plugin imported by then."""
-TARGET_KINDS = ("ratio", "macs", "params")
+TARGET_KINDS = ("ratio", "macs", "params", "channels")
 """The kinds of target the digits track holds (the first target of each kind is used)."""
 
 

@@ -1,4 +1,5 @@
-"""Targets: ratio, per-layer, PFEC's published configurations (exact counts), and global goals.
+"""Targets: ratio, per-layer, PFEC's published configurations (exact counts), global goals, and a global
+channel fraction (Network Slimming's one threshold for methods that rank globally, the even split otherwise).
 
 PFEC's counts are checked after real surgery with fvcore, and cross-checked with PyTorch's own
 FlopCounterMode (2 FLOPs per MAC); the cost models that search global goals are held to fvcore.
@@ -13,9 +14,12 @@ from typer.testing import CliRunner
 
 from harness.cli import app
 from harness.core.errors import BenchError
+from harness.core.layout import ResultsLayout
+from harness.methods import PruningContext
 from harness.models import create_model
 from harness.plans import ChannelPlan, keep_top_weights
 from harness.prune.allocation import (
+    even_split,
     fixed_configuration,
     maskable_layers,
     resolve_target,
@@ -27,6 +31,7 @@ from harness.prune.counting import (
     count_sparse,
 )
 from harness.prune.surgery import apply_masks, prune_channels
+from harness.run.pipeline import Workspace
 from harness.track.definition import Target
 
 CIFAR = (3, 32, 32)
@@ -240,6 +245,101 @@ def test_a_ratio_target_dumps_exactly_as_before_so_run_hashes_stay():
         "name": "uniform-50", "kind": "ratio", "ratio": 0.5}
     assert Target(name="m", kind="macs", reduction=0.5).model_dump(mode="json") == {
         "name": "m", "kind": "macs", "reduction": 0.5}
+    assert Target(name="channels-50", kind="channels", fraction=0.5).model_dump(mode="json") == {
+        "name": "channels-50", "kind": "channels", "fraction": 0.5}
+
+
+DIGITS_ALLOCATIONS = {
+    ("uniform-50", "structured"): {"features.0": 8, "features.4": 16, "features.8": 32},
+    ("uniform-75", "structured"): {"features.0": 4, "features.4": 8, "features.8": 16},
+    ("macs-50", "structured"): {"features.0": 11, "features.4": 22, "features.8": 46},
+    ("params-50", "structured"): {"features.0": 11, "features.4": 22, "features.8": 46},
+    ("uniform-50", "unstructured"): {"features.0": 72, "features.4": 2304, "features.8": 9216},
+    ("uniform-75", "unstructured"): {"features.0": 36, "features.4": 1152, "features.8": 4608},
+    ("macs-50", "unstructured"): {"features.0": 71, "features.4": 2296, "features.8": 9184},
+    ("params-50", "unstructured"): {"features.0": 69, "features.4": 2217, "features.8": 8869},
+}
+"""The digits track's targets before the channel fraction existed, as that code resolved them."""
+
+
+@pytest.mark.parametrize("target, kind", list(DIGITS_ALLOCATIONS))
+def test_the_digits_tracks_earlier_targets_resolve_as_they_always_did(digits_track, target, kind):
+    allocation = resolve_target(digits_track.target(target), kind, "digits-cnn", create_model("digits-cnn", 10),
+                                DIGITS)
+    assert dict(allocation.keep) == DIGITS_ALLOCATIONS[(target, kind)]
+    assert allocation.redistributes == (kind == "unstructured" or allocation.goal is not None)
+
+
+@pytest.fixture(scope="module")
+def trained_digits(digits_track, trained_results):
+    """The digits workspace and its trained dense model (seed 0), whose |gamma| differ across layers."""
+    workspace = Workspace(digits_track, ResultsLayout(trained_results))
+    return workspace, workspace.dense_model(0)
+
+
+CHANNELS_IN_ALL = 16 + 32 + 64
+
+
+@pytest.mark.parametrize("method", ["bn-scale", "taylor", "taylor-weight"])
+def test_a_channel_fraction_lets_globally_ranking_methods_choose_each_layers_share(trained_digits, method):
+    workspace, model = trained_digits
+    allocation = workspace.allocation("channels-50", "structured", model)
+    plan = workspace.make_plan(method, "channels-50", 0, model)
+    counts = plan.counts()
+    assert CHANNELS_IN_ALL - sum(counts.values()) == CHANNELS_IN_ALL // 2
+    assert counts != dict(allocation.keep) and min(counts.values()) >= 1
+    assert workspace.make_plan(method, "channels-50", 0, model, twin=True).counts() == counts
+
+
+def test_bn_scale_under_a_channel_fraction_is_one_gamma_threshold_across_layers(trained_digits):
+    workspace, model = trained_digits
+    plan = workspace.make_plan("bn-scale", "channels-50", 0, model)
+    allocation = workspace.allocation("channels-50", "structured", model)
+    batchnorms = PruningContext(model=model, sizes=allocation.sizes, keep=dict(allocation.keep),
+                                generator=torch.Generator(), example_input=workspace.example_input()).batchnorms()
+    gammas = {layer: batchnorms[layer].weight.detach().abs() for layer in plan.kept}
+    kept = {layer: torch.zeros(len(gamma), dtype=torch.bool).index_fill_(0, torch.tensor(plan.kept[layer]), True)
+            for layer, gamma in gammas.items()}
+    removed = torch.cat([gammas[layer][~kept[layer]] for layer in gammas])
+    above_threshold = torch.cat([gammas[layer][kept[layer]].sort().values[:-1] for layer in gammas])
+    assert len(removed) == CHANNELS_IN_ALL // 2
+    assert removed.max() <= above_threshold.min()  # each layer's largest |gamma| stays regardless
+
+
+@pytest.mark.parametrize("method", ["l1-norm", "random"])
+def test_a_layerwise_method_under_a_channel_fraction_gets_the_even_split_of_the_same_total(trained_digits, method):
+    workspace, model = trained_digits
+    plan = workspace.make_plan(method, "channels-50", 0, model)
+    assert plan.counts() == {"features.0": 8, "features.4": 16, "features.8": 32}
+    assert sum(plan.counts().values()) == sum(workspace.make_plan("bn-scale", "channels-50", 0, model).counts().values())
+    assert workspace.make_plan(method, "channels-50", 0, model, twin=True).counts() == plan.counts()
+
+
+def test_a_channel_fraction_for_unstructured_methods_is_that_share_of_all_conv_weights(trained_digits):
+    workspace, model = trained_digits
+    conv_weights = 16 * 9 + 32 * 16 * 9 + 64 * 32 * 9
+    for method in ("magnitude-global", "magnitude-layerwise"):
+        kept = sum(workspace.make_plan(method, "channels-50", 0, model).counts().values())
+        assert conv_weights - kept == conv_weights // 2
+    assert dict(workspace.allocation("channels-50", "unstructured", model).keep) == DIGITS_ALLOCATIONS[
+        ("uniform-50", "unstructured")]
+
+
+@pytest.mark.parametrize("sizes, fraction, keep", [
+    ({"a": 16, "b": 32, "c": 64}, 0.5, {"a": 8, "b": 16, "c": 32}),
+    ({"a": 16, "b": 32, "c": 64}, 0.29, {"a": 11, "b": 23, "c": 46}),  # 32 of 112 go: floor(32.48)
+    ({"a": 16, "b": 32, "c": 64}, 0.3, {"a": 11, "b": 23, "c": 45}),  # 33 go: 4.8 and 19.2 floored, the rest to a
+    ({"a": 1, "b": 3, "c": 7}, 0.6, {"a": 1, "b": 1, "c": 3}),  # a's only channel stays; b is next furthest below
+])
+def test_the_even_split_removes_the_floored_total_closest_to_each_layers_share(sizes, fraction, keep):
+    assert even_split(sizes, fraction, "t", "channels") == keep
+
+
+def test_a_channel_fraction_that_would_empty_a_layer_is_a_one_line_error():
+    with pytest.raises(BenchError, match=r"^target 'most': removing a fraction 0\.99 of the 112 channels would empty "
+                                         r"a layer \(at most 109 can go, one staying per layer\); lower its fraction$"):
+        resolve_target(Target(name="most", kind="channels", fraction=0.99), "structured", "digits-cnn",
+                       create_model("digits-cnn", 10), DIGITS)
 
 
 @pytest.mark.parametrize("fields, message", [
@@ -247,6 +347,11 @@ def test_a_ratio_target_dumps_exactly_as_before_so_run_hashes_stay():
     (dict(ratio=0.5, config="pfec-a"), "a target of kind 'ratio' takes no 'config'"),
     (dict(kind="layers", ratios={"a": 1.0}), r"ratio of layer 'a' must be in \[0, 1\)"),
     (dict(kind="fixed"), "a target of kind 'fixed' needs 'config'"),
+    (dict(kind="channels"), "a target of kind 'channels' needs 'fraction'"),
+    (dict(kind="channels", fraction=1.0), r"fraction must be in \(0, 1\)"),
+    (dict(kind="channels", fraction=0), r"fraction must be in \(0, 1\)"),
+    (dict(kind="channels", fraction=0.5, ratio=0.5), "a target of kind 'channels' takes no 'ratio'"),
+    (dict(ratio=0.5, fraction=0.5), "a target of kind 'ratio' takes no 'fraction'"),
 ])
 def test_malformed_targets_are_rejected(fields, message):
     with pytest.raises(ValueError, match=message):

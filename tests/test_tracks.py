@@ -40,6 +40,9 @@ def _write(tmp_path, text, name="broken"):
     (lambda s: s.replace("milestones = [20, 30]", "milestones = [30, 20]"), "recipe", "milestones must be increasing"),
     (lambda s: s.replace('"ft", "lrw"', '"ft", "cosine"'), "retraining", "unknown schedule 'cosine'"),
     (lambda s: s.replace("ratio = 0.5", "ratio = 1.5"), "pruning.targets.0.ratio", "less than 1"),
+    (lambda s: s.replace("fraction = 0.5", "fraction = 1.5"), "pruning.targets.4.fraction",
+     "fraction must be in (0, 1): the share of all prunable channels to remove, e.g. 0.5, got 1.5"),
+    (lambda s: s.replace(', fraction = 0.5', ''), "pruning.targets.4", "a target of kind 'channels' needs 'fraction'"),
 ])
 def test_a_malformed_track_names_the_file_and_the_key(tmp_path, edit, key, expected):
     path = _write(tmp_path, edit)

@@ -9,7 +9,11 @@ A target is a track's compression goal, resolved here for one model and one kind
   ResNets and ImageNet ResNet-34, and ``pfec-a`` for VGG-16 (Li et al. 2017, as in the public code of
   Liu et al.'s "Rethinking the Value of Network Pruning", ``cifar/l1-norm-pruning``, and of Le & Hua);
 - ``macs`` / ``params``: a global reduction, reached by near-uniform per-layer counts, or by
-  the method's own global ranking when it declares one (``Allocation.rank_globally``).
+  the method's own global ranking when it declares one (``Allocation.rank_globally``);
+- ``channels``: a fraction of all the prunable layers' channels removed in total, as Network Slimming
+  does with one threshold on ``|gamma|`` (Liu et al. 2017, ``vggprune.py``): a method with its own global
+  ranking chooses what each layer gives, every other method gets the even split of the same total
+  (``even_split``). For unstructured methods the units are conv weights: the same fraction of them in all.
 
 Channels are pruned in the track's prunable layers; weights are masked in every conv layer (linear
 layers stay dense, as in the paper's weight-level code). Counts come from the cost models of
@@ -21,6 +25,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Callable, Literal, Mapping
 
 import torch
@@ -64,7 +69,10 @@ class Goal:
 
 @dataclass(frozen=True)
 class Allocation:
-    """A target resolved for one model: the units each layer keeps, and how to count any allocation."""
+    """A target resolved for one model: the units each layer keeps, and how to count any allocation.
+
+    ``pooled``: only the total of ``keep`` binds a method with its own global ranking (a ratio of weights,
+    a channel fraction); ``goal``: a MACs or parameter reduction binds it instead."""
 
     target: str
     units: Units
@@ -91,7 +99,7 @@ class Allocation:
         if self.pooled:
             wanted, got = sum(self.keep.values()), sum(keep.values())
             return None if got == wanted else (
-                f"target '{self.target}': the plan keeps {got} weights in all, the target {wanted}")
+                f"target '{self.target}': the plan keeps {got} {self.units} in all, the target {wanted}")
         if self.goal is None:
             return None
         achieved = self.goal.achieved(self.estimate(keep), self.costs.dense)
@@ -102,10 +110,10 @@ class Allocation:
 
     def rank_globally(self, scores: Mapping[str, torch.Tensor]) -> dict[str, int]:
         """Counts reached by removing the lowest-scoring units across all layers until the goal is met
-        (at least one unit stays in every layer); for a pooled ratio target, the same total as the
-        target's per-layer counts; otherwise the target's own counts."""
+        (at least one unit stays in every layer); for a pooled target, the same total as the target's
+        per-layer counts; otherwise the target's own counts."""
         if self.pooled:
-            return _pool_weights(self, scores)
+            return _pool_units(self, scores)
         if self.goal is None:
             return dict(self.keep)
         if self.units == "weights":
@@ -138,6 +146,9 @@ def resolve_target(
                              f"methods on {model_name} (prunable: {', '.join(sizes)})")
         keep = {layer: keep_counts({layer: sizes[layer]}, ratio)[layer] for layer, ratio in target.ratios.items()}
         return Allocation(target.name, units, shapes, {**sizes, **keep}, costs)
+    if target.kind == "channels":
+        return Allocation(target.name, units, shapes, even_split(sizes, target.fraction, target.name, units), costs,
+                          pooled=True)
     if target.kind == "fixed":
         if units == "weights":
             raise BenchError(f"target '{target.name}' is a fixed channel configuration; an unstructured method "
@@ -150,6 +161,28 @@ def resolve_target(
     if miss:
         raise BenchError(f"{miss} with near-uniform counts; widen its tolerance or choose another reduction")
     return Allocation(target.name, units, shapes, keep, costs, goal)
+
+
+def even_split(sizes: Mapping[str, int], fraction: float, target: str, units: Units) -> dict[str, int]:
+    """Units kept per layer when ``fraction`` of all units goes, spread as evenly as whole units allow.
+
+    ``floor(fraction * total)`` go in all, as ``vggprune.py``'s ``int(total * percent)``: each layer gives
+    ``floor(fraction * size)``, the rest go one each to the layers furthest below their exact share (layer
+    order on ties), never a layer's last unit. The fraction is taken as written (0.29, not its binary
+    neighbour), so a fraction that splits every layer exactly gives a ratio target's counts."""
+    exact = Fraction(str(fraction))
+    total = sum(sizes.values())
+    to_remove = math.floor(exact * total)
+    if to_remove > total - len(sizes):
+        raise BenchError(f"target '{target}': removing a fraction {fraction:g} of the {total} {units} would empty a layer "
+                         f"(at most {total - len(sizes)} can go, one staying per layer); lower its fraction")
+    removed = {layer: math.floor(exact * size) for layer, size in sizes.items()}
+    order = {layer: position for position, layer in enumerate(sizes)}
+    for _ in range(to_remove - sum(removed.values())):
+        layer = max((name for name in sizes if removed[name] < sizes[name] - 1),
+                    key=lambda name: (exact * sizes[name] - removed[name], -order[name]))
+        removed[layer] += 1
+    return {layer: size - removed[layer] for layer, size in sizes.items()}
 
 
 def _floor_counts(sizes: Mapping[str, int], ratio: float) -> dict[str, int]:
@@ -217,9 +250,9 @@ def _rank_channels(allocation: Allocation, scores: Mapping[str, torch.Tensor]) -
     return keep
 
 
-def _pool_weights(allocation: Allocation, scores: Mapping[str, torch.Tensor]) -> dict[str, int]:
-    """Global magnitude pruning at a ratio: the same number of weights kept in all as the uniform
-    counts keep, spread by one threshold across layers (the strongest weight of each layer stays)."""
+def _pool_units(allocation: Allocation, scores: Mapping[str, torch.Tensor]) -> dict[str, int]:
+    """One threshold across layers for a pooled target: the same number of units kept in all as the
+    target's per-layer counts keep (the strongest unit of each layer stays regardless)."""
     layers = _check_scores(allocation, scores)
     total = sum(allocation.keep.values())
     layer_ids, _ = _ascending_units(scores, layers)

@@ -16,6 +16,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    field_validator,
     model_serializer,
     model_validator,
 )
@@ -52,15 +53,18 @@ class ModelSection(_Strict):
     input_shape: tuple[int, int, int]
 
 
-TargetKind = Literal["ratio", "layers", "fixed", "macs", "params"]
+TargetKind = Literal["ratio", "layers", "fixed", "macs", "params", "channels"]
 _TARGET_FIELDS: dict[str, tuple[str, ...]] = {
     "ratio": ("ratio",),
     "layers": ("ratios",),
     "fixed": ("config",),
     "macs": ("reduction", "tolerance"),
     "params": ("reduction", "tolerance"),
+    "channels": ("fraction",),
 }
-_REQUIRED_FIELDS = {"ratio": "ratio", "layers": "ratios", "fixed": "config", "macs": "reduction", "params": "reduction"}
+_REQUIRED_FIELDS = {"ratio": "ratio", "layers": "ratios", "fixed": "config", "macs": "reduction", "params": "reduction",
+                    "channels": "fraction"}
+_KIND_FIELDS = tuple(dict.fromkeys(field for fields in _TARGET_FIELDS.values() for field in fields))
 
 
 class Target(_Strict):
@@ -69,7 +73,9 @@ class Target(_Strict):
     ``ratio``: the fraction removed from every prunable layer. ``layers``: a fraction per named
     layer (others untouched). ``fixed``: a named published configuration such as ``pfec-a``.
     ``macs`` / ``params``: a global reduction the harness reaches by choosing per-layer counts,
-    achieved within ``tolerance`` (absolute, as a fraction of the dense count).
+    achieved within ``tolerance`` (absolute, as a fraction of the dense count). ``channels``: a
+    ``fraction`` of all the prunable layers' output channels removed in total (Network Slimming's
+    global percentage), which globally ranking methods spread by their own ranking.
     Fields a kind does not use are left out of the dump, so a ratio target hashes as it always did.
     """
 
@@ -80,6 +86,14 @@ class Target(_Strict):
     config: str | None = None
     reduction: float | None = Field(None, gt=0, lt=1)
     tolerance: float | None = Field(None, gt=0, lt=1)
+    fraction: float | None = None
+
+    @field_validator("fraction")
+    @classmethod
+    def _fraction_in_range(cls, fraction: float | None) -> float | None:
+        if fraction is not None and not 0 < fraction < 1:
+            raise ValueError("fraction must be in (0, 1): the share of all prunable channels to remove, e.g. 0.5")
+        return fraction
 
     @model_validator(mode="after")
     def _fields_match_kind(self) -> "Target":
@@ -87,8 +101,7 @@ class Target(_Strict):
         if getattr(self, required) is None:
             raise ValueError(f"a target of kind '{self.kind}' needs '{required}'")
         allowed = set(_TARGET_FIELDS[self.kind])
-        stray = [f for f in ("ratio", "ratios", "config", "reduction", "tolerance")
-                 if f not in allowed and getattr(self, f) is not None]
+        stray = [f for f in _KIND_FIELDS if f not in allowed and getattr(self, f) is not None]
         if stray:
             raise ValueError(f"a target of kind '{self.kind}' takes no '{stray[0]}'")
         bad = [layer for layer, value in (self.ratios or {}).items() if not 0 <= value < 1]
