@@ -45,6 +45,11 @@ def _only_comparison(records, config=CONFIG):
     return comparison
 
 
+def _only_cell(records, config=CONFIG):
+    (cell,) = audit(records, config=config).cells
+    return cell
+
+
 def test_the_resolution_is_one_test_image_read_from_the_records():
     cells = audit(entry("alpha", on_grid(np.full(3, 0.97))), config=CONFIG).cells
     assert cells[0].resolution == pytest.approx(IMAGE)
@@ -162,6 +167,16 @@ def test_the_per_cell_interval_covers_at_ten_seeds():
         assert 0.92 <= coverage(kind, 10, 300) <= 0.99
 
 
+def test_the_interval_floors_at_the_rounding_error_of_one_image():
+    # three seeds one image apart on the grid: the interval is the t-interval of sd max(s, 1/(359 sqrt 12))
+    values = on_grid(np.array([0.97, 0.97, 0.97 + IMAGE]))
+    summary = _only_cell(entry("alpha", values)).summary
+    half = scipy_stats.t.isf(0.025, 2) * max(np.std(values, ddof=1), IMAGE / np.sqrt(12)) / np.sqrt(3)
+    assert (summary.ci_low, summary.ci_high) == pytest.approx((values.mean() - half, values.mean() + half), rel=1e-12)
+    agreeing = _only_cell(entry("alpha", on_grid(np.full(3, 0.97)))).summary
+    assert agreeing.ci_high - agreeing.ci_low == pytest.approx(2 * scipy_stats.t.isf(0.025, 2) * IMAGE / np.sqrt(12) / np.sqrt(3))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("n", [3, 5, 10])
 @pytest.mark.parametrize("spread", [0.0, 0.5, 1.5])
@@ -187,10 +202,17 @@ def test_a_a_cross_track_claims(seeds):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["normal", "grid", "skewed"])
-@pytest.mark.parametrize("n", [10, 20, 50])
+@pytest.mark.parametrize("kind", ["normal", "grid", "accuracy-skewed"])
+@pytest.mark.parametrize("n", [3, 5, 10, 20, 50])
 def test_per_cell_interval_coverage(kind, n):
     assert 0.93 <= coverage(kind, n, 2000) <= 0.97
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("n", [10, 20, 50])
+def test_per_cell_interval_coverage_under_exponential_skew_from_ten_seeds(n):
+    # below 10 seeds nothing in a handful of runs shows a skew of -2 (docs/audit.md: 88 % at 3-5 seeds)
+    assert 0.93 <= coverage("skewed", n, 2000) <= 0.97
 
 
 # -- verdicts with the test's full power (issue 13 items 5, 6) ----------------------------------------
@@ -219,7 +241,7 @@ def test_a_a_verdicts_of_every_comparison_kind_hold_the_one_sided_level(n):
         rates = comparison_verdicts(make, kind, 2000)
         assert rates["better"] <= 0.025 + MONTE_CARLO and rates["worse"] <= 0.025 + MONTE_CARLO, (kind, rates)
     size = comparison_verdicts(twin_at_margin(n, CONFIG.equivalence_margin), "twin", 2000)["equivalent"]
-    assert size <= 0.05 + 0.01  # the tables' TOST is at alpha
+    assert size <= 0.025 + MONTE_CARLO  # each of TOST's one-sided tests is at alpha / 2, like every claim
 
 
 @pytest.mark.slow

@@ -128,7 +128,7 @@ def test_single_value_and_zero_variance_give_point_intervals():
 
 def test_the_resolution_floors_the_interval_of_runs_that_agree_to_the_image():
     floored = summarize([0.9] * 3, resolution=1 / 359)
-    half = stats.t.ppf(0.975, 2) * (1 / 359) / math.sqrt(3)
+    half = stats.t.ppf(0.975, 2) * (1 / 359 / math.sqrt(12)) / math.sqrt(3)  # the sd of rounding to whole images
     assert floored.std == 0.0 and floored.ci_method == "student-t"
     assert (floored.ci_low, floored.ci_high) == pytest.approx((0.9 - half, 0.9 + half))
     ties = summarize([0.0] * 9 + [1.0], n_resamples=50)  # resamples without spread are left out

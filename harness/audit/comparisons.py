@@ -207,12 +207,14 @@ def paired_cells(a: Cell, b: Cell, min_seeds: int = 3) -> bool:
 
 def verdict(difference: float, pvalue_adjusted: float, detectable: float, equivalence_pvalue: float,
             alpha: float) -> Verdict:
-    """``better``/``worse`` from the corrected two-sided test alone (each side at ``alpha`` / 2); the
-    detectable difference is reported beside it, never a second gate."""
+    """``better``/``worse`` from the corrected two-sided test alone (each side at ``alpha`` / 2), and
+    ``equivalent`` from TOST with each of its one-sided tests at ``alpha`` / 2 too: every one-sided
+    decision of the audit, in tables and claims alike, is at the same level. The detectable
+    difference is reported beside it, never a second gate."""
     del detectable
     if pvalue_adjusted < alpha and difference != 0:
         return "better" if difference > 0 else "worse"
-    if equivalence_pvalue < alpha:
+    if equivalence_pvalue < alpha / 2:
         return "equivalent"
     return "tie"
 
@@ -269,7 +271,7 @@ def compare_pairs(pairs: Sequence[tuple[Cell, Cell, str]], config: AuditConfig) 
         seeds = [derive_seed(config.seed, f"{pairs[i][0].label}|{pairs[i][1].label}") for i in indices]
         floor = np.array([max(pairs[i][0].resolution, pairs[i][1].resolution) for i in indices])
         test = vectorized.paired if paired else vectorized.independent
-        batch = test(x, y, margin=config.equivalence_margin, alpha=config.alpha, seeds=seeds,
+        batch = test(x, y, margin=config.equivalence_margin, alpha=config.claim_level, seeds=seeds,
                      n_resamples=config.n_resamples, resolution=floor)
         noise = np.maximum(_noise_std(x, y, paired), floor)
         seeds_to_detect = _seeds_to_detect(batch.difference, noise, paired, config)

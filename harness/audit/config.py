@@ -20,8 +20,9 @@ class AuditConfig:
     """
 
     alpha: float = 0.05
-    """Significance level of every two-sided test and of the tables' TOST. Claims are one-sided: each is
-    judged at ``claim_level`` = alpha / 2, the side of a two-sided test at alpha."""
+    """Significance level of every two-sided test. Every one-sided decision -- a claim of any kind, the
+    tables' TOST (each of its two tests) -- is at ``claim_level`` = alpha / 2, the side of a two-sided
+    test at alpha."""
     power: float = 0.8
     """Power at which the minimum detectable difference is computed."""
     confidence: float = 0.95

@@ -1,8 +1,8 @@
 """Engine equivalence: whether a fast engine changes accuracy.
 
 ``compare_engines`` retrains the same configurations with the plain loop and with a fast engine
-and tests, with the audit's own statistics (paired TOST at the audit's margin, Welch), whether
-their test accuracies across seeds are equivalent.
+and tests, with the audit's own statistics (paired TOST at the audit's margin and one-sided level,
+Welch), whether their test accuracies across seeds are equivalent.
 """
 
 from __future__ import annotations
@@ -116,5 +116,5 @@ def compare_engines(
         track=track.name, synthetic=plain_workspace.splits.synthetic, engine=engine.name, precision=engine.precision,
         method=selection.methods[0], target=selection.targets[0], schedule=schedule,
         budget=configs[0].budget_epochs, seeds=tuple(c.seed for c in configs), plain=tuple(plain), fast=tuple(fast),
-        tost=tost(fast, plain, margin, paired=True), welch=welch_test(fast, plain),
+        tost=tost(fast, plain, margin, AuditConfig().claim_level, paired=True), welch=welch_test(fast, plain),
     )

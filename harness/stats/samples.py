@@ -3,6 +3,7 @@ values equal to rounding count as constant, and no spread is smaller than the me
 
 from __future__ import annotations
 
+import math
 import warnings
 from contextlib import contextmanager
 from fractions import Fraction
@@ -60,6 +61,13 @@ def check_resolution(resolution: float) -> float:
     if not (resolution >= 0 and np.isfinite(resolution)):
         raise BenchError(f"resolution must be a non-negative finite number (got {resolution}); pass 1/N for N test images")
     return float(resolution)
+
+
+def rounding_sd(resolution: float) -> float:
+    """The sd of rounding to a grid of step ``resolution`` (an error uniform over one step): the least
+    spread an interval may assume for measurements on that grid. Tests floor at the whole step instead
+    (``floored(std, resolution)``), so that runs one image apart on every seed are a tie."""
+    return resolution / math.sqrt(12)
 
 
 def floored(std: float, resolution: float) -> float:
