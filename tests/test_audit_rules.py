@@ -28,6 +28,7 @@ from harness.audit.comparisons import (
     adjust,
     build_cells,
     compare_pairs,
+    same_protocol,
     table_comparisons,
     verdict,
 )
@@ -567,3 +568,19 @@ def test_adding_removing_or_rerunning_a_method_changes_no_other_methods_results_
         for other in (without, rerun):
             assert _comparisons_without(other, method) == expected
             assert _ranks_without(other, method) == _ranks_without(full, method)
+
+
+def test_schedules_that_train_identically_are_one_protocol():
+    # digits: ft and lrw at 10 epochs both hold the recipe's last rate (0.001); at 20, lrw replays 0.01 first
+    def runs(method, schedule, budget, **params):
+        return [record(method=method, test_acc=0.95, seed=s, track="digits-cnn", target="uniform-50",
+                       schedule=schedule, budget=budget, schedule_params=params) for s in range(3)]
+
+    records = [*runs("alpha", "ft", 10), *runs("alpha", "lrw", 10), *runs("alpha", "ft", 20), *runs("alpha", "lrw", 20),
+               *runs("alpha", "slr", 10), *runs("beta", "ft", 10, lr=0.002)]
+    cells = {(c.key.method, c.key.schedule, c.key.budget_epochs): c for c in audit(records).cells}
+    ft10, lrw10 = cells[("alpha", "ft", 10)], cells[("alpha", "lrw", 10)]
+    assert same_protocol(ft10, lrw10) and same_protocol(lrw10, ft10) and same_protocol(ft10, ft10)
+    assert not same_protocol(cells[("alpha", "ft", 20)], cells[("alpha", "lrw", 20)])
+    assert not same_protocol(ft10, cells[("alpha", "slr", 10)])
+    assert not same_protocol(cells[("beta", "ft", 10)], lrw10), "a tuned rate is another protocol"

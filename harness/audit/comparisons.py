@@ -39,7 +39,7 @@ from harness.core.seeding import derive_seed
 from harness.run.cells import REPRODUCED, Cell, CellKey, cell_key, context, family
 from harness.run.record import RunRecord
 from harness.track.definition import load_track
-from harness.track.schedules import SCHEDULES
+from harness.track.schedules import SCHEDULES, same_rates
 
 __all__ = [
     "REPRODUCED", "Cell", "CellKey", "Comparison", "Correction", "Verdict", "adjust", "align", "audit_key",
@@ -339,6 +339,29 @@ def declared_references(track: str) -> tuple[str, ...] | None:
         return tuple(definition.pruning.methods)
 
 
+@lru_cache(maxsize=None)
+def _recipe(track: str):
+    try:
+        return load_track(track).recipe
+    except (BenchError, OSError, ValueError):
+        return None
+
+
+def same_protocol(a: Cell, b: Cell) -> bool:
+    """Whether two cells of one track, target and budget retrain identically: the same schedule, or two
+    whose every step has the same rate and momentum (``ft`` and ``lrw`` within the recipe's last stage,
+    each with its runs' own hyperparameters) -- one protocol under two names, never a second test."""
+    if a.key.schedule == b.key.schedule:
+        return True
+    recipe = _recipe(a.key.track)
+    first, second = a.records[0], b.records[0]
+    if recipe is None or not first.steps_per_epoch or first.steps_per_epoch != second.steps_per_epoch \
+            or "none" in (a.key.schedule, b.key.schedule):
+        return False
+    return same_rates(recipe, a.key.schedule, b.key.schedule, a.key.budget_epochs, first.steps_per_epoch,
+                      (dict(first.schedule_params) or None, dict(second.schedule_params) or None))
+
+
 def method_order(track: str, methods: Iterable[str], config: AuditConfig) -> tuple[list[str], set[str]]:
     """``(order, references)``: the reference methods in their declared order (``config.references``,
     else the track's leaderboard protocol, else -- no protocol found -- every method, by name), then
@@ -364,7 +387,9 @@ def table_pairs(cells: Sequence[Cell], config: AuditConfig = AuditConfig()) -> l
     each reference method before it in :func:`method_order`, in the same context of one family of
     pruning (structured or unstructured) (``methods``); and, in the schedule it does best with (on
     validation), each earlier reference's best schedule at that target and budget, when the two differ
-    (``leaderboard``: the leaderboard's ranks come from these and the ``methods`` comparisons)."""
+    and do not train identically (``leaderboard``: the leaderboard's ranks come from these and the
+    ``methods`` comparisons; a best schedule that is the method's own under another name is already
+    the ``methods`` comparison, so it is not a second test)."""
     usable = [c for c in cells if c.reproduced and c.n]
     by_track: dict[str, set[str]] = defaultdict(set)
     for cell in usable:
@@ -394,7 +419,7 @@ def table_pairs(cells: Sequence[Cell], config: AuditConfig = AuditConfig()) -> l
             if best.get(method.key.method) is method:
                 for other in sorted(best.values(), key=lambda c: rank[c.key.method]):
                     if (rank[other.key.method] < rank[method.key.method] and other.key.method in references
-                            and other.key.schedule != method.key.schedule):
+                            and not same_protocol(other, method)):
                         pairs.append((method, other, "leaderboard"))
     return pairs
 
