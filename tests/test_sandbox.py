@@ -1,8 +1,11 @@
-"""Hostile plugins, one per attack class of issue 14: each is blocked or detected. Tests that need a level
-this machine lacks are skipped, naming the level (``.ci/run`` installs bubblewrap, so they run there)."""
+"""Hostile plugins, one per attack class of issue 14: each is blocked or detected. The attacks a sandbox answers run
+at each level that answers them (``bwrap``, ``landlock``), and the cgroup caps at every level; each is skipped, saying
+why, where this machine lacks the level or the cgroup (``.ci/run`` installs bubblewrap; level ``landlock`` and the
+cgroups need a Landlock kernel, root and writable cgroup v1 hierarchies)."""
 
 import os
 import socket
+import subprocess
 import textwrap
 from pathlib import Path
 
@@ -20,11 +23,25 @@ from harness.methods.plugins import load_plugin
 from harness.methods.registry import PruningContext
 from harness.plans import ChannelPlan
 
-LEVEL = sandbox.probe().level
-needs_bwrap = pytest.mark.skipif(LEVEL != "bwrap", reason=f"needs sandbox level bwrap; this machine reaches {LEVEL} "
-                                                          f"({'; '.join(sandbox.probe().missing)})")
 REPO = Path(__file__).resolve().parents[1]
 COUNTER = iter(range(10**6))
+
+
+def levels(*names: str) -> pytest.MarkDecorator:
+    """The test once per sandbox level in ``names``, each skipped where this machine cannot have it."""
+    return pytest.mark.parametrize("level", [pytest.param(name, marks=pytest.mark.skipif(
+        sandbox.level_problem(name) is not None,
+        reason=f"needs sandbox level {name}, which this machine lacks: {sandbox.level_problem(name)}"))
+        for name in names])
+
+
+def needs_cgroup(controller: str) -> pytest.MarkDecorator:
+    parents, problems = sandbox.cgroup_parents()
+    return pytest.mark.skipif(controller not in parents,
+                              reason=f"needs a {controller} cgroup, which this machine lacks: {'; '.join(problems)}")
+
+
+SANDBOXED = levels("bwrap", "landlock")
 
 HEADER = """
 import os, sys, socket, subprocess, time
@@ -34,6 +51,17 @@ from harness.methods import register_method
 
 def honest(ctx):
     return ctx.keep_top({{n: torch.arange(s, dtype=torch.float64) for n, s in ctx.sizes.items()}})
+
+
+def readable(path):  # whether a byte of path (a file, or any file below a folder) can be read
+    try:
+        if os.path.isdir(path):
+            return any(readable(os.path.join(path, entry)) for entry in os.listdir(path))
+        with open(path, "rb") as file:
+            file.read(1)
+        return True
+    except OSError:
+        return False
 
 
 @register_method("{name}", kind="structured")
@@ -47,14 +75,15 @@ def context() -> PruningContext:
     return PruningContext(model=model, sizes={"0": 4}, keep={"0": 2}, generator=torch.Generator().manual_seed(0))
 
 
-def run_plugin(tmp_path, body: str, limits: Limits = Limits(wall_seconds=60)) -> object:
-    """The plan of a plugin whose method's body is ``body``, or the BenchError's text."""
+def run_plugin(tmp_path, body: str, limits: Limits = Limits(wall_seconds=60), level: str | None = None) -> object:
+    """The plan of a plugin whose method's body is ``body``, computed at sandbox ``level`` (the strongest here when
+    None), or the BenchError's text."""
     name = f"hostile-{os.getpid()}-{next(COUNTER)}"
     path = tmp_path / f"{name.replace('-', '_')}.py"
     path.write_text(HEADER.format(name=name, body=textwrap.indent(textwrap.dedent(body).strip(), "    ")))
     (method,) = load_plugin(path)
     try:
-        return Isolation(limits).select(method, context())
+        return Isolation(limits, level=level).select(method, context())
     except BenchError as exc:
         return str(exc)
 
@@ -64,14 +93,14 @@ def blocked(outcome: object) -> None:
     assert "raised RuntimeError: blocked" in outcome, outcome
 
 
-@needs_bwrap
-def test_data_sets_are_masked(tmp_path):
+@SANDBOXED
+def test_data_sets_are_masked(tmp_path, level):
     import sklearn.datasets
 
     data = Path(sklearn.datasets.__file__).parent / "data" / "digits.csv.gz"
     outcome = run_plugin(tmp_path, f"""
         for path in ({str(data)!r}, "/usr/share/datasets"):
-            if os.path.exists(path) and (os.path.isfile(path) or os.listdir(path)):
+            if readable(path):
                 raise RuntimeError("leaked " + path)
         try:
             from sklearn.datasets import load_digits
@@ -79,12 +108,12 @@ def test_data_sets_are_masked(tmp_path):
         except Exception as exc:
             raise RuntimeError("blocked " + type(exc).__name__)
         raise RuntimeError("leaked load_digits")
-        """)
+        """, level=level)
     blocked(outcome)
 
 
-@needs_bwrap
-def test_results_dense_caches_home_and_checkout_are_out_of_reach(tmp_path):
+@SANDBOXED
+def test_results_dense_caches_home_and_checkout_are_out_of_reach(tmp_path, level):
     results = tmp_path / "results" / "digits-cnn"
     results.mkdir(parents=True)
     (results / "record.json").write_text("{}")
@@ -92,20 +121,23 @@ def test_results_dense_caches_home_and_checkout_are_out_of_reach(tmp_path):
     (results / "dense" / "seed0.pt").write_bytes(b"weights")
     outcome = run_plugin(tmp_path, f"""
         for path in ({str(results / 'record.json')!r}, {str(results / 'dense' / 'seed0.pt')!r}, "/home",
-                     {str(REPO / 'README.md')!r}, {str(REPO / '.git')!r}, {str(REPO / 'results')!r}):
-            if os.path.exists(path):
+                     {str(REPO / 'README.md')!r}, {str(REPO / '.git')!r}, {str(REPO / 'results')!r}, "/etc/passwd"):
+            if readable(path):
                 raise RuntimeError("leaked " + path)
-        home = os.listdir("/root") if os.path.isdir("/root") else []
-        if set(home) - {{".pyenv"}}:  # only the path down to the Python install, if it lives there
+        try:
+            home = set(os.listdir("/root")) - {{".pyenv"}}  # only the path down to the Python install, if it lives there
+        except OSError:
+            home = set()
+        if home:
             raise RuntimeError("leaked /root: " + " ".join(home))
         raise RuntimeError("blocked")
-        """)
+        """, level=level)
     blocked(outcome)
     assert (results / "record.json").read_text() == "{}"
 
 
-@needs_bwrap
-def test_the_harness_source_cannot_be_edited(tmp_path):
+@SANDBOXED
+def test_the_harness_source_cannot_be_edited(tmp_path, level):
     import harness.methods.sandbox as target
 
     outcome = run_plugin(tmp_path, f"""
@@ -117,13 +149,38 @@ def test_the_harness_source_cannot_be_edited(tmp_path):
                 continue
             raise RuntimeError("leaked " + path)
         raise RuntimeError("blocked, uid " + str(os.getuid()))
-        """)
+        """, level=level)
     blocked(outcome)
     assert "uid 65534" in outcome or os.geteuid() != 0
 
 
-@needs_bwrap
-def test_the_parents_memory_cannot_be_opened(tmp_path):
+@SANDBOXED
+def test_nothing_is_written_outside_the_work_folder_and_a_private_tmp(tmp_path, level):
+    marker = f"bench-escape-{os.getpid()}-{next(COUNTER)}"
+    outside = [tmp_path / marker, REPO / marker, Path("/tmp") / marker, Path("/var/tmp") / marker,
+               Path("/dev/shm") / marker]
+    outcome = run_plugin(tmp_path, f"""
+        import tempfile
+        for path in {[str(p) for p in outside]!r}:
+            try:
+                with open(path, "w") as out:
+                    out.write("escaped")
+            except OSError:
+                pass
+        with open("own-file", "w") as out, tempfile.NamedTemporaryFile() as scratch:
+            out.write("kept in the work folder")
+            scratch.write(b"kept in the private tmp")
+        return honest(ctx)
+        """, level=level)
+    escaped = [p for p in outside if p.exists()]
+    for path in escaped:
+        path.unlink()
+    assert isinstance(outcome, ChannelPlan), outcome
+    assert escaped == []
+
+
+@SANDBOXED
+def test_the_parents_memory_cannot_be_opened(tmp_path, level):
     outcome = run_plugin(tmp_path, f"""
         for pid in ({os.getpid()}, os.getppid(), 1):
             try:
@@ -132,26 +189,107 @@ def test_the_parents_memory_cannot_be_opened(tmp_path):
                 continue
             raise RuntimeError("leaked %d" % pid)
         raise RuntimeError("blocked")
-        """)
+        """, level=level)
     blocked(outcome)
 
 
-@needs_bwrap
-def test_no_network_not_even_loopback(tmp_path):
+@SANDBOXED
+def test_another_process_cannot_be_traced_read_or_signalled(tmp_path, level):
+    """The target runs as the sandbox's own uid where the harness is root: only the sandbox keeps them apart."""
+    target = subprocess.Popen(["sleep", "120"], user=sandbox.UNPRIVILEGED_UID if os.geteuid() == 0 else None)
+    try:
+        outcome = run_plugin(tmp_path, f"""
+            import ctypes
+            libc = ctypes.CDLL(None, use_errno=True)
+            for pid in ({target.pid}, {os.getpid()}):
+                if libc.ptrace(16, pid, None, None) == 0:  # PTRACE_ATTACH
+                    raise RuntimeError("leaked: traced %d" % pid)
+                buffer = (ctypes.c_char * 8)()
+                vector = (ctypes.c_void_p * 2)(ctypes.addressof(buffer), 8)  # one struct iovec
+                if libc.process_vm_readv(pid, vector, 1, vector, 1, 0) >= 0 or ctypes.get_errno() not in (1, 3):
+                    raise RuntimeError("leaked: may read %d" % pid)  # anything but EPERM or ESRCH: allowed
+                try:
+                    os.kill(pid, 0)
+                except OSError:
+                    continue
+                raise RuntimeError("leaked: may signal %d" % pid)
+            raise RuntimeError("blocked")
+            """, level=level)
+        assert target.poll() is None
+    finally:
+        target.kill()
+        target.wait()
+    if level == "landlock" and sandbox.landlock_abi() < 6:
+        assert "leaked: may signal" in outcome  # Landlock scopes signals from ABI 6 on; the uid still protects root
+    else:
+        blocked(outcome)
+
+
+@SANDBOXED
+def test_no_network_not_even_loopback_or_a_unix_socket(tmp_path, level):
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(1)
     port = listener.getsockname()[1]
+    local = socket.socket(socket.AF_UNIX)
+    local.bind(str(tmp_path / "service"))
+    local.listen(1)
+    os.chmod(tmp_path / "service", 0o777)
     try:
         outcome = run_plugin(tmp_path, f"""
             try:
                 socket.create_connection(("127.0.0.1", {port}), timeout=2).close()
             except OSError as exc:
-                raise RuntimeError("blocked " + type(exc).__name__)
+                try:
+                    unix = socket.socket(socket.AF_UNIX)
+                    unix.connect({str(tmp_path / "service")!r})
+                except OSError:
+                    raise RuntimeError("blocked " + type(exc).__name__)
+                raise RuntimeError("leaked unix")
             raise RuntimeError("leaked")
-            """)
+            """, level=level)
     finally:
         listener.close()
+        local.close()
+    blocked(outcome)
+
+
+@SANDBOXED
+def test_the_limits_cannot_be_raised(tmp_path, level):
+    outcome = run_plugin(tmp_path, """
+        import resource
+        for limit in (resource.RLIMIT_CPU, resource.RLIMIT_AS, resource.RLIMIT_NPROC):
+            soft, hard = resource.getrlimit(limit)
+            try:
+                resource.setrlimit(limit, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+            except (ValueError, OSError):
+                continue
+            if hard != resource.RLIM_INFINITY:
+                raise RuntimeError("leaked: raised limit %d" % limit)
+        try:
+            os.setuid(0)
+        except OSError:
+            raise RuntimeError("blocked, uid " + str(os.getuid()))
+        raise RuntimeError("leaked: became root")
+        """, level=level)
+    if os.geteuid() == 0:
+        blocked(outcome)
+
+
+@levels("landlock")
+def test_the_seccomp_filter_refuses_namespaces_io_uring_and_every_socket(tmp_path, level):
+    outcome = run_plugin(tmp_path, """
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        attempts = {"unshare": lambda: libc.unshare(0x10000000), "io_uring_setup": lambda: libc.syscall(425, 1, None),
+                    "clone(CLONE_NEWUSER)": lambda: libc.syscall(56, 0x10000000 | 17, 0, 0, 0, 0),
+                    "socket(AF_UNIX)": lambda: libc.socket(1, 1, 0), "socket(AF_NETLINK)": lambda: libc.socket(16, 3, 0)}
+        allowed = [name for name, attempt in attempts.items() if attempt() >= 0]
+        if allowed:
+            raise RuntimeError("leaked " + ", ".join(allowed))
+        left, right = socket.socketpair()  # a connected pair reaches nothing outside, and stays allowed
+        raise RuntimeError("blocked")
+        """, level=level)
     blocked(outcome)
 
 
@@ -195,25 +333,77 @@ def test_forked_cpu_burners_are_killed(tmp_path):
     assert _running(marker) == []
 
 
-@needs_bwrap
-@pytest.mark.skipif(os.geteuid() != 0, reason="the process cap is set for uid 65534, which the sandbox uses when "
-                                              "the harness runs as root")
-def test_the_process_count_is_capped(tmp_path):
+@levels("rlimits", "bwrap", "landlock")
+@needs_cgroup("pids")
+def test_a_fork_bomb_is_stopped_by_the_process_cap(tmp_path, level):
+    """At level rlimits, as root, nothing but the pids cgroup can stop it (root is exempt from RLIMIT_NPROC)."""
     outcome = run_plugin(tmp_path, """
         count = 0
         try:
-            for _ in range(100):
-                subprocess.Popen(["sleep", "30"])
+            for _ in range(200):
+                if os.fork() == 0:
+                    time.sleep(30)
+                    os._exit(0)
                 count += 1
         except OSError:
             raise RuntimeError("blocked after %d" % count)
         raise RuntimeError("leaked %d processes" % count)
-        """, Limits(wall_seconds=60, processes=8))
+        """, Limits(wall_seconds=60, processes=8), level=level)
     blocked(outcome)
 
 
-@needs_bwrap
-def test_dev_shm_is_small(tmp_path):
+@levels("rlimits", "bwrap", "landlock")
+@needs_cgroup("memory")
+def test_a_memory_hog_spread_over_processes_is_stopped_by_the_memory_cap(tmp_path, level):
+    """Four processes of 160 MiB each stay under the per-process address-space limit of 256 MiB; only the cgroup
+    counts them together. The OOM killer kills one of them or the plugin itself."""
+    outcome = run_plugin(tmp_path, """
+        children = []
+        for _ in range(4):
+            pid = os.fork()
+            if pid == 0:
+                hog = b"x" * (160 << 20)
+                time.sleep(5)
+                os._exit(0)
+            children.append(pid)
+        killed = [pid for pid in children if os.waitpid(pid, 0)[1] == 9]
+        if killed:
+            raise RuntimeError("blocked: %d of 4 killed" % len(killed))
+        raise RuntimeError("leaked 640 MiB")
+        """, Limits(wall_seconds=60, memory_mb=256), level=level)
+    assert isinstance(outcome, str), outcome
+    assert "raised RuntimeError: blocked" in outcome or "hit the cgroup memory cap of 256 MiB" in outcome, outcome
+
+
+def test_cgroup_hierarchies_are_read_from_mountinfo_and_the_processs_own_groups():
+    mountinfo = ("35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n"
+                 "39 31 0:36 /outer /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids\n"
+                 "41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n")
+    assert sandbox.cgroup_mounts(mountinfo) == {"memory": (Path("/sys/fs/cgroup/memory"), Path("/")),
+                                                "pids": (Path("/sys/fs/cgroup/pids"), Path("/outer"))}
+    assert sandbox.own_cgroups("8:pids:/outer/job\n4:memory:/api/7\n1:cpu,cpuacct:/\n0::/\n") == {
+        "pids": "/outer/job", "memory": "/api/7", "cpu": "/", "cpuacct": "/"}  # the v2 line names no controller
+
+
+@needs_cgroup("pids")
+def test_the_cgroups_of_a_harness_that_is_gone_are_removed():
+    from harness.methods import launch
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    caps = sandbox.CgroupCaps.make(launch._cgroup_name(f"{launch.WORKDIR_PREFIX}{gone.pid}-test"), 2**30)
+    mine = sandbox.CgroupCaps.make(launch._cgroup_name(f"{launch.WORKDIR_PREFIX}{os.getpid()}-test"), 2**30)
+    try:
+        launch.remove_stale_cgroups()
+        assert [folder.exists() for folder in caps.folders.values()] == [False] * len(caps.folders)
+        assert all(folder.exists() for folder in mine.folders.values())
+    finally:
+        caps.remove()
+        mine.remove()
+
+
+@SANDBOXED
+def test_dev_shm_is_small_or_refused(tmp_path, level):
     outcome = run_plugin(tmp_path, """
         written = 0
         try:
@@ -225,8 +415,9 @@ def test_dev_shm_is_small(tmp_path):
         except OSError:
             raise RuntimeError("blocked after %d MiB" % written)
         raise RuntimeError("leaked %d MiB" % written)
-        """)
+        """, level=level)
     blocked(outcome)
+    assert not Path("/dev/shm/fill").exists()
 
 
 def test_an_answer_over_the_cap_is_refused_unread(tmp_path):
@@ -266,7 +457,7 @@ def test_the_environment_is_allow_listed(tmp_path, monkeypatch):
     outcome = run_plugin(tmp_path, f"""
         unexpected = sorted(set(os.environ) - {set(sandbox.ALLOWED_ENV) | {'PYTHONPATH', 'HOME',
                                                                           'PYTHONDONTWRITEBYTECODE', 'PYTHONNOUSERSITE', 'PWD',
-                                                                          'OMP_NUM_THREADS', 'LC_CTYPE'}!r})
+                                                                          'OMP_NUM_THREADS', 'LC_CTYPE', 'TMPDIR'}!r})
         if unexpected or "verify" in " ".join(sys.argv):
             raise RuntimeError("leaked " + " ".join(unexpected))
         raise RuntimeError("blocked")
@@ -274,20 +465,18 @@ def test_the_environment_is_allow_listed(tmp_path, monkeypatch):
     blocked(outcome)
 
 
-@needs_bwrap
-def test_the_harness_command_line_is_invisible(tmp_path):
+@SANDBOXED
+def test_the_harness_command_line_is_invisible(tmp_path, level):
     outcome = run_plugin(tmp_path, f"""
-        seen = []
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    seen.append(open("/proc/%s/cmdline" % entry, "rb").read())
-                except OSError:
-                    pass
-        if any(b"pytest" in line for line in seen) or os.path.exists("/proc/{os.getpid()}/cmdline"):
+        try:
+            seen = [entry for entry in os.listdir("/proc") if entry.isdigit() and readable("/proc/%s/cmdline" % entry)]
+        except OSError:
+            seen = []
+        if any(b"pytest" in open("/proc/%s/cmdline" % entry, "rb").read() for entry in seen) \\
+                or readable("/proc/{os.getpid()}/cmdline"):
             raise RuntimeError("leaked")
         raise RuntimeError("blocked")
-        """)
+        """, level=level)
     blocked(outcome)
 
 

@@ -1,11 +1,12 @@
-"""The child process's side of isolation: load the inputs, limit itself, signal ready, run the plugin's
-bytes and answer with the plan as data. The child's bootstrap imports this module alone, so none of the
-parent's launching code runs there.
+"""The child process's side of isolation: load the inputs, limit itself, signal ready, wait for the go
+signal, run the plugin's bytes and answer with the plan as data. The child's bootstrap imports this module
+alone, so none of the parent's launching code runs there.
 
 Limits count from the moment the child is ready -- torch imported, inputs loaded -- so they measure
 the method, not the start-up: CPU time (``RLIMIT_CPU``, SIGXCPU) and address space beyond the
-child's baseline (``RLIMIT_AS``); the parent adds the wall clock. rlimits are set with hard = soft; a
-method running as root could still lift them, so run submissions as an unprivileged user. Plans are
+child's baseline (``RLIMIT_AS``); the parent adds the wall clock and, between ready and go, the cgroup
+caps. rlimits are set with hard = soft; a method running as root (level ``rlimits`` under a root
+harness) could still lift them, which the sandbox levels prevent by running it as uid 65534. Plans are
 computed on the CPU: ``RLIMIT_AS`` and CUDA's address-space reservations do not mix.
 
 Every failure of the method's code -- loading the file, registering the wrong function, raising,
@@ -27,23 +28,27 @@ import torch
 from harness.core.errors import BenchError
 from harness.core.processes import leave_with_parent
 from harness.methods import sandbox
-from harness.methods.exchange import INPUT_FILE, READY, ChildInput, Limits, plan_to_data, serialise
+from harness.methods.exchange import GO, INPUT_FILE, READY, ChildInput, Limits, plan_to_data, serialise
 from harness.methods.plugins import run_plugin_source
 from harness.methods.registry import Method, PruningContext, get_method
 
 MEMORY_MARKERS = ("can't allocate memory", "cannot allocate memory", "out of memory", "std::bad_alloc")
 
 
-def child_main(fd: int, parent: int | None = None) -> None:
-    """The child (run as ``python -c``): load, limit, signal ready, run the plugin's bytes, send the plan as data."""
+def child_main(fd: int, go_fd: int, parent: int | None = None) -> None:
+    """The child (run as ``python -c``): load, limit, signal ready, wait for the go signal (the parent puts it in
+    its cgroups meanwhile), run the plugin's bytes, send the plan as data."""
     if parent is not None:  # normally done already, before this module (and torch) was imported
         leave_with_parent(parent, Path.cwd())
     sender = Connection(fd, readable=False)
     inputs: ChildInput = torch.load(INPUT_FILE, weights_only=False)
     os.remove(INPUT_FILE)
     torch.set_num_threads(inputs.threads)
-    _limit_resources(inputs.limits)
+    _limit_resources(inputs.limits, inputs.threads)
     sender.send_bytes(READY)
+    if os.read(go_fd, len(GO)) != GO:  # the parent is gone
+        os._exit(1)
+    os.close(go_fd)
     stage = "load"
     try:
         module = run_plugin_source(inputs.source, inputs.path)
@@ -66,8 +71,9 @@ def child_main(fd: int, parent: int | None = None) -> None:
     sender.close()
 
 
-def _limit_resources(limits: Limits) -> None:
-    """CPU seconds and address space from now on; hard = soft so the method cannot raise them unprivileged."""
+def _limit_resources(limits: Limits, threads: int) -> None:
+    """CPU seconds and address space from now on; hard = soft so the method cannot raise them unprivileged. The
+    process cap leaves room for torch's pool of ``threads`` (started at its first parallel operation)."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     cpu = math.ceil(usage.ru_utime + usage.ru_stime) + limits.cpu_seconds
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
@@ -75,10 +81,10 @@ def _limit_resources(limits: Limits) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     resource.setrlimit(resource.RLIMIT_FSIZE, (limits.memory_mb * 2**20,) * 2)
-    # RLIMIT_NPROC counts every process of the user, so it is set only for the sandbox's own uid (bwrap
-    # started as root); root ignores it, and a user's session would already be over any small cap
+    # RLIMIT_NPROC counts every process of the user, so it is set only for the sandbox's own uid (bwrap or
+    # landlock under a root harness); root ignores it, and a user's session would already be over any small cap
     if os.getuid() == sandbox.UNPRIVILEGED_UID:
-        tasks = len(os.listdir("/proc/self/task")) + limits.processes
+        tasks = len(os.listdir("/proc/self/task")) + threads + limits.processes
         resource.setrlimit(resource.RLIMIT_NPROC, (tasks, tasks))
 
 

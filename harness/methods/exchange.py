@@ -30,6 +30,8 @@ from harness.methods.registry import PruningContext
 from harness.plans import ChannelPlan, MaskPlan
 
 READY = b"ready"
+GO = b"go"
+"""The parent's answer to ``READY``, sent once the child's processes are in their cgroups: the method runs after it."""
 INPUT_FILE = "inputs.pt"
 
 

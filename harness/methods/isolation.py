@@ -34,6 +34,8 @@ class Isolation:
     def __init__(self, limits: Limits = Limits(), level: str | None = None, unsafe: bool = False):
         if level is not None and level not in sandbox.LEVELS:
             raise BenchError(f"unknown sandbox level {level!r}; use one of {', '.join(sandbox.LEVELS)}")
+        if level is not None and (problem := sandbox.level_problem(level)) is not None:
+            raise BenchError(f"sandbox level '{level}' is not available here: {problem}")
         required, asked_unsafe = sandbox.requirement()
         self.limits = limits
         self.unsafe = unsafe or asked_unsafe

@@ -2,20 +2,23 @@
 limits, and turn every way it can end into one escaped line.
 
 The child is a ``subprocess`` (not ``multiprocessing``), so the caller's ``__main__`` is never
-re-imported; it runs a fixed bootstrap in a fresh temporary working directory (removed afterwards)
-and leads its own process group, which is killed as a whole.
+re-imported; it runs a fixed bootstrap in a fresh temporary box (removed afterwards) and leads its own
+process group, which is killed as a whole.
 
 Its own session keeps it out of the caller's process-group signals, so it dies with its parent
 instead: the kernel sends it SIGTERM when the parent dies (``PR_SET_PDEATHSIG``) and a watchdog
-thread checks the parent's id besides; either way the child removes its temporary folder and kills
-its whole group (whatever the method started goes too). Folders of children killed before they
-could clean up are removed by the next isolated run, once their parent is gone.
+thread checks the parent's id besides; either way the child removes its work folder and kills
+its whole group (whatever the method started goes too). Boxes and cgroups of children killed before
+they could clean up are removed by the next isolated run, once their parent is gone.
 
-The wall clock is the parent's to enforce (it kills the child), and so is the answer's size: beyond
-``Limits.answer_mb`` it is refused from its length header, unread. The child runs in the sandbox of
-``harness.methods.sandbox`` at the level it is given: an allow-listed environment, stdout and stderr
-into capped pipes (shown only escaped and truncated, in failure messages), and -- the harness being
-a child subreaper -- every descendant it left is killed when the plan is done.
+Once ready, the child waits for the parent's go signal (``GO``), and in between its whole process tree
+joins its cgroups (``sandbox.CgroupCaps``: a memory cap for all its processes together and a process
+cap), so no line of the method runs outside them. The wall clock is the parent's to enforce (it kills
+the child), and so is the answer's size: beyond ``Limits.answer_mb`` it is refused from its length
+header, unread. The child runs in the sandbox of ``harness.methods.sandbox`` at the level it is given:
+an allow-listed environment, stdout and stderr into capped pipes (shown only escaped and truncated, in
+failure messages), and -- the harness being a child subreaper -- every descendant it left is killed
+when the plan is done.
 """
 
 from __future__ import annotations
@@ -29,14 +32,14 @@ import sys
 import tempfile
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 
 from harness.core.atomic import pid_alive
 from harness.core.errors import BenchError
 from harness.methods import sandbox
-from harness.methods.exchange import INPUT_FILE, READY, ChildInput, Limits, serialise
+from harness.methods.exchange import GO, INPUT_FILE, READY, ChildInput, Limits, serialise
 
 WORKDIR_PREFIX = "bench-method-"
 """Temporary folders are ``bench-method-<parent pid>-<random>``: the parent's id tells a stale one."""
@@ -50,44 +53,89 @@ def run_isolated(inputs: ChildInput, payload: bytes | None = None, level: str = 
     limits = inputs.limits
     where = f"method '{inputs.method}' ({inputs.path})"
     remove_stale_workdirs()
+    remove_stale_cgroups()
     if not _SUBREAPER:
         _SUBREAPER.append(sandbox.become_subreaper())
     before = sandbox.children_now()
-    with tempfile.TemporaryDirectory(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-") as workdir:
+    with tempfile.TemporaryDirectory(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-") as box:
+        workdir = sandbox.LandlockFolders.inside(box).make().work if level == "landlock" else box
         (Path(workdir) / INPUT_FILE).write_bytes(payload or serialise(inputs))
-        if level == "bwrap" and os.geteuid() == 0:
+        if level != "rlimits" and os.geteuid() == 0:
             for path in (workdir, Path(workdir) / INPUT_FILE):
                 os.chown(path, sandbox.UNPRIVILEGED_UID, sandbox.UNPRIVILEGED_UID)
-        janitor = _janitor(workdir) if level == "bwrap" else None
+        caps = _cgroup_caps(where, _cgroup_name(box), limits)
+        janitor = _janitor(box) if level != "rlimits" else None
         read_fd, write_fd = os.pipe()
+        go_read, go_write = os.pipe()
         out_read, out_write = os.pipe()
         try:
             child = subprocess.Popen(
-                _command(level, write_fd, workdir), cwd=workdir, pass_fds=(write_fd,), stdin=subprocess.DEVNULL,
-                stdout=out_write, stderr=out_write, start_new_session=True, env=_environment(level, workdir))
+                _command(level, box, write_fd, go_read), cwd=workdir, pass_fds=(write_fd, go_read),
+                stdin=subprocess.DEVNULL, stdout=out_write, stderr=out_write, start_new_session=True,
+                env=_environment(level, box))
         except OSError as exc:
-            os.close(out_read)
+            for fd in (out_read, go_write):
+                os.close(fd)
+            caps.remove()
             raise BenchError(f"{where}: the sandbox ({level}) could not start the isolated process: "
                              f"{sandbox.escape(str(exc))}") from None
         finally:
-            os.close(write_fd)
-            os.close(out_write)
+            for fd in (write_fd, go_read, out_write):
+                os.close(fd)
         output = sandbox.CappedReader(out_read)
         receiver = Connection(read_fd, writable=False)
         try:
-            answer = _answer(receiver, child, where, limits)
+            tasks = limits.processes + inputs.threads
+            answer = _answer(receiver, child, where, limits, lambda: _admit(where, child, caps, tasks, go_write))
         except BenchError as exc:
-            raise BenchError(_with_output(str(exc), output)) from None
+            raise BenchError(_with_output(_with_memory_cap(str(exc), caps, limits), output)) from None
         finally:
             receiver.close()
+            os.close(go_write)
             _stop(child)
             if janitor is not None:
                 janitor.kill()
                 janitor.wait()
             sandbox.reap_descendants(before)
+            caps.remove()
     if answer.get("status") != "ok":
         raise BenchError(_with_output(_failure_message(where, answer, limits), output))
     return answer["plan"]
+
+
+def _cgroup_name(box: str) -> str:
+    """The box's name and this pid namespace's: a harness in another namespace that shares the cgroup hierarchy
+    (where the pid in the name means another process) never takes these groups for stale ones."""
+    return f"{Path(box).name}-ns{os.stat('/proc/self/ns/pid').st_ino}"
+
+
+def _cgroup_caps(where: str, name: str, limits: Limits) -> sandbox.CgroupCaps:
+    try:
+        return sandbox.CgroupCaps.make(name, limits.memory_mb * 2**20)
+    except OSError as exc:
+        raise BenchError(f"{where}: could not make the isolated process's cgroups: {sandbox.escape(str(exc))}") from None
+
+
+def _admit(where: str, child: subprocess.Popen, caps: sandbox.CgroupCaps, tasks: int, go_fd: int) -> None:
+    """The child is ready and waits for ``GO``: its whole process tree (under bwrap, bubblewrap's processes too) joins
+    its cgroups, which may hold ``tasks`` more (its process cap and torch's thread pool, not started yet), before
+    any of the method's code runs."""
+    try:
+        caps.admit(sandbox.process_tree(child.pid), tasks)
+    except OSError as exc:
+        raise BenchError(f"{where}: could not put the isolated process in its cgroups: "
+                         f"{sandbox.escape(str(exc))}") from None
+    try:
+        os.write(go_fd, GO)
+    except BrokenPipeError:  # it died meanwhile: waiting for its answer says how
+        pass
+
+
+def _with_memory_cap(message: str, caps: sandbox.CgroupCaps, limits: Limits) -> str:
+    if not caps.memory_cap_hit():
+        return message
+    return (f"{message}; its processes together hit the cgroup memory cap of {limits.memory_mb} MiB and the kernel's "
+            "OOM killer acted")
 
 
 def _with_output(message: str, output: sandbox.CappedReader) -> str:
@@ -95,32 +143,42 @@ def _with_output(message: str, output: sandbox.CappedReader) -> str:
     return f"{message} (its output, escaped: {text})" if text else message
 
 
-def _command(level: str, fd: int, workdir: str) -> list[str]:
+def _command(level: str, box: str, fd: int, go_fd: int) -> list[str]:
     """The child's command line: the interpreter runs a fixed bootstrap (the parent's id, the work folder
-    and the pipe's number are its only arguments), wrapped in bubblewrap at level ``bwrap``."""
-    inside = sandbox.SANDBOX_WORK if level == "bwrap" else workdir
+    and the pipes' numbers are its only arguments), wrapped in bubblewrap at level ``bwrap`` and confining
+    itself first at level ``landlock``."""
+    folders = sandbox.LandlockFolders.inside(box)
+    inside = {"bwrap": sandbox.SANDBOX_WORK, "landlock": folders.work}.get(level, box)
     # under bwrap the parent is the sandbox's own init (the harness is in another pid namespace): it dies
     # with the harness (--die-with-parent), and the child with it
     parent = "os.getppid()" if level == "bwrap" else str(os.getpid())
     bootstrap = (f"import os; os.chdir({inside!r}); from harness.core.processes import leave_with_parent; "
                  f"leave_with_parent({parent}, os.getcwd()); "
-                 f"from harness.methods.child import child_main; child_main({fd})")
+                 f"from harness.methods.child import child_main; child_main({fd}, {go_fd})")
+    if level == "landlock":
+        return sandbox.landlock_command(bootstrap, folders)
     argv = [sys.executable, "-s", "-c", bootstrap]
-    return sandbox.bwrap_command(argv, workdir) if level == "bwrap" else argv
+    return sandbox.bwrap_command(argv, box) if level == "bwrap" else argv
 
 
-def _environment(level: str, workdir: str) -> dict[str, str]:
+def _environment(level: str, box: str) -> dict[str, str]:
     if level == "bwrap":
-        return sandbox.child_env(level, sandbox.SANDBOX_LIB, sandbox.SANDBOX_WORK)
-    return sandbox.child_env(level, str(Path(__file__).resolve().parents[2]), workdir)
+        return sandbox.child_env(sandbox.SANDBOX_LIB, sandbox.SANDBOX_WORK)
+    if level == "landlock":
+        folders = sandbox.LandlockFolders.inside(box)
+        return sandbox.child_env(folders.lib, folders.work, folders.tmp)
+    return sandbox.child_env(str(sandbox.harness_package().parent), box)
 
 
-def _answer(receiver: Connection, child: subprocess.Popen, where: str, limits: Limits) -> dict[str, Any]:
+def _answer(receiver: Connection, child: subprocess.Popen, where: str, limits: Limits,
+            go: Callable[[], None]) -> dict[str, Any]:
+    """The child's answer: ``go`` runs once it is ready, and the wall clock counts from then."""
     if not receiver.poll(limits.startup_seconds):
         raise BenchError(_silent_child(child, where, f"did not start within {limits.startup_seconds:g} s "
                                                      "(importing torch and loading the model)", limits))
     if _receive(receiver, child, where, limits) != READY:
         raise BenchError(f"{where}: the isolated process sent something other than its ready signal")
+    go()
     if not receiver.poll(limits.wall_seconds):
         raise BenchError(_silent_child(child, where, f"ran past the wall-clock limit of {limits.wall_seconds:g} s",
                                        limits))
@@ -223,6 +281,18 @@ def _janitor(workdir: str) -> subprocess.Popen:
 def remove_stale_workdirs(folder: str | Path | None = None) -> None:
     """Remove temporary folders of isolated children whose parent process is gone."""
     for workdir in Path(folder or tempfile.gettempdir()).glob(f"{WORKDIR_PREFIX}*-*"):
-        pid = workdir.name[len(WORKDIR_PREFIX):].split("-", 1)[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
+        if _stale(workdir.name):
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def remove_stale_cgroups() -> None:
+    """Empty and remove the cgroups of isolated children whose parent process is gone (they carry their box's name)."""
+    for controller, parent in sandbox.cgroup_parents()[0].items():
+        for folder in parent.glob(_cgroup_name(f"{WORKDIR_PREFIX}*-*")):
+            if _stale(folder.name):
+                sandbox.CgroupCaps({controller: folder}).remove()
+
+
+def _stale(name: str) -> bool:
+    pid = name[len(WORKDIR_PREFIX):].split("-", 1)[0]
+    return pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid))
