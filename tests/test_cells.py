@@ -27,7 +27,8 @@ def test_a_consistent_cell_is_left_alone():
 
 
 def test_cell_keys_derive_their_related_keys_and_label():
-    from harness.run.cells import REPRODUCED, CellKey
+    from harness.run.cells import CellKey
+    from harness.run.record import REPRODUCED
 
     key = CellKey("toy", "l1", False, "half", "ft", 10)
     assert key.label == "toy/l1/half/ft@10" and key.source == REPRODUCED and key.reproduced

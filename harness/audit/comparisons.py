@@ -36,8 +36,8 @@ from harness.audit.config import AuditConfig
 from harness.audit.reported import citation
 from harness.core.errors import BenchError
 from harness.core.seeding import derive_seed
-from harness.run.cells import REPRODUCED, Cell, CellKey, cell_key, context, family
-from harness.run.record import RunRecord
+from harness.run.cells import Cell, CellKey, cell_key, context, family
+from harness.run.record import REPRODUCED, RunRecord
 from harness.track.definition import load_track
 from harness.track.schedules import SCHEDULES, same_rates
 

@@ -21,7 +21,7 @@ class MethodRun(Protocol):
 
     method: str
     method_digest: str | None
-    source: str
+    reproduced: bool
 
 
 class MethodSources:
@@ -54,7 +54,7 @@ class MethodSources:
 
     def problem(self, record: MethodRun) -> str | None:
         """Everything that keeps a reproduced record's method from being checked, or its change."""
-        if record.source != "reproduced":
+        if not record.reproduced:
             return None
         if record.method_digest is None:
             return "no method digest (written before records carried one, or removed since)"

@@ -164,7 +164,7 @@ def choose_reruns(records: list[tuple[Path, RunRecord]], count: int | Literal["a
                   method: str | None = None) -> list[tuple[Path, RunRecord]]:
     """``count`` successful reproduced records (of ``method`` and its twin when given) drawn without
     replacement, in path order; every one of them for ``ALL``."""
-    candidates = [(p, r) for p, r in records if r.source == "reproduced" and r.status == "ok"
+    candidates = [(p, r) for p, r in records if r.reproduced and r.status == "ok"
                   and (method is None or r.method == method)]
     if count == ALL:
         return candidates

@@ -12,11 +12,9 @@ from functools import cached_property
 from typing import Any, Iterable, Mapping
 
 from harness.core.identity import canonical_json
-from harness.run.record import RunRecord
+from harness.run.record import REPRODUCED, RunRecord
 from harness.stats import Summary
 
-REPRODUCED = "reproduced"
-"""The source of runs of this harness; reported cells carry ``reported: <citation>``."""
 ANY_SOURCE = ""
 """The source of a key made by :meth:`CellKey.without_source`: the configuration, whoever ran it."""
 CELL_FIELDS = ("track", "method", "twin", "target", "schedule", "budget_epochs")

@@ -89,12 +89,16 @@ class Protocol(BaseModel):
     warmup_epochs: int | None = None
 
 
+REPRODUCED = "reproduced"
+"""The source of runs of this harness; numbers quoted from papers are ``reported``."""
+
+
 class RunRecord(RunConfig):
     """A run's configuration plus what it measured."""
 
     schema_version: int = SCHEMA_VERSION
     id: str
-    source: Literal["reproduced", "reported"] = "reproduced"
+    source: Literal["reproduced", "reported"] = REPRODUCED
     status: Literal["ok", "diverged", "failed"]
     error: str | None = None
     test_acc: float | None = None
@@ -146,6 +150,11 @@ class RunRecord(RunConfig):
         return type(self) is type(other) and _content(self) == _content(other)
 
     __hash__ = None
+
+    @property
+    def reproduced(self) -> bool:
+        """Run by this harness (not a number quoted from a paper)."""
+        return self.source == REPRODUCED
 
     def config(self) -> RunConfig:
         return RunConfig.model_validate(self.model_dump(include=set(RunConfig.model_fields)))

@@ -43,7 +43,8 @@ from harness.run.cells import CELL_FIELDS, CellKey
 from harness.run.record import RecordProblem
 
 OBJECTIVE = "val_acc"
-SPLIT = "val"
+SELECTION_SPLIT = "val"
+"""The split every study selects on (R10 fails a study that selected on another)."""
 REQUIRED = ("study", *CELL_FIELDS, "split", "n_trials", "trials")
 """What every reader needs: the cell, the selection split and the trials."""
 PROTOCOL = ("seeds", "dense_hashes", "sampler", "seed", "pruner", "space", "trials_requested")

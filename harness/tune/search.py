@@ -49,7 +49,7 @@ from harness.track.definition import Track
 from harness.track.schedules import Tunable, get_schedule
 from harness.tune.history import (
     OBJECTIVE,
-    SPLIT,
+    SELECTION_SPLIT,
     StudyHistory,
     TrialRecord,
     checked_name,
@@ -209,7 +209,7 @@ def _protocol(track: Track, cell: CellKey, space: tuple[Tunable, ...], options: 
         "dense_hashes": [dense_hash(track, dense_seed_for(track, s)) for s in options.seeds],
         "sampler": options.sampler, "seed": options.seed, "pruner": options.pruner,
         "space": {t.name: {"low": t.low, "high": t.high, "log": t.log} for t in space},
-        "objective": OBJECTIVE, "split": SPLIT,
+        "objective": OBJECTIVE, "split": SELECTION_SPLIT,
     }
 
 

@@ -27,11 +27,11 @@ from harness.audit.tuning import (
     trial_count,
 )
 from harness.run.cells import Cell
+from harness.tune.history import SELECTION_SPLIT
 
 PROTOCOL_FIELDS = ("optimizer", "momentum", "nesterov", "weight_decay", "batch_size", "crop_padding",
                    "horizontal_flip", "peak_lr", "warmup_epochs")
 TUNABLE_FIELDS = ("peak_lr", "warmup_epochs")
-SELECTION_SPLIT = "val"
 
 
 def r1_budget_mismatch(audit: AuditInput, config: AuditConfig) -> list[Finding]:
