@@ -158,21 +158,6 @@ def test_help_shows_no_type_on_flags_and_cuts_no_text(columns):
         assert "\u2026" not in result.output, (path, columns)
 
 
-def test_constants_the_help_names_are_the_librarys():
-    from harness.methods.exchange import Limits
-    from harness.protocols.submit import MIN_SEEDS
-    from harness.track.definition import DEFAULT_TRACK
-    from harness.train.engines import DEFAULT_GROUP_SIZE, ENGINES
-    from harness.tune.search import PRUNERS, SAMPLERS
-
-    limits = Limits()
-    assert (common.DEFAULT_TRACK, common.ENGINES, common.DEFAULT_GROUP_SIZE) == (DEFAULT_TRACK, ENGINES,
-                                                                               DEFAULT_GROUP_SIZE)
-    assert (common.SAMPLERS, common.PRUNERS, common.MIN_SEEDS) == (SAMPLERS, PRUNERS, MIN_SEEDS)
-    assert (common.PLAN_WALL_SECONDS, common.PLAN_CPU_SECONDS, common.PLAN_MEMORY_MB) == (
-        limits.wall_seconds, limits.cpu_seconds, limits.memory_mb)
-
-
 def test_shared_options_read_the_same_in_every_command():
     helps = {}
     for path in command_paths():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from harness.core.choices import RECOMMENDED_SEEDS
 from harness.core.errors import BenchError
 
 
@@ -37,7 +38,7 @@ class AuditConfig:
     """R4: a reported dense accuracy may differ from the reproduced one by this much."""
     min_seeds: int = 3
     """R5: a cell with fewer successful seeds fails."""
-    recommended_seeds: int = 5
+    recommended_seeds: int = RECOMMENDED_SEEDS
     """R5: a cell with fewer successful seeds (but at least ``min_seeds``) warns."""
     equivalence_margin: float = 0.005
     """R8 and the ``equivalent`` verdict: TOST margin when a claim states none."""

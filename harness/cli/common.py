@@ -25,6 +25,17 @@ from rich.measure import Measurement
 from rich.table import Table
 from typer.core import TyperCommand, TyperGroup
 
+from harness.core.choices import (  # noqa: F401 - the commands name these as common.X
+    DEFAULT_GROUP_SIZE,
+    DEFAULT_TRACK,
+    ENGINES,
+    PLAN_CPU_SECONDS,
+    PLAN_MEMORY_MB,
+    PLAN_WALL_SECONDS,
+    PRUNERS,
+    RECOMMENDED_SEEDS,
+    SAMPLERS,
+)
 from harness.core.errors import BenchError
 
 if TYPE_CHECKING:
@@ -34,23 +45,6 @@ out = Console()
 err = Console(stderr=True)
 
 DEFAULT_RESULTS = Path("results")
-
-# Library constants the help texts and defaults name. They live in modules that import torch, optuna or
-# pydantic, so they are repeated here for a fast --help; tests/test_cli.py checks each equals the library's.
-DEFAULT_TRACK = "digits-cnn"
-"""``harness.track.definition.DEFAULT_TRACK``."""
-ENGINES = ("eager", "graph", "compile", "fused")
-"""``harness.train.engines.ENGINES``."""
-DEFAULT_GROUP_SIZE = 8
-"""``harness.train.engines.DEFAULT_GROUP_SIZE``."""
-SAMPLERS = ("tpe", "grid", "random")
-"""``harness.tune.search.SAMPLERS``."""
-PRUNERS = ("median", "hyperband", "none")
-"""``harness.tune.search.PRUNERS``."""
-MIN_SEEDS = 5
-"""``harness.protocols.submit.MIN_SEEDS``."""
-PLAN_WALL_SECONDS, PLAN_CPU_SECONDS, PLAN_MEMORY_MB = 600.0, 600, 8192
-"""``harness.methods.exchange.Limits()``: wall-clock seconds, CPU seconds and MiB per plan."""
 
 
 # -- options that several commands take ----------------------------------------------------------------

@@ -43,7 +43,7 @@ def submit(
     file: Path = typer.Argument(..., help="The method's Python file (one @register_method function)."),
     track: List[str] = typer.Option([], "--track", show_default=False,
                                     help=f"Track to submit to; repeat for several (default: {common.DEFAULT_TRACK})."),
-    seeds: int = typer.Option(common.MIN_SEEDS, help=f"Seeds per cell (at least {common.MIN_SEEDS})."),
+    seeds: int = typer.Option(common.RECOMMENDED_SEEDS, help=f"Seeds per cell (at least {common.RECOMMENDED_SEEDS})."),
     tune_trials: Optional[int] = typer.Option(None, help="Tune every cell with this many trials; must equal the "
                                                          "baselines' tuning budget."),
     results: common.ResultsDir = common.DEFAULT_RESULTS,

@@ -23,6 +23,7 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import nn
 
+from harness.core.choices import PLAN_CPU_SECONDS, PLAN_MEMORY_MB, PLAN_WALL_SECONDS
 from harness.core.errors import BenchError
 from harness.methods import sandbox
 from harness.methods.plugins import PluginMethod
@@ -40,9 +41,9 @@ class Limits:
     """What one plugin plan may use, counted from when its child is ready; ``startup_seconds`` bounds
     the start-up itself (importing torch, loading the model)."""
 
-    wall_seconds: float = 600.0
-    cpu_seconds: int = 600
-    memory_mb: int = 8192
+    wall_seconds: float = PLAN_WALL_SECONDS
+    cpu_seconds: int = PLAN_CPU_SECONDS
+    memory_mb: int = PLAN_MEMORY_MB
     startup_seconds: float = 300.0
     answer_mb: int = 256
     processes: int = sandbox.MAX_PROCESSES

@@ -25,7 +25,6 @@ from harness.core.errors import BenchError
 from harness.track.recipe import Recipe
 from harness.track.schedules import SCHEDULES
 
-DEFAULT_TRACK = "digits-cnn"
 TRACKS_ENV = "PRUNE_BENCH_TRACKS"
 
 

@@ -36,12 +36,10 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
+from harness.core.choices import DEFAULT_GROUP_SIZE, ENGINES
 from harness.core.errors import BenchError
 from harness.train.loop import StepFactory, eager_step
 
-ENGINES = ("eager", "graph", "compile", "fused")
-DEFAULT_GROUP_SIZE = 8
-"""Runs trained as one network by the ``fused`` engine, at most (fewer when fewer share an architecture)."""
 WARMUP_STEPS = 3
 """Uncaptured steps before a CUDA graph is captured (cuDNN/cuBLAS pick their kernels and workspaces)."""
 

@@ -38,6 +38,7 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from harness.core.choices import PRUNERS, SAMPLERS
 from harness.core.errors import BenchError
 from harness.core.seeding import derive_seed
 from harness.dense.baseline import dense_hash
@@ -57,8 +58,6 @@ from harness.tune.history import (
     study_name,
 )
 
-SAMPLERS = ("tpe", "grid", "random")
-PRUNERS = ("median", "hyperband", "none")
 STALE_RETRIES = 3
 FIXED_BY_TRACK = "the optimizer, batch size, weight decay, augmentation, budget and pruning plan are fixed by the track"
 

@@ -27,6 +27,7 @@ import torch
 from harness.audit import audit_results
 from harness.audit.findings import Finding
 from harness.core.atomic import write_json_atomic, write_text_atomic
+from harness.core.choices import DEFAULT_TRACK
 from harness.core.errors import BenchError
 from harness.core.layout import ResultsLayout
 from harness.grid.driver import pending, run_grid
@@ -66,7 +67,7 @@ from harness.run.record import (
     read_record,
     record_path,
 )
-from harness.track.definition import DEFAULT_TRACK, Track, load_track
+from harness.track.definition import Track, load_track
 from harness.track.leaderboard import LeaderboardProtocol, load_protocol
 from harness.train.engines import EngineSettings
 from harness.tune.search import tune_cells, tuning_cells
