@@ -218,14 +218,19 @@ def _bwrap_problem() -> str | None:
         return "setpriv (util-linux) is missing, so the child cannot drop to an unprivileged uid"
     with tempfile.TemporaryDirectory(prefix="bench-probe-") as workdir:
         os.chmod(workdir, 0o777)
-        try:
-            done = subprocess.run(bwrap_command([sys.executable, "-S", "-c", "pass"], workdir),
-                                  env=child_env("", SANDBOX_WORK), stdin=subprocess.DEVNULL,
-                                  capture_output=True, timeout=30)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            return f"bwrap did not start ({type(exc).__name__})"
+        return _trial_start("bwrap", bwrap_command([sys.executable, "-S", "-c", "pass"], workdir),
+                            env=child_env("", SANDBOX_WORK))
+
+
+def _trial_start(what: str, command: list[str], env: dict[str, str], cwd: str | None = None) -> str | None:
+    """None when a trial interpreter started by ``command`` exits cleanly, else why not, as the probe line
+    says it (``what`` names the sandbox)."""
+    try:
+        done = subprocess.run(command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"{what} did not start ({type(exc).__name__})"
     if done.returncode != 0:
-        return f"bwrap cannot start the interpreter here: {escape(done.stderr.decode(errors='replace'), 160)}"
+        return f"{what} cannot start the interpreter here: {escape(done.stderr.decode(errors='replace'), 160)}"
     return None
 
 
@@ -472,15 +477,8 @@ def _landlock_problem() -> str | None:
         return f"the harness runs as uid {os.geteuid()}, not root, so it cannot make the child uid {UNPRIVILEGED_UID}"
     with tempfile.TemporaryDirectory(prefix="bench-probe-") as box:
         folders = LandlockFolders.inside(box).make()
-        try:
-            done = subprocess.run(landlock_command("import harness", folders), cwd=folders.work,
-                                  env=child_env(folders.lib, folders.work, folders.tmp), stdin=subprocess.DEVNULL,
-                                  capture_output=True, timeout=30)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            return f"a confined interpreter did not start ({type(exc).__name__})"
-    if done.returncode != 0:
-        return f"a confined interpreter cannot start here: {escape(done.stderr.decode(errors='replace'), 160)}"
-    return None
+        return _trial_start("a Landlock-confined child", landlock_command("import harness", folders),
+                            env=child_env(folders.lib, folders.work, folders.tmp), cwd=folders.work)
 
 
 def escape(text: str | bytes, limit: int = SHOWN_CHARS) -> str:
