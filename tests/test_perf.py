@@ -11,9 +11,12 @@ from typer.testing import CliRunner
 
 from harness.cli import app
 from harness.core.errors import BenchError
-from harness.audit import AuditConfig
 from harness.core.layout import ResultsLayout
-from harness.protocols.equivalence import cifar_shaped_track, compare_engines
+from harness.protocols.equivalence import (
+    ENGINE_CHECK_LEVEL,
+    cifar_shaped_track,
+    compare_engines,
+)
 from harness.protocols.perf import (
     PerfSettings,
     measure,
@@ -79,7 +82,7 @@ def test_graph_engine_is_equivalent_to_the_plain_loop_on_digits(digits_track, tr
     result = compare_engines(digits_track, ResultsLayout(trained_results), EngineSettings("graph"), seeds=[0, 5, 10, 15],
                              schedule="clr", budget=3)
     assert result.seeds == (0, 5, 10, 15) and result.synthetic is False
-    assert result.tost == tost(result.fast, result.plain, 0.005, AuditConfig().claim_level, paired=True)
+    assert result.tost == tost(result.fast, result.plain, 0.005, ENGINE_CHECK_LEVEL, paired=True)
     assert result.welch == welch_test(result.fast, result.plain)
     assert result.equivalent and result.welch.pvalue > 0.05
     assert max(abs(a - b) for a, b in zip(result.fast, result.plain)) <= 2 / 359
