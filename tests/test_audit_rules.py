@@ -28,10 +28,9 @@ from harness.audit.comparisons import (
     adjust,
     build_cells,
     compare_pairs,
-    same_protocol,
-    table_comparisons,
     verdict,
 )
+from harness.audit.families import same_protocol, table_comparisons
 from harness.audit.reported import ReportedResult, to_records
 from harness.audit.rules import RULE_FUNCTIONS, AuditInput
 from harness.audit.tuning import TuningStudy, load_studies

@@ -29,8 +29,9 @@ from harness.audit.claims import (
     load_claims,
     prepare_claims,
 )
-from harness.audit.comparisons import Comparison, build_cells, table_comparisons
+from harness.audit.comparisons import Comparison, build_cells
 from harness.audit.config import AuditConfig
+from harness.audit.families import table_comparisons
 from harness.audit.findings import Finding, sort_key
 from harness.audit.rules import RULE_FUNCTIONS, AuditInput
 from harness.audit.tuning import TuningStudy, load_studies

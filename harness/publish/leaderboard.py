@@ -24,9 +24,9 @@ from harness.audit.comparisons import (
     best_by_validation,
     context,
     family,
-    method_order,
 )
 from harness.audit.engine import AuditResult
+from harness.audit.families import method_order
 from harness.audit.findings import rule_ids, touching
 
 
