@@ -15,7 +15,7 @@ from rich.console import Console
 from torch import nn
 
 from harness.core.errors import BenchError
-from harness.methods import sandbox
+from harness.methods import cgroups, containment, landlock, sandbox
 from harness.methods.exchange import Limits
 from harness.methods.isolation import Isolation
 from harness.methods.lint import review
@@ -36,7 +36,7 @@ def levels(*names: str) -> pytest.MarkDecorator:
 
 
 def needs_cgroup(controller: str) -> pytest.MarkDecorator:
-    parents, problems = sandbox.cgroup_parents()
+    parents, problems = cgroups.cgroup_parents()
     return pytest.mark.skipif(controller not in parents,
                               reason=f"needs a {controller} cgroup, which this machine lacks: {'; '.join(problems)}")
 
@@ -196,7 +196,7 @@ def test_the_parents_memory_cannot_be_opened(tmp_path, level):
 @SANDBOXED
 def test_another_process_cannot_be_traced_read_or_signalled(tmp_path, level):
     """The target runs as the sandbox's own uid where the harness is root: only the sandbox keeps them apart."""
-    target = subprocess.Popen(["sleep", "120"], user=sandbox.UNPRIVILEGED_UID if os.geteuid() == 0 else None)
+    target = subprocess.Popen(["sleep", "120"], user=landlock.UNPRIVILEGED_UID if os.geteuid() == 0 else None)
     try:
         outcome = run_plugin(tmp_path, f"""
             import ctypes
@@ -219,7 +219,7 @@ def test_another_process_cannot_be_traced_read_or_signalled(tmp_path, level):
     finally:
         target.kill()
         target.wait()
-    if level == "landlock" and sandbox.landlock_abi() < 6:
+    if level == "landlock" and landlock.landlock_abi() < 6:
         assert "leaked: may signal" in outcome  # Landlock scopes signals from ABI 6 on; the uid still protects root
     else:
         blocked(outcome)
@@ -379,9 +379,9 @@ def test_cgroup_hierarchies_are_read_from_mountinfo_and_the_processs_own_groups(
     mountinfo = ("35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n"
                  "39 31 0:36 /outer /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids\n"
                  "41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n")
-    assert sandbox.cgroup_mounts(mountinfo) == {"memory": (Path("/sys/fs/cgroup/memory"), Path("/")),
+    assert cgroups.cgroup_mounts(mountinfo) == {"memory": (Path("/sys/fs/cgroup/memory"), Path("/")),
                                                 "pids": (Path("/sys/fs/cgroup/pids"), Path("/outer"))}
-    assert sandbox.own_cgroups("8:pids:/outer/job\n4:memory:/api/7\n1:cpu,cpuacct:/\n0::/\n") == {
+    assert cgroups.own_cgroups("8:pids:/outer/job\n4:memory:/api/7\n1:cpu,cpuacct:/\n0::/\n") == {
         "pids": "/outer/job", "memory": "/api/7", "cpu": "/", "cpuacct": "/"}  # the v2 line names no controller
 
 
@@ -391,8 +391,8 @@ def test_the_cgroups_of_a_harness_that_is_gone_are_removed():
 
     gone = subprocess.Popen(["true"])
     gone.wait()
-    caps = sandbox.CgroupCaps.make(launch._cgroup_name(f"{launch.WORKDIR_PREFIX}{gone.pid}-test"), 2**30)
-    mine = sandbox.CgroupCaps.make(launch._cgroup_name(f"{launch.WORKDIR_PREFIX}{os.getpid()}-test"), 2**30)
+    caps = cgroups.CgroupCaps.make(launch._cgroup_name(f"{launch.WORKDIR_PREFIX}{gone.pid}-test"), 2**30)
+    mine = cgroups.CgroupCaps.make(launch._cgroup_name(f"{launch.WORKDIR_PREFIX}{os.getpid()}-test"), 2**30)
     try:
         launch.remove_stale_cgroups()
         assert [folder.exists() for folder in caps.folders.values()] == [False] * len(caps.folders)
@@ -563,7 +563,7 @@ def test_records_name_the_level_and_refusal_below_the_required_level():
         isolation.require("bwrap")
     Isolation(level="rlimits", unsafe=True).require("bwrap")
     assert Isolation(level="rlimits").record_fields("l1-norm") == {"isolation": "in-process"}
-    assert sandbox.escape("[bold]x[/]\x1b\n") == "\\x5bbold\\x5dx\\x5b/\\x5d\\x1b\\n"
+    assert containment.escape("[bold]x[/]\x1b\n") == "\\x5bbold\\x5dx\\x5b/\\x5d\\x1b\\n"
 
 
 def test_submit_refuses_below_the_required_level_unless_unsafe_and_reports_review_findings(tmp_path, monkeypatch):

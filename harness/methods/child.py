@@ -27,8 +27,8 @@ import torch
 
 from harness.core.errors import BenchError
 from harness.core.processes import leave_with_parent
-from harness.methods import sandbox
 from harness.methods.exchange import GO, INPUT_FILE, READY, ChildInput, Limits, plan_to_data, serialise
+from harness.methods.landlock import UNPRIVILEGED_UID
 from harness.methods.plugins import run_plugin_source
 from harness.methods.registry import Method, PruningContext, get_method
 
@@ -83,7 +83,7 @@ def _limit_resources(limits: Limits, threads: int) -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (limits.memory_mb * 2**20,) * 2)
     # RLIMIT_NPROC counts every process of the user, so it is set only for the sandbox's own uid (bwrap or
     # landlock under a root harness); root ignores it, and a user's session would already be over any small cap
-    if os.getuid() == sandbox.UNPRIVILEGED_UID:
+    if os.getuid() == UNPRIVILEGED_UID:
         tasks = len(os.listdir("/proc/self/task")) + threads + limits.processes
         resource.setrlimit(resource.RLIMIT_NPROC, (tasks, tasks))
 

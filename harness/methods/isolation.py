@@ -9,7 +9,8 @@ remembers a plugin's outcome by its exact inputs. The rest sits in a module per 
 ``harness.methods.launch`` (the parent starting and waiting for the child) and
 ``harness.methods.child`` (the child's own code). The sandbox itself is ``harness.methods.sandbox``,
 at the strongest level this machine allows (``bwrap`` > ``landlock`` > ``rlimits``), named on stderr
-the first time a plugin runs.
+the first time a plugin runs; level landlock's confinement is ``harness.methods.landlock``, the cgroup
+caps ``harness.methods.cgroups``, capped output and reaping ``harness.methods.containment``.
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ its whole group (whatever the method started goes too). Boxes and cgroups of chi
 they could clean up are removed by the next isolated run, once their parent is gone.
 
 Once ready, the child waits for the parent's go signal (``GO``), and in between its whole process tree
-joins its cgroups (``sandbox.CgroupCaps``: a memory cap for all its processes together and a process
-cap), so no line of the method runs outside them. The wall clock is the parent's to enforce (it kills
+joins its cgroups (``harness.methods.cgroups.CgroupCaps``: a memory cap for all its processes together and
+a process cap), so no line of the method runs outside them. The wall clock is the parent's to enforce (it kills
 the child), and so is the answer's size: beyond ``Limits.answer_mb`` it is refused from its length
 header, unread. The child runs in the sandbox of ``harness.methods.sandbox`` at the level it is given:
 an allow-listed environment, stdout and stderr into capped pipes (shown only escaped and truncated, in
@@ -38,7 +38,7 @@ import torch
 
 from harness.core.atomic import pid_alive
 from harness.core.errors import BenchError
-from harness.methods import sandbox
+from harness.methods import cgroups, containment, landlock, sandbox
 from harness.methods.exchange import GO, INPUT_FILE, READY, ChildInput, Limits, serialise
 
 WORKDIR_PREFIX = "bench-method-"
@@ -55,14 +55,14 @@ def run_isolated(inputs: ChildInput, payload: bytes | None = None, level: str = 
     remove_stale_workdirs()
     remove_stale_cgroups()
     if not _SUBREAPER:
-        _SUBREAPER.append(sandbox.become_subreaper())
-    before = sandbox.children_now()
+        _SUBREAPER.append(containment.become_subreaper())
+    before = containment.children_now()
     with tempfile.TemporaryDirectory(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-") as box:
-        workdir = sandbox.LandlockFolders.inside(box).make().work if level == "landlock" else box
+        workdir = landlock.LandlockFolders.inside(box).make().work if level == "landlock" else box
         (Path(workdir) / INPUT_FILE).write_bytes(payload or serialise(inputs))
         if level != "rlimits" and os.geteuid() == 0:
             for path in (workdir, Path(workdir) / INPUT_FILE):
-                os.chown(path, sandbox.UNPRIVILEGED_UID, sandbox.UNPRIVILEGED_UID)
+                os.chown(path, landlock.UNPRIVILEGED_UID, landlock.UNPRIVILEGED_UID)
         caps = _cgroup_caps(where, _cgroup_name(box), limits)
         janitor = _janitor(box) if level != "rlimits" else None
         read_fd, write_fd = os.pipe()
@@ -78,11 +78,11 @@ def run_isolated(inputs: ChildInput, payload: bytes | None = None, level: str = 
                 os.close(fd)
             caps.remove()
             raise BenchError(f"{where}: the sandbox ({level}) could not start the isolated process: "
-                             f"{sandbox.escape(str(exc))}") from None
+                             f"{containment.escape(str(exc))}") from None
         finally:
             for fd in (write_fd, go_read, out_write):
                 os.close(fd)
-        output = sandbox.CappedReader(out_read)
+        output = containment.CappedReader(out_read)
         receiver = Connection(read_fd, writable=False)
         try:
             tasks = limits.processes + inputs.threads
@@ -96,7 +96,7 @@ def run_isolated(inputs: ChildInput, payload: bytes | None = None, level: str = 
             if janitor is not None:
                 janitor.kill()
                 janitor.wait()
-            sandbox.reap_descendants(before)
+            containment.reap_descendants(before)
             caps.remove()
     if answer.get("status") != "ok":
         raise BenchError(_with_output(_failure_message(where, answer, limits), output))
@@ -109,36 +109,37 @@ def _cgroup_name(box: str) -> str:
     return f"{Path(box).name}-ns{os.stat('/proc/self/ns/pid').st_ino}"
 
 
-def _cgroup_caps(where: str, name: str, limits: Limits) -> sandbox.CgroupCaps:
+def _cgroup_caps(where: str, name: str, limits: Limits) -> cgroups.CgroupCaps:
     try:
-        return sandbox.CgroupCaps.make(name, limits.memory_mb * 2**20)
+        return cgroups.CgroupCaps.make(name, limits.memory_mb * 2**20)
     except OSError as exc:
-        raise BenchError(f"{where}: could not make the isolated process's cgroups: {sandbox.escape(str(exc))}") from None
+        raise BenchError(f"{where}: could not make the isolated process's cgroups: "
+                         f"{containment.escape(str(exc))}") from None
 
 
-def _admit(where: str, child: subprocess.Popen, caps: sandbox.CgroupCaps, tasks: int, go_fd: int) -> None:
+def _admit(where: str, child: subprocess.Popen, caps: cgroups.CgroupCaps, tasks: int, go_fd: int) -> None:
     """The child is ready and waits for ``GO``: its whole process tree (under bwrap, bubblewrap's processes too) joins
     its cgroups, which may hold ``tasks`` more (its process cap and torch's thread pool, not started yet), before
     any of the method's code runs."""
     try:
-        caps.admit(sandbox.process_tree(child.pid), tasks)
+        caps.admit(containment.process_tree(child.pid), tasks)
     except OSError as exc:
         raise BenchError(f"{where}: could not put the isolated process in its cgroups: "
-                         f"{sandbox.escape(str(exc))}") from None
+                         f"{containment.escape(str(exc))}") from None
     try:
         os.write(go_fd, GO)
     except BrokenPipeError:  # it died meanwhile: waiting for its answer says how
         pass
 
 
-def _with_memory_cap(message: str, caps: sandbox.CgroupCaps, limits: Limits) -> str:
+def _with_memory_cap(message: str, caps: cgroups.CgroupCaps, limits: Limits) -> str:
     if not caps.memory_cap_hit():
         return message
     return (f"{message}; its processes together hit the cgroup memory cap of {limits.memory_mb} MiB and the kernel's "
             "OOM killer acted")
 
 
-def _with_output(message: str, output: sandbox.CappedReader) -> str:
+def _with_output(message: str, output: containment.CappedReader) -> str:
     text = output.text()
     return f"{message} (its output, escaped: {text})" if text else message
 
@@ -147,7 +148,7 @@ def _command(level: str, box: str, fd: int, go_fd: int) -> list[str]:
     """The child's command line: the interpreter runs a fixed bootstrap (the parent's id, the work folder
     and the pipes' numbers are its only arguments), wrapped in bubblewrap at level ``bwrap`` and confining
     itself first at level ``landlock``."""
-    folders = sandbox.LandlockFolders.inside(box)
+    folders = landlock.LandlockFolders.inside(box)
     inside = {"bwrap": sandbox.SANDBOX_WORK, "landlock": folders.work}.get(level, box)
     # under bwrap the parent is the sandbox's own init (the harness is in another pid namespace): it dies
     # with the harness (--die-with-parent), and the child with it
@@ -156,7 +157,7 @@ def _command(level: str, box: str, fd: int, go_fd: int) -> list[str]:
                  f"leave_with_parent({parent}, os.getcwd()); "
                  f"from harness.methods.child import child_main; child_main({fd}, {go_fd})")
     if level == "landlock":
-        return sandbox.landlock_command(bootstrap, folders)
+        return landlock.landlock_command(bootstrap, folders)
     argv = [sys.executable, "-s", "-c", bootstrap]
     return sandbox.bwrap_command(argv, box) if level == "bwrap" else argv
 
@@ -165,9 +166,9 @@ def _environment(level: str, box: str) -> dict[str, str]:
     if level == "bwrap":
         return sandbox.child_env(sandbox.SANDBOX_LIB, sandbox.SANDBOX_WORK)
     if level == "landlock":
-        folders = sandbox.LandlockFolders.inside(box)
+        folders = landlock.LandlockFolders.inside(box)
         return sandbox.child_env(folders.lib, folders.work, folders.tmp)
-    return sandbox.child_env(str(sandbox.harness_package().parent), box)
+    return sandbox.child_env(str(landlock.harness_package().parent), box)
 
 
 def _answer(receiver: Connection, child: subprocess.Popen, where: str, limits: Limits,
@@ -240,8 +241,8 @@ def _death_message(where: str, exitcode: int | None, limits: Limits) -> str:
 def _failure_message(where: str, answer: Mapping[str, Any], limits: Limits) -> str:
     """The child's error, every piece of it escaped (it is the method's text, and may carry rich markup,
     control characters or a fake line of the harness's output)."""
-    at = f" at {sandbox.escape(str(answer['at']), 200)}" if answer.get("at") else ""
-    error = sandbox.escape(str(answer.get("error")))
+    at = f" at {containment.escape(str(answer['at']), 200)}" if answer.get("at") else ""
+    error = containment.escape(str(answer.get("error")))
     if answer.get("cause") == "memory":
         return (f"{where}: ran out of memory{at}: it hit the memory limit of {limits.memory_mb} MiB "
                 f"(address space beyond the isolated process's start-up) -- {error}")
@@ -287,10 +288,10 @@ def remove_stale_workdirs(folder: str | Path | None = None) -> None:
 
 def remove_stale_cgroups() -> None:
     """Empty and remove the cgroups of isolated children whose parent process is gone (they carry their box's name)."""
-    for controller, parent in sandbox.cgroup_parents()[0].items():
+    for controller, parent in cgroups.cgroup_parents()[0].items():
         for folder in parent.glob(_cgroup_name(f"{WORKDIR_PREFIX}*-*")):
             if _stale(folder.name):
-                sandbox.CgroupCaps({controller: folder}).remove()
+                cgroups.CgroupCaps({controller: folder}).remove()
 
 
 def _stale(name: str) -> bool:
