@@ -20,9 +20,11 @@ EXAMPLE = REPO / "bench" / "methods" / "example_apoz.py"
 
 @dataclass
 class Stored:
+    """What provenance reads of a record (``harness.methods.provenance.MethodRun``)."""
+
     method: str
     method_digest: str | None
-    source: str = "reproduced"
+    reproduced: bool = True
     method_file: str | None = None
 
 
