@@ -91,6 +91,15 @@ def _read_cache(key: str, seed: int, weights: Path, meta: Path, device: str) -> 
     return DenseBaseline(key, seed, state, info["test_acc"], info["val_acc"], info["status"])
 
 
+def recorded_weights_digest(layout: ResultsLayout, track: str, key: str) -> str | None:
+    """The SHA-256 a cached baseline's metadata records for its weights (None: no cache, or no digest)."""
+    _, meta = layout.dense_files(track, key)
+    try:
+        return json.loads(meta.read_text()).get("weights_sha256")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def load_or_train_dense(track: Track, seed: int, splits, layout: ResultsLayout, device: str) -> DenseBaseline:
     """The cached baseline for ``seed``, training (and caching) it first if needed.
 

@@ -22,7 +22,6 @@ A rerun writes no record; it trains a dense baseline only if the results directo
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +32,7 @@ import torch
 
 from harness.core.errors import BenchError
 from harness.core.layout import ResultsLayout
-from harness.dense.baseline import dense_hash
+from harness.dense.baseline import dense_hash, recorded_weights_digest
 from harness.methods.exchange import Limits
 from harness.methods.isolation import Isolation
 from harness.methods.provenance import MethodSources
@@ -124,6 +123,7 @@ class Verification:
 def check_records(layout: ResultsLayout) -> tuple[list[tuple[Path, RunRecord]], list[Problem], int]:
     """Every record file: those that parse with valid digests, the problems, and how many files were read."""
     sources = MethodSources()
+    cached: dict[tuple[str, str], str | None] = {}  # each baseline's digest, read once
     valid, problems, files = [], [], 0
     for track in layout.tracks():
         for path in layout.records(track):
@@ -137,26 +137,24 @@ def check_records(layout: ResultsLayout) -> tuple[list[tuple[Path, RunRecord]], 
             method = sources.problem(record)
             if method:
                 problems.append(Problem(path, "method digest", method))
-            dense = _dense_problem(layout, path, record)
+            key = (record.track, record.dense_hash)
+            if key not in cached:
+                cached[key] = recorded_weights_digest(layout, *key)
+            dense = _dense_problem(layout, path, record, cached[key])
             if dense:
                 problems.append(dense)
             valid.append((path, record))
     return valid, problems, files
 
 
-def _dense_problem(layout: ResultsLayout, path: Path, record: RunRecord) -> Problem | None:
-    """A record whose dense weights are not the baseline cached here (no cache, or no digest: nothing to check)."""
-    if record.dense_weights_sha256 is None:
+def _dense_problem(layout: ResultsLayout, path: Path, record: RunRecord, cached: str | None) -> Problem | None:
+    """A record whose dense weights are not the baseline cached here, whose digest is ``cached`` (None: no
+    cache, or no digest; nothing to check)."""
+    if record.dense_weights_sha256 is None or cached is None or cached == record.dense_weights_sha256:
         return None
-    _, meta = layout.dense_files(record.track, record.dense_hash)
-    try:
-        cached = json.loads(meta.read_text()).get("weights_sha256")
-    except (OSError, ValueError, AttributeError):
-        return None
-    if cached is None or cached == record.dense_weights_sha256:
-        return None
+    weights, _ = layout.dense_files(record.track, record.dense_hash)
     return Problem(path, "dense weights", f"retrained from dense weights {record.dense_weights_sha256[:16]}..., but "
-                                          f"the baseline {meta.with_suffix('.pt')} holds {cached[:16]}...; the record "
+                                          f"the baseline {weights} holds {cached[:16]}...; the record "
                                           "was made from other weights: restore its baseline, or rerun it here")
 
 
