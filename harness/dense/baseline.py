@@ -54,6 +54,8 @@ class DenseBaseline:
     test_acc: float
     val_acc: float
     status: str
+    weights_sha256: str
+    """``weights_digest(state_dict)``, computed once when the baseline is trained or checked on loading."""
 
 
 def dense_config(track: Track, seed: int) -> DenseConfig:
@@ -84,11 +86,12 @@ def _read_cache(key: str, seed: int, weights: Path, meta: Path, device: str) -> 
               file=sys.stderr)
         return None
     recorded = info.get("weights_sha256")
-    if recorded != weights_digest(state):
+    digest = weights_digest(state)
+    if recorded != digest:
         why = "has no recorded digest" if recorded is None else "does not match the digest recorded when it was trained"
         print(f"warning: dense baseline {weights} {why}; training it again", file=sys.stderr)
         return None
-    return DenseBaseline(key, seed, state, info["test_acc"], info["val_acc"], info["status"])
+    return DenseBaseline(key, seed, state, info["test_acc"], info["val_acc"], info["status"], digest)
 
 
 def recorded_weights_digest(layout: ResultsLayout, track: str, key: str) -> str | None:
@@ -130,12 +133,13 @@ def _train_dense(track: Track, seed: int, key: str, splits, layout: ResultsLayou
         raise BenchError(f"dense training of track '{track.name}' (seed {seed}) diverged; lower the recipe's lr")
     test_acc = evaluate(model, splits.open_test())
     torch_save_atomic(model.state_dict(), weights)
+    digest = weights_digest(model.state_dict())
     write_json_atomic(meta, {
         "hash": key, "seed": seed, "status": result.status, "test_acc": test_acc,
-        "weights_sha256": weights_digest(model.state_dict()),
+        "weights_sha256": digest,
         "val_acc": result.val_acc[-1] if result.val_acc else None,
         "config": dense_config(track, seed).model_dump(mode="json"),
         "curves": {"train_loss": result.train_loss, "val_acc": result.val_acc, "lr": result.lr},
     })
     checkpoint.discard()
-    return DenseBaseline(key, seed, model.state_dict(), test_acc, result.val_acc[-1], result.status)
+    return DenseBaseline(key, seed, model.state_dict(), test_acc, result.val_acc[-1], result.status, digest)

@@ -32,7 +32,7 @@ from harness.methods import PruningContext, get_method
 from harness.methods.isolation import Isolation
 from harness.methods.location import recorded_file
 from harness.methods.plugins import registered_digest
-from harness.methods.sources import harness_digest, weights_digest
+from harness.methods.sources import harness_digest
 from harness.plans import MaskPlan, Plan
 from harness.prune.allocation import Allocation, resolve_target
 from harness.prune.counting import Counts, SparseCounts, count, count_sparse
@@ -282,7 +282,7 @@ def prepare(workspace: Workspace, config: RunConfig) -> PreparedRun | RunRecord:
                   dense_val_acc=dense.val_acc, env=environment(workspace.device),
                   method_digest=registered_digest(config.method), method_file=recorded_file(config.method),
                   **workspace.isolation.record_fields(config.method),
-                  dense_weights_sha256=weights_digest(dense.state_dict), harness_digest=harness_digest(),
+                  dense_weights_sha256=dense.weights_sha256, harness_digest=harness_digest(),
                   synthetic_data=workspace.splits.synthetic)
     try:
         pruned = prune(workspace, config)
