@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.core.errors import BenchError
 from harness.methods import sandbox
@@ -25,6 +25,13 @@ from harness.methods.exchange import Limits, child_input, plan_from_data, serial
 from harness.methods.launch import run_isolated
 from harness.methods.plugins import is_plugin
 from harness.methods.registry import Method, PruningContext, get_method
+
+if TYPE_CHECKING:
+    import torch
+
+    from harness.methods.phase import PhaseRun
+    from harness.methods.training import PhaseContext
+    from harness.track.recipe import Recipe
 
 
 class Isolation:
@@ -75,6 +82,15 @@ class Isolation:
             raise BenchError(f"the sandbox here reaches level '{level}', below the '{required}' the leaderboard "
                              f"requires ({'; '.join(probe.missing) or 'level set by hand'}); install what is "
                              "missing, or pass --unsafe-isolation to run anyway with the records marked")
+
+    def train_phase(self, method: Method, context: PhaseContext, train_split, recipe: Recipe,
+                    data_generator: torch.Generator) -> PhaseRun:
+        """A method's pre-pruning phase: in this process for a built-in method."""
+        from harness.methods.phase import run_phase
+
+        if is_plugin(method):
+            raise BenchError(f"method '{method.name}' is a plugin: its training phase runs in its isolated process")
+        return run_phase(method.training, context, train_split, recipe, data_generator)
 
     def select(self, method: Method, context: PruningContext) -> object:
         if not is_plugin(method):

@@ -21,9 +21,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Literal, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Mapping, Sequence
 
 from harness.core.errors import BenchError
+from harness.methods.training import TrainingPhase
 
 if TYPE_CHECKING:
     import torch
@@ -56,6 +57,8 @@ class PruningContext:
     kind: Kind = "structured"
     example_input: torch.Tensor | None = field(default=None, repr=False)
     allocate: Callable[[Mapping[str, torch.Tensor]], dict[str, int]] | None = field(default=None, repr=False)
+    memory: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    """What the method's own training phase kept (``PhaseContext.memory``); empty for methods that do not train."""
 
     def modules(self) -> dict[str, nn.Module]:
         """The prunable layers by name."""
@@ -144,12 +147,21 @@ class Method:
     citation: str
     select: Callable[[PruningContext], ChannelPlan | MaskPlan]
     global_ranking: bool = False
+    training: TrainingPhase | None = None
+    """Training before pruning that the harness runs for the method (``harness.methods.training``)."""
+    rounds: int = 1
+    """Pruning rounds, retraining between them, inside the run's budget."""
+
+    @property
+    def trains(self) -> bool:
+        """Whether the method spends part of the budget itself: a phase before pruning, or rounds."""
+        return self.training is not None or self.rounds > 1
 
 
 _METHODS: dict[str, Method] = {}
 
 BUILTIN_MODULES = ("bn_scale", "fpgm", "hrank", "l1_norm", "l2_norm", "magnitude_global", "magnitude_layerwise",
-                   "random", "random_unstructured", "taylor", "taylor_weight")
+                   "network_slimming", "random", "random_unstructured", "taylor", "taylor_weight")
 """The built-in methods, one module each in this package; importing one registers it."""
 
 
@@ -173,15 +185,24 @@ def _import_builtins() -> None:
 
 
 def register_method(name: str, *, kind: Kind = "structured", needs_data: bool = False, citation: str = "",
-                    global_ranking: bool = False):
-    """Register ``fn(context) -> plan`` under ``name``."""
+                    global_ranking: bool = False, training: TrainingPhase | None = None, rounds: int = 1):
+    """Register ``fn(context) -> plan`` under ``name``; ``training`` and ``rounds`` declare what the method trains
+    (``harness.methods.training``)."""
+    if not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < 1:
+        raise BenchError(f"method '{name}': rounds must be a whole number >= 1, got {rounds!r}")
+    if rounds > 1 and kind != "unstructured":
+        raise BenchError(f"method '{name}': pruning in rounds is built for unstructured methods (masks keep the "
+                         "architecture between rounds); register it with rounds=1 or kind='unstructured'")
+    if training is not None and not isinstance(training, TrainingPhase):
+        raise BenchError(f"method '{name}': training must be a TrainingPhase, got {type(training).__name__}")
 
     def decorate(fn: Callable[[PruningContext], Plan]) -> Callable[[PruningContext], Plan]:
         builtin = builtin_sources().get(name)
         if (name in _METHODS and _METHODS[name].select is not fn) or (
                 builtin is not None and getattr(fn, "__module__", None) != f"harness.methods.{builtin.stem}"):
             raise BenchError(f"method name '{name}' is already registered; pick another name")
-        _METHODS[name] = Method(name, kind, needs_data, citation or (fn.__doc__ or "").strip(), fn, global_ranking)
+        _METHODS[name] = Method(name, kind, needs_data, citation or (fn.__doc__ or "").strip(), fn, global_ranking,
+                                training, rounds)
         return fn
 
     return decorate
@@ -211,4 +232,5 @@ def ensure_registered(methods: Sequence[Method]) -> None:
     for method in methods:
         if method.name not in _METHODS:
             register_method(method.name, kind=method.kind, needs_data=method.needs_data, citation=method.citation,
-                            global_ranking=method.global_ranking)(method.select)
+                            global_ranking=method.global_ranking, training=method.training,
+                            rounds=method.rounds)(method.select)

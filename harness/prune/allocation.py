@@ -22,6 +22,7 @@ layers stay dense, as in the paper's weight-level code). Counts come from the co
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass
@@ -107,6 +108,12 @@ class Allocation:
             return (f"target '{self.target}': the plan removes {achieved:.2%} of {self.goal.metric}, "
                     f"outside {self.goal.reduction:.2%} +/- {self.goal.tolerance:.2%}")
         return None
+
+    def for_round(self, keep: Mapping[str, int], done: float) -> "Allocation":
+        """An intermediate pruning round's allocation: ``keep`` units per layer and, under a goal, the reduction
+        whose kept share is the goal's raised to ``done`` (the share of rounds done), geometric as the counts."""
+        goal = self.goal and dataclasses.replace(self.goal, reduction=1 - (1 - self.goal.reduction) ** done)
+        return dataclasses.replace(self, keep=dict(keep), goal=goal)
 
     def rank_globally(self, scores: Mapping[str, torch.Tensor]) -> dict[str, int]:
         """Counts reached by removing the lowest-scoring units across all layers until the goal is met

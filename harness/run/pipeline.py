@@ -31,6 +31,8 @@ from harness.dense.baseline import DenseBaseline, load_or_train_dense, new_model
 from harness.methods import PruningContext, get_method
 from harness.methods.isolation import Isolation
 from harness.methods.location import recorded_file
+from harness.methods.phase import PhaseRun
+from harness.methods.training import BudgetSplit, PhaseContext, round_counts, split_budget
 from harness.methods.plugins import registered_digest
 from harness.methods.sources import harness_digest
 from harness.plans import MaskPlan, Plan
@@ -45,7 +47,7 @@ from harness.prune.latency import (
 from harness.prune.surgery import apply_masks, prune_channels
 from harness.prune.twins import random_twin
 from harness.prune.validation import validate_plan
-from harness.run.record import Curves, Latency, Protocol, RunConfig, RunRecord
+from harness.run.record import Curves, Latency, Phases, Protocol, RunConfig, RunRecord
 from harness.track.definition import Track
 from harness.track.schedules import StepValues, get_schedule, step_values, warmup_epochs
 from harness.train.engines import (
@@ -144,10 +146,12 @@ class Workspace:
                 self.track.target(target), kind, self.track.model.name, model, self.track.model.input_shape)
         return self._allocations[(target, kind)]
 
-    def make_plan(self, method_name: str, target: str, seed: int, model: torch.nn.Module, twin: bool = False) -> Plan:
-        """A method's validated plan on ``model`` (left untouched), or its random twin."""
+    def make_plan(self, method_name: str, target: str, seed: int, model: torch.nn.Module, twin: bool = False,
+                  allocation: Allocation | None = None, memory: Mapping | None = None) -> Plan:
+        """A method's validated plan on ``model`` (left untouched), or its random twin. ``allocation`` replaces the
+        target's (a pruning round's counts); ``memory`` is what the method's training phase kept."""
         method = get_method(method_name)
-        allocation = self.allocation(target, method.kind, model)
+        allocation = allocation or self.allocation(target, method.kind, model)
         ranks_globally = method.global_ranking and allocation.redistributes
         splits = self.splits if method.needs_data else None
         context = PruningContext(
@@ -158,7 +162,7 @@ class Workspace:
                 self.track.recipe.batch_size, generator=generator(seed, "method-data", self.device),
                 shuffle=True, augment=False)) if method.needs_data else None,
             kind=method.kind, example_input=self.example_input(),
-            allocate=allocation.rank_globally if ranks_globally else None,
+            allocate=allocation.rank_globally if ranks_globally else None, memory=dict(memory or {}),
         )
         plan = validate_plan(method.name, self.isolation.select(method, context), allocation.shapes,
                              keep=None if ranks_globally else allocation.keep,
@@ -166,6 +170,19 @@ class Workspace:
         if twin:
             plan = random_twin(plan, allocation.sizes, generator(seed, "twin"))
         return plan
+
+    def train_phase(self, config: RunConfig, model: torch.nn.Module, epochs: int) -> PhaseRun:
+        """The method's pre-pruning phase on ``model``, in place (``harness.methods.phase``)."""
+        method = get_method(config.method)
+        allocation = self.allocation(config.target, method.kind, model)
+        bounds = PruningContext(model=model, sizes=allocation.sizes, keep=allocation.keep,
+                                generator=generator(config.seed, "phase"), example_input=self.example_input())
+        context = PhaseContext(model=model, sizes=allocation.sizes, keep=dict(allocation.keep),
+                               batchnorms=bounds.batchnorms(required=False), generator=bounds.generator,
+                               steps=epochs * steps_per_epoch(len(self.splits.train), self.track.recipe.batch_size),
+                               epochs=epochs)
+        return self.isolation.train_phase(method, context, self.splits.train, self.track.recipe,
+                                          generator(config.seed, "phase-data", self.device))
 
     def plan(self, config: RunConfig, model: torch.nn.Module) -> Plan:
         """The method's validated plan, or its random twin, for this run."""
@@ -221,27 +238,98 @@ class PrunedModel:
     after: Counts
     masks: dict[str, torch.Tensor] = field(default_factory=dict)
     sparse: SparseCounts | None = None
+    phases: Phases | None = None
+    """A training method's budget split so far (the last round's steps are filled in once it retrains)."""
+
+
+def budget_split(config: RunConfig) -> BudgetSplit:
+    """How the run spends its budget: a method that trains splits it (``split_budget``); every other run, and every
+    random twin, prunes once and spends it all retraining -- the twin of a training method gets the same total
+    budget as plain retraining."""
+    method = get_method(config.method)
+    if config.twin or not method.trains:
+        return BudgetSplit(0, (config.budget_epochs,))
+    return split_budget(config.budget_epochs, method.training, method.rounds)
 
 
 def prune(workspace: Workspace, config: RunConfig) -> PrunedModel:
-    """Dense model -> method plan (or its twin) -> validation -> surgery or masking -> counts."""
+    """Dense model -> (the method's training: phase, rounds) -> method plan (or its twin) -> validation -> surgery
+    or masking -> counts."""
     model = workspace.dense_model(config.dense_seed)
     before = workspace.counts(model)
-    plan = workspace.plan(config, model)
+    method = get_method(config.method)
+    if method.trains:
+        if not config.twin:
+            return _train_and_prune(workspace, config, model, before)
+        trained = _train_and_prune(workspace, config.model_copy(update={"twin": False}), model, before)
+        model = workspace.dense_model(config.dense_seed)
+        plan = random_twin(trained.plan, workspace.allocation(config.target, method.kind, model).sizes,
+                           generator(config.seed, "twin"))
+    else:
+        plan = workspace.plan(config, model)
+    return _apply(workspace, model, plan, before)
+
+
+def _apply(workspace: Workspace, model: torch.nn.Module, plan: Plan, before: Counts,
+           phases: Phases | None = None) -> PrunedModel:
     if isinstance(plan, MaskPlan):
         masks = apply_masks(model, plan, workspace.example_input())
         sparse = count_sparse(model, plan.masks, workspace.track.model.input_shape)
         after = dataclasses.replace(before, nonzero_params=sparse.nonzero_params)
-        return PrunedModel(model, plan, before, after, masks, sparse)
+        return PrunedModel(model, plan, before, after, masks, sparse, phases)
     prune_channels(model, plan, workspace.example_input())
-    return PrunedModel(model, plan, before, workspace.counts(model))
+    return PrunedModel(model, plan, before, workspace.counts(model), phases=phases)
+
+
+def _train_and_prune(workspace: Workspace, config: RunConfig, model: torch.nn.Module, before: Counts) -> PrunedModel:
+    """A training method's way to its pruned model: its phase, then each round's plan, retraining between rounds
+    under the run's schedule at that round's share of the budget (LRW rewinds each round to the recipe's rate at
+    the matching epoch, as Renda et al. describe)."""
+    method = get_method(config.method)
+    split = budget_split(config)
+    memory: dict = {}
+    phase_steps, phase_loss = 0, []
+    if method.training is not None and split.pre_pruning:
+        phase = workspace.train_phase(config, model, split.pre_pruning)
+        if phase.status != "ok":
+            raise BenchError(f"method '{method.name}': its pre-pruning phase diverged (a non-finite loss in epoch "
+                             f"{len(phase.train_loss)} of {split.pre_pruning}); lower its penalty")
+        memory, phase_steps, phase_loss = phase.memory, phase.steps, phase.train_loss
+    allocation = workspace.allocation(config.target, method.kind, model)
+    counts = round_counts(allocation.sizes, allocation.keep, method.rounds)
+    round_steps = []
+    for index, keep in enumerate(counts):
+        last = index == len(counts) - 1
+        plan = workspace.make_plan(method.name, config.target, config.seed, model,
+                                   allocation=None if last else allocation.for_round(keep, (index + 1) / len(counts)),
+                                   memory=memory)
+        if last:
+            break
+        masks = apply_masks(model, plan, workspace.example_input())
+        values = _schedule_steps(workspace, config, split.rounds[index])
+        modules = dict(model.named_modules())
+        result = train(model, workspace.splits.train, workspace.splits.val, workspace.track.recipe, values,
+                       generator(config.seed, f"retrain-data-round{index + 1}", workspace.device),
+                       masks=[(modules[layer].weight, mask) for layer, mask in masks.items()],
+                       make_step=workspace.make_step)
+        if result.status != "ok":
+            raise BenchError(f"method '{method.name}': retraining after pruning round {index + 1} diverged")
+        round_steps.append(result.steps)
+    phases = Phases(pre_pruning_epochs=split.pre_pruning, pre_pruning_steps=phase_steps,
+                    pre_pruning_loss=_finite_or_none(phase_loss), round_epochs=list(split.rounds),
+                    round_steps=round_steps + [0])
+    return _apply(workspace, model, plan, before, phases)
+
+
+def _schedule_steps(workspace: Workspace, config: RunConfig, epochs: int) -> StepValues:
+    track = workspace.track
+    per_epoch = steps_per_epoch(len(workspace.splits.train), track.recipe.batch_size)
+    return step_values(get_schedule(config.schedule), track.recipe, epochs, per_epoch, config.schedule_params)
 
 
 def retraining_steps(workspace: Workspace, config: RunConfig) -> StepValues:
-    track = workspace.track
-    per_epoch = steps_per_epoch(len(workspace.splits.train), track.recipe.batch_size)
-    return step_values(get_schedule(config.schedule), track.recipe, config.budget_epochs, per_epoch,
-                       config.schedule_params)
+    """The retraining after the (final) pruning: the whole budget, or a training method's last round."""
+    return _schedule_steps(workspace, config, budget_split(config).rounds[-1])
 
 
 def retrain(
@@ -310,10 +398,13 @@ def finish(workspace: Workspace, prepared: PreparedRun, result: TrainResult, val
         test_acc=evaluate(model, splits.open_test()) if ok else None,
         val_acc=(result.val_acc[-1] if result.val_acc else evaluate(model, splits.val)) if ok else None,
         **_counts_fields(pruned.before, pruned.after),
-        kept=pruned.plan.counts(), steps_per_epoch=values.steps_per_epoch, retrain_steps=result.steps,
+        kept=pruned.plan.counts(), steps_per_epoch=values.steps_per_epoch,
+        retrain_steps=result.steps + (sum(pruned.phases.round_steps) if pruned.phases else 0),
+        phases=pruned.phases and pruned.phases.model_copy(
+            update={"round_steps": [*pruned.phases.round_steps[:-1], result.steps]}),
         sparsity=pruned.sparse.sparsity if pruned.sparse else None, nonzero_params_after=pruned.after.nonzero_params,
         theoretical_macs_after=pruned.sparse.theoretical_macs_conv_linear if pruned.sparse else None,
-        latency=prepared.latency, protocol=protocol(workspace.track, config, config.budget_epochs),
+        latency=prepared.latency, protocol=protocol(workspace.track, config, budget_split(config).rounds[-1]),
         curves=Curves(train_loss=_finite_or_none(result.train_loss), val_acc=result.val_acc, lr=result.lr),
         wall_seconds=prepared.seconds + train_seconds + time.perf_counter() - started, fused_group=list(fused_group),
     )

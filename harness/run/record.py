@@ -89,6 +89,26 @@ class Protocol(BaseModel):
     warmup_epochs: int | None = None
 
 
+class Phases(BaseModel):
+    """How a method that trains spent its budget (``harness.methods.training.split_budget``): epochs and steps
+    before pruning, then each pruning round's retraining (the last round's follow the final pruning). The
+    budget is their total; a run without phases spent it all retraining after one pruning."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    pre_pruning_epochs: int = Field(ge=0)
+    pre_pruning_steps: int = Field(ge=0)
+    pre_pruning_loss: list[float | None] = Field(default_factory=list)
+    """Each pre-pruning epoch's mean training objective: cross-entropy plus the method's penalty."""
+    round_epochs: list[int] = Field(min_length=1)
+    round_steps: list[int] = Field(min_length=1)
+
+    @property
+    def split(self) -> str:
+        """``pre+r1+...+rN`` in epochs, as findings and tables name a split."""
+        return "+".join(str(e) for e in (self.pre_pruning_epochs, *self.round_epochs))
+
+
 REPRODUCED = "reproduced"
 """The source of runs of this harness; numbers quoted from papers are ``reported``."""
 
@@ -114,6 +134,9 @@ class RunRecord(RunConfig):
     kept: dict[str, int] = Field(default_factory=dict)
     steps_per_epoch: int | None = None
     retrain_steps: int | None = None
+    """Optimizer steps after pruning: every round's retraining, for a method that prunes in rounds."""
+    phases: Phases | None = None
+    """How a method that trains split its budget; None for a run that spent it all retraining after one pruning."""
     protocol: Protocol | None = None
     curves: Curves = Curves()
     synthetic_data: bool = False
@@ -150,6 +173,13 @@ class RunRecord(RunConfig):
         return type(self) is type(other) and _content(self) == _content(other)
 
     __hash__ = None
+
+    @property
+    def total_steps(self) -> int | None:
+        """Every optimizer step the run's budget paid for: before pruning, between rounds and after."""
+        if self.retrain_steps is None:
+            return None
+        return self.retrain_steps + (self.phases.pre_pruning_steps if self.phases is not None else 0)
 
     @property
     def reproduced(self) -> bool:
