@@ -34,16 +34,27 @@ def methods(as_json: common.AsJson = False, wide: common.Wide = False) -> None:
     from harness.methods import list_methods
 
     rows = [{"name": m.name, "kind": m.kind, "needs_data": m.needs_data, "global_ranking": m.global_ranking,
+             "pre_pruning_fraction": m.training.fraction if m.training else None, "rounds": m.rounds,
              "citation": m.citation} for m in list_methods()]
     if as_json:
         common.print_json(rows)
         return
-    view = common.table("Pruning methods", ["name", "kind", "needs data", "global ranking", "citation"],
+    view = common.table("Pruning methods", ["name", "kind", "needs data", "global ranking", "trains", "citation"],
                         identifiers=("name", "kind"))
     for row in rows:
         view.add_row(row["name"], row["kind"], "yes" if row["needs_data"] else "no",
-                     "yes" if row["global_ranking"] else "no", row["citation"])
+                     "yes" if row["global_ranking"] else "no", _training_text(row), row["citation"])
     common.print_table(view, wide)
+
+
+def _training_text(row: dict) -> str:
+    """What share of a run's budget the method spends itself: before pruning, and in rounds."""
+    parts = []
+    if row["pre_pruning_fraction"]:
+        parts.append(f"{row['pre_pruning_fraction']:.0%} of the budget before pruning")
+    if row["rounds"] > 1:
+        parts.append(f"{row['rounds']} pruning rounds")
+    return ", ".join(parts) or "no"
 
 
 @dataclass(frozen=True)
@@ -92,6 +103,7 @@ def pruned_for_inspection(track: Track, plan_name: str | None, method: str | Non
     """The track's model before and after ``--plan`` or ``--method/--target``, without retraining."""
     from harness.core.layout import ResultsLayout
     from harness.dense.baseline import dense_hash, new_model
+    from harness.methods import get_method
     from harness.plans import ChannelPlan
     from harness.prune.allocation import resolve_target
     from harness.prune.surgery import apply_plan
@@ -112,6 +124,8 @@ def pruned_for_inspection(track: Track, plan_name: str | None, method: str | Non
         dense = workspace.dense_model(seed)
         weights = (f"trained dense baseline, loaded from {files[0]}" if cached
                    else f"trained dense baseline, trained now and cached at {files[0]}")
+        if get_method(method).trains:
+            weights += "; the method's criterion on it, without the training it does in a run"
     else:
         dense = workspace.dense_model(seed) if cached else new_model(track, seed).to(device)
         weights = "dense checkpoint" if cached else "seeded initialisation"
