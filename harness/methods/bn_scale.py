@@ -5,8 +5,9 @@ Efficient Convolutional Networks through Network Slimming", ICCV 2017. A channel
 so the method ranks globally: under a global MACs or parameter target the lowest ``|gamma|`` across all
 prunable layers go first until the target is met (one channel stays in every layer); a ratio or
 per-layer target fixes each layer's count, and the largest ``|gamma|`` of each layer stay. Only the
-criterion is here, applied to dense models trained without sparsity; the whole method, the paper's
-sparsity training (an L1 penalty on ``gamma`` before pruning) included, is ``network-slimming``."""
+criterion is here: the paper's sparsity training (an L1 penalty on ``gamma`` before pruning) changes
+training, so it belongs to the training methods (their own issue), not to this file; the dense models
+this method sees are trained without it."""
 
 from harness.methods.registry import PruningContext, register_method
 from harness.plans import ChannelPlan
