@@ -83,7 +83,8 @@ def test_bench_methods_json_lists_name_kind_data_and_citation():
     assert result.exit_code == 0, result.output
     rows = {row["name"]: row for row in json.loads(result.stdout)}
     assert rows["hrank"] == {"name": "hrank", "kind": "structured", "needs_data": True, "global_ranking": False,
-                             "citation": get_method("hrank").citation}
+                             "pre_pruning_fraction": None, "rounds": 1, "citation": get_method("hrank").citation}
+    assert rows["network-slimming"]["pre_pruning_fraction"] == 0.5
     assert rows["magnitude-global"]["kind"] == "unstructured"
 
 
