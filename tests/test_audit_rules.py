@@ -1,4 +1,4 @@
-"""The audit rules R1-R13 (each quiet on a fair record set, each firing on its crafted unfair
+"""The audit rules R1-R15 (each quiet on a fair record set, each firing on its crafted unfair
 one) and the statistics under them (vectorized tests equal harness.stats, exact power values)."""
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def test_r1_fires_when_one_entry_retrains_fewer_steps():
     records = replace_cell(fair_records(), "beta", "ft", retrain_steps=150)
     finding = only(findings(records, "R1"), "fail")
     assert finding.cells == ("toy/beta/half/ft@10",)
-    assert finding.evidence["retrain_steps"] == 150 and finding.evidence["reference_steps"] == 200
+    assert finding.evidence["total_steps"] == 150 and finding.evidence["reference_steps"] == 200
     assert finding.evidence["relative_difference"] == pytest.approx(0.25)
 
 

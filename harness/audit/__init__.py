@@ -1,4 +1,4 @@
-"""The audit: statistics across seeds, the fairness rules R1-R13, claims and reported numbers.
+"""The audit: statistics across seeds, the fairness rules R1-R15, claims and reported numbers.
 
 Entry points are :func:`audit` (records in memory) and :func:`audit_results` (a results
 directory); both return an :class:`AuditResult` that the report and the leaderboard render.

@@ -14,7 +14,7 @@ from harness.core.errors import BenchError
 
 @dataclass(frozen=True)
 class AuditConfig:
-    """Thresholds of the rules R1-R13 and of the statistics behind them.
+    """Thresholds of the rules R1-R15 and of the statistics behind them.
 
     Accuracies are fractions (0.93, not 93), so margins and tolerances on accuracy are too:
     ``0.005`` is half a percentage point.

@@ -17,7 +17,7 @@ class Rule:
 
 
 RULES: dict[str, Rule] = {rule.id: rule for rule in (
-    Rule("R1", "budget mismatch", "compared entries retrain for the same number of steps (within the tolerance)"),
+    Rule("R1", "budget mismatch", "compared entries train for the same number of steps in total, before and after pruning (within the tolerance)"),
     Rule("R2", "schedule mismatch", "compared entries share schedule type, peak lr, warm-up, optimizer, weight decay and augmentation"),
     Rule("R3", "compression mismatch", "compared entries reach the same MACs and sparsity (within the tolerances)"),
     Rule("R4", "dense-baseline mismatch", "compared entries start from the same dense checkpoints"),
@@ -31,6 +31,7 @@ RULES: dict[str, Rule] = {rule.id: rule for rule in (
     Rule("R12", "one source of randomness", "seeds vary both the dense checkpoint and the run, and change the outcome"),
     Rule("R13", "aggregation across tracks", "cross-track statements rest on IQM and probability of improvement with stratified-bootstrap intervals"),
     Rule("R14", "below the required sandbox level", "every reproduced entry's plugin plans ran at the sandbox level the leaderboard requires, without --unsafe-isolation"),
+    Rule("R15", "phase split", "compared entries split their total budget alike: the same epochs before pruning and the same rounds of retraining"),
 )}
 
 
@@ -67,5 +68,5 @@ def touching(findings: Iterable[Finding], cells: Collection[str],
 
 
 def rule_ids(findings: Iterable[Finding]) -> tuple[str, ...]:
-    """The distinct rules of these findings, in rule order (R1, R2, ..., R13)."""
+    """The distinct rules of these findings, in rule order (R1, R2, ..., R15)."""
     return tuple(sorted({f.rule for f in findings}, key=lambda rule: int(rule[1:])))

@@ -1,4 +1,4 @@
-"""The audit rules R1-R13 (design brief, "What the audit flags"), one pure function each.
+"""The audit rules R1-R15 (design brief, "What the audit flags"), one pure function each.
 
 Every rule reads the same :class:`AuditInput` -- cells, the tables' comparisons, the prepared
 claims, the tuning histories -- and returns findings with a stable rule id, a severity, the cells
@@ -35,6 +35,7 @@ from harness.audit.rules.fairness import (
     r3_compression_mismatch,
     r4_dense_mismatch,
     r10_unequal_tuning,
+    r15_phase_split,
 )
 from harness.audit.rules.isolation import r14_below_required_isolation
 
@@ -42,7 +43,7 @@ RULE_FUNCTIONS: tuple[Callable[[AuditInput, AuditConfig], list[Finding]], ...] =
     r1_budget_mismatch, r2_schedule_mismatch, r3_compression_mismatch, r4_dense_mismatch, r5_too_few_seeds,
     r6_not_significant, r7_multiple_comparisons, r8_no_loss_without_equivalence, r9_no_better_than_twin,
     r10_unequal_tuning, r11_reported_gap, r12_one_source_of_randomness, r13_aggregation,
-    r14_below_required_isolation,
+    r14_below_required_isolation, r15_phase_split,
 )
 
 __all__ = ["AuditInput", "RULE_FUNCTIONS"]

@@ -1,5 +1,6 @@
-"""The fairness rules: compared entries differ only in the pruning decision -- the same budget (R1),
-schedule (R2), compression (R3), dense checkpoints (R4) and tuning effort on the validation split (R10)."""
+"""The fairness rules: compared entries differ only in the pruning decision -- the same total budget (R1),
+schedule (R2), compression (R3), dense checkpoints (R4), tuning effort on the validation split (R10) -- and
+a reader learns when they split that budget differently around pruning (R15)."""
 
 from __future__ import annotations
 
@@ -32,10 +33,14 @@ from harness.tune.history import SELECTION_SPLIT
 PROTOCOL_FIELDS = ("optimizer", "momentum", "nesterov", "weight_decay", "batch_size", "crop_padding",
                    "horizontal_flip", "peak_lr", "warmup_epochs")
 TUNABLE_FIELDS = ("peak_lr", "warmup_epochs")
+"""The values tuning may set, and the ones a schedule derives from the retraining after the final pruning."""
+RECIPE_FIELDS = tuple(f for f in PROTOCOL_FIELDS if f not in TUNABLE_FIELDS)
 
 
 def r1_budget_mismatch(audit: AuditInput, config: AuditConfig) -> list[Finding]:
-    """Entries compared at one budget must retrain for the same number of steps (design: >5% fails)."""
+    """Entries compared at one budget must train for the same number of steps in total (design: >5% fails):
+    the budget is a run's whole training -- before pruning, between rounds and after -- so a method that
+    trains before pruning retrains for fewer steps and is still fair."""
     findings = _deviation_findings("R1", audit.cells, _budgeted_steps, lambda c: (c.key.track, c.key.budget_epochs),
                                    relative, config.budget_tolerance, _steps_off,
                                    reference_of=lambda pool: mode(round(s) for s in pool))
@@ -43,20 +48,26 @@ def r1_budget_mismatch(audit: AuditInput, config: AuditConfig) -> list[Finding]:
         if test.stated is None:
             continue
         a, b = test.stated
-        steps_a, steps_b = a.mean_of("retrain_steps"), b.mean_of("retrain_steps")
+        steps_a, steps_b = a.mean_of("total_steps"), b.mean_of("total_steps")
         difference = (relative(steps_a, steps_b) if steps_a is not None and steps_b is not None
                       else relative(a.key.budget_epochs, b.key.budget_epochs))
         if difference > config.budget_tolerance:
             findings.append(Finding(
                 "R1", "fail",
-                f"claim '{test.name}' compares {a.key.budget_epochs} retraining epochs against {b.key.budget_epochs}",
+                f"claim '{test.name}' compares {_budget(a, steps_a)} against {_budget(b, steps_b)}",
                 (a.label, b.label),
                 claim_evidence(test, budget_a=a.key.budget_epochs, budget_b=b.key.budget_epochs,
-                                retrain_steps_a=steps_a, retrain_steps_b=steps_b, relative_difference=difference,
+                                total_steps_a=steps_a, total_steps_b=steps_b, relative_difference=difference,
                                 tolerance=config.budget_tolerance),
-                "Compare both entries at the same retraining budget; the audit judges the claim at each budget in turn.",
+                "Compare both entries at the same total budget (training before and after pruning); the audit "
+                "judges the claim at each budget in turn.",
             ))
     return findings
+
+
+def _budget(cell: Cell, steps: float | None) -> str:
+    epochs = f"{cell.key.budget_epochs} epochs"
+    return epochs if steps is None else f"{epochs} ({steps:g} total steps)"
 
 
 def _protocol_row(cell: Cell) -> tuple | None:
@@ -78,34 +89,67 @@ def _protocol_differences(a: tuple, b: tuple, skip: tuple[str, ...] = ()) -> dic
     return {f: [x, y] for f, x, y in zip(PROTOCOL_FIELDS, a, b) if f not in skip and not _same(x, y)}
 
 
+def _references(rows: Sequence[tuple[Cell, tuple]], group_of: Callable[[Cell], tuple],
+                fields: tuple[str, ...]) -> dict[tuple, tuple]:
+    """Each group's usual values of ``fields`` (a protocol row, the other fields None): the mode of these
+    fields alone, so entries that differ elsewhere do not split the vote."""
+    groups: dict[tuple, list[tuple[Cell, tuple]]] = defaultdict(list)
+    for cell, row in rows:
+        groups[group_of(cell)].append((cell, tuple(v if f in fields else None for f, v in zip(PROTOCOL_FIELDS, row))))
+    return {key: mode(reference_pool(members)) for key, members in groups.items()}
+
+
+def _split(cell: Cell) -> tuple[int, ...]:
+    """``(pre-pruning epochs, each round's epochs)`` of the cell's runs (one configuration, so one split): a
+    run without phases retrained its whole budget after one pruning."""
+    return mode((0, r.budget_epochs) if r.phases is None else (r.phases.pre_pruning_epochs, *r.phases.round_epochs)
+                for r in (cell.ok or cell.records))
+
+
+def _final_retraining(cell: Cell) -> int:
+    """Epochs of retraining after the final pruning, from which a schedule sets its peak lr and warm-up."""
+    return _split(cell)[-1]
+
+
+def _setting(cell: Cell) -> tuple[str, str, int]:
+    return cell.key.track, cell.key.schedule, cell.key.budget_epochs
+
+
+def _final_setting(cell: Cell) -> tuple[str, str, int, int]:
+    return (*_setting(cell), _final_retraining(cell))
+
+
 def r2_schedule_mismatch(audit: AuditInput, config: AuditConfig) -> list[Finding]:
     """Entries under one schedule and budget share its type, peak lr, warm-up, optimizer, weight
-    decay and augmentation; tuned entries may differ in the tuned values (R10 checks the tuning)."""
+    decay and augmentation; tuned entries may differ in the tuned values (R10 checks the tuning).
+    A schedule sets the peak lr and warm-up from the retraining after the final pruning, so those are
+    compared only among entries that retrain as long after it (how the budget is split is R15's)."""
     findings = []
-    groups: dict[tuple[str, str, int], list[tuple[Cell, tuple]]] = defaultdict(list)
-    for cell in audit.cells:
-        row = _protocol_row(cell)
-        if row is not None:
-            groups[(cell.key.track, cell.key.schedule, cell.key.budget_epochs)].append((cell, row))
-    for (track, schedule, budget), members in sorted(groups.items()):
-        reference = mode(reference_pool(members))
-        for cell, row in members:
-            differing = _protocol_differences(row, reference, TUNABLE_FIELDS if _tuned(cell) else ())
-            if differing:
-                findings.append(Finding(
-                    "R2", capped(cell, "fail"),
-                    f"{cell.label} ran {schedule}@{budget} with a different {', '.join(differing)} than the other "
-                    f"entries of {track}",
-                    (cell.label,),
-                    {"differences": {f: {"entry": v[0], "reference": v[1]} for f, v in differing.items()}},
-                    "Retrain with the track's recipe: only the pruning decision may differ between compared entries.",
-                ))
+    rows = [(cell, row) for cell in audit.cells if (row := _protocol_row(cell)) is not None]
+    recipes = _references(rows, _setting, RECIPE_FIELDS)
+    rates = _references(rows, _final_setting, TUNABLE_FIELDS)
+    for cell, row in rows:
+        differing = _protocol_differences(row, recipes[_setting(cell)], TUNABLE_FIELDS)
+        if not _tuned(cell):
+            differing |= _protocol_differences(row, rates[_final_setting(cell)], RECIPE_FIELDS)
+        if differing:
+            track, schedule, budget = _setting(cell)
+            findings.append(Finding(
+                "R2", capped(cell, "fail"),
+                f"{cell.label} ran {schedule}@{budget} with a different {', '.join(differing)} than the other "
+                f"entries of {track}",
+                (cell.label,),
+                {"differences": {f: {"entry": v[0], "reference": v[1]} for f, v in differing.items()},
+                 "final_retraining_epochs": _final_retraining(cell)},
+                "Retrain with the track's recipe: only the pruning decision may differ between compared entries.",
+            ))
     for test in audit.claims:
         if test.stated is None:
             continue
         a, b = test.stated
         row_a, row_b = _protocol_row(a), _protocol_row(b)
-        differing = _protocol_differences(row_a, row_b) if row_a and row_b else {}
+        skip = () if _final_retraining(a) == _final_retraining(b) else TUNABLE_FIELDS
+        differing = _protocol_differences(row_a, row_b, skip) if row_a and row_b else {}
         if a.key.schedule != b.key.schedule or differing:
             findings.append(Finding(
                 "R2", "fail",
@@ -151,17 +195,18 @@ def _deviation_findings(rule: str, cells: Sequence[Cell], value_of: Callable[[Ce
 
 
 def _budgeted_steps(cell: Cell) -> float | None:
-    """Retraining steps of an entry that retrains (budget 0 has none to compare)."""
-    return cell.mean_of("retrain_steps") if cell.key.budget_epochs > 0 else None
+    """Total training steps of an entry that trains (budget 0 has none to compare); a reported number, which
+    has no phases, trained for its retraining steps."""
+    return cell.mean_of("total_steps") if cell.key.budget_epochs > 0 else None
 
 
 def _steps_off(cell: Cell, steps: float, reference: int, off: float) -> Deviation:
     budget = cell.key.budget_epochs
-    return Deviation(f"{cell.label} retrained for {steps:g} steps where the other {budget}-epoch entries of "
+    return Deviation(f"{cell.label} trained for {steps:g} total steps where the other {budget}-epoch entries of "
                      f"{cell.key.track} used {reference} ({100 * off:.1f}% off)",
-                     {"retrain_steps": steps, "reference_steps": reference, "relative_difference": off},
-                     f"Retrain this entry for the track's {budget}-epoch budget ({reference} steps) at the track's "
-                     "batch size.")
+                     {"total_steps": steps, "reference_steps": reference, "relative_difference": off},
+                     f"Train this entry for the track's {budget}-epoch budget in total ({reference} steps, before "
+                     "and after pruning) at the track's batch size.")
 
 
 def _target(cell: Cell) -> tuple[str, str, str]:
@@ -333,3 +378,54 @@ def r10_unequal_tuning(audit: AuditInput, config: AuditConfig) -> list[Finding]:
             f"accuracy at {equal} trials, as shown).",
         ))
     return findings
+
+
+def r15_phase_split(audit: AuditInput, config: AuditConfig) -> list[Finding]:
+    """Entries of one table (track, target, schedule, budget and family) that split the same total budget
+    differently -- epochs before pruning, rounds of retraining -- retrain differently after pruning, so a
+    difference between them may come from the split, not the criterion: each entry off its table's usual
+    split warns. Random twins are left out: a twin prunes once and retrains the whole budget by design."""
+    tables: dict[tuple, list[tuple[Cell, tuple[int, ...]]]] = defaultdict(list)
+    for cell in audit.cells:
+        if cell.reproduced and cell.n and not cell.key.twin and cell.key.budget_epochs > 0:
+            tables[(*cell.key.context, cell.family)].append((cell, _split(cell)))
+    findings = []
+    for _, members in sorted(tables.items()):
+        usual = mode(split for _, split in members)
+        alike = [cell for cell, split in members if split == usual]
+        for cell, split in members:
+            if split == usual:
+                continue
+            budget = cell.key.budget_epochs
+            findings.append(Finding(
+                "R15", "warn",
+                f"{cell.label} {_spends(split, budget)} (split {_split_name(split)}) where "
+                f"{_and(c.key.entry for c in alike)} {_spends(usual, budget, len(alike) > 1)} "
+                f"(split {_split_name(usual)})",
+                (cell.label,),
+                {"split": _split_name(split), "pre_pruning_epochs": split[0], "round_epochs": list(split[1:]),
+                 "reference_split": _split_name(usual), "reference_pre_pruning_epochs": usual[0],
+                 "reference_round_epochs": list(usual[1:]), "reference_entries": [c.label for c in alike]},
+                "Read these comparisons as ones of whole methods at equal total budget: their retraining after "
+                "pruning differs, so a difference may come from the split, not the criterion.",
+            ))
+    return findings
+
+
+def _split_name(split: tuple[int, ...]) -> str:
+    """``pre+r1+...+rN``, as :attr:`harness.run.record.Phases.split` names it."""
+    return "+".join(map(str, split))
+
+
+def _spends(split: tuple[int, ...], budget: int, plural: bool = False) -> str:
+    """How an entry (or several) spends its budget, in words."""
+    s, its = ("", "their") if plural else ("s", "its")
+    said = [f"spend{s} {split[0]} of {its} {budget} epochs before pruning"] if split[0] else []
+    if len(split) > 2:
+        said.append(f"prune{s} in {len(split) - 1} rounds")
+    return " and ".join(said) or f"retrain{s} all {budget} after one pruning"
+
+
+def _and(names: Iterable[str]) -> str:
+    names = list(names)
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
