@@ -160,8 +160,9 @@ class Method:
 
 _METHODS: dict[str, Method] = {}
 
-BUILTIN_MODULES = ("bn_scale", "fpgm", "hrank", "l1_norm", "l2_norm", "magnitude_global", "magnitude_layerwise",
-                   "network_slimming", "random", "random_unstructured", "taylor", "taylor_weight")
+BUILTIN_MODULES = ("bn_scale", "fpgm", "greg", "hrank", "imp", "l1_norm", "l2_norm", "magnitude_global",
+                   "magnitude_layerwise", "network_slimming", "random", "random_unstructured", "sfp", "taylor",
+                   "taylor_weight")
 """The built-in methods, one module each in this package; importing one registers it."""
 
 
