@@ -14,16 +14,24 @@ from harness.plans import ChannelPlan, MaskPlan, Plan
 def random_twin(plan: Plan, sizes: Mapping[str, int], generator: torch.Generator) -> Plan:
     """The control every method is compared with: the same count per layer, units chosen at random."""
     if isinstance(plan, MaskPlan):
-        masks = {}
-        for layer in sorted(plan.masks):
-            shape = plan.masks[layer].shape
-            chosen = torch.randperm(math.prod(shape), generator=generator)[: int(plan.masks[layer].sum())]
-            mask = torch.zeros(math.prod(shape), dtype=torch.bool)
-            mask[chosen] = True
-            masks[layer] = mask.reshape(shape)
-        return MaskPlan({layer: masks[layer] for layer in plan.masks})
-    kept = {}
-    for layer in sorted(plan.kept):
-        choice = torch.randperm(sizes[layer], generator=generator)[: len(plan.kept[layer])]
-        kept[layer] = tuple(sorted(choice.tolist()))
-    return ChannelPlan({layer: kept[layer] for layer in plan.kept})
+        return random_plan({layer: int(mask.sum()) for layer, mask in plan.masks.items()},
+                           {layer: tuple(mask.shape) for layer, mask in plan.masks.items()}, generator)
+    return random_plan({layer: len(kept) for layer, kept in plan.kept.items()},
+                       {layer: (sizes[layer],) for layer in plan.kept}, generator, structured=True)
+
+
+def random_plan(counts: Mapping[str, int], shapes: Mapping[str, tuple[int, ...]], generator: torch.Generator,
+                structured: bool = False) -> Plan:
+    """``counts[layer]`` units of each layer drawn at random (channels, or weights of a weight shaped
+    ``shapes[layer]``), layers in name order so the draw does not depend on the plan's order."""
+    if structured:
+        kept = {layer: tuple(sorted(torch.randperm(shapes[layer][0], generator=generator)[: counts[layer]].tolist()))
+                for layer in sorted(counts)}
+        return ChannelPlan({layer: kept[layer] for layer in counts})
+    masks = {}
+    for layer in sorted(counts):
+        size = math.prod(shapes[layer])
+        mask = torch.zeros(size, dtype=torch.bool)
+        mask[torch.randperm(size, generator=generator)[: counts[layer]]] = True
+        masks[layer] = mask.reshape(shapes[layer])
+    return MaskPlan({layer: masks[layer] for layer in counts})

@@ -45,7 +45,7 @@ from harness.prune.latency import (
     measure_latency,
 )
 from harness.prune.surgery import apply_masks, prune_channels
-from harness.prune.twins import random_twin
+from harness.prune.twins import random_plan, random_twin
 from harness.prune.validation import validate_plan
 from harness.run.record import Curves, Latency, Phases, Protocol, RunConfig, RunRecord
 from harness.track.definition import Track
@@ -261,10 +261,14 @@ def prune(workspace: Workspace, config: RunConfig) -> PrunedModel:
     if method.trains:
         if not config.twin:
             return _train_and_prune(workspace, config, model, before)
-        trained = _train_and_prune(workspace, config.model_copy(update={"twin": False}), model, before)
-        model = workspace.dense_model(config.dense_seed)
-        plan = random_twin(trained.plan, workspace.allocation(config.target, method.kind, model).sizes,
-                           generator(config.seed, "twin"))
+        allocation = workspace.allocation(config.target, method.kind, model)
+        if method.global_ranking and allocation.redistributes:  # the counts are the trained method's choice
+            counts = _train_and_prune(workspace, config.model_copy(update={"twin": False}), model, before).plan.counts()
+            model = workspace.dense_model(config.dense_seed)
+        else:
+            counts = dict(allocation.keep)
+        plan = random_plan(counts, allocation.shapes, generator(config.seed, "twin"),
+                           structured=method.kind == "structured")
     else:
         plan = workspace.plan(config, model)
     return _apply(workspace, model, plan, before)
