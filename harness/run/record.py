@@ -182,6 +182,14 @@ class RunRecord(RunConfig):
         return self.retrain_steps + (self.phases.pre_pruning_steps if self.phases is not None else 0)
 
     @property
+    def budget_split(self) -> tuple[int, ...]:
+        """``(pre-pruning epochs, each round's retraining epochs)``: a run without phases retrained its whole
+        budget after one pruning."""
+        if self.phases is None:
+            return 0, self.budget_epochs
+        return self.phases.pre_pruning_epochs, *self.phases.round_epochs
+
+    @property
     def reproduced(self) -> bool:
         """Run by this harness (not a number quoted from a paper)."""
         return self.source == REPRODUCED

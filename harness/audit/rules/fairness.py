@@ -99,16 +99,14 @@ def _references(rows: Sequence[tuple[Cell, tuple]], group_of: Callable[[Cell], t
     return {key: mode(reference_pool(members)) for key, members in groups.items()}
 
 
-def _split(cell: Cell) -> tuple[int, ...]:
-    """``(pre-pruning epochs, each round's epochs)`` of the cell's runs (one configuration, so one split): a
-    run without phases retrained its whole budget after one pruning."""
-    return mode((0, r.budget_epochs) if r.phases is None else (r.phases.pre_pruning_epochs, *r.phases.round_epochs)
-                for r in (cell.ok or cell.records))
+def cell_split(cell: Cell) -> tuple[int, ...]:
+    """``RunRecord.budget_split`` of the cell's runs (one configuration, so one split)."""
+    return mode(r.budget_split for r in (cell.ok or cell.records))
 
 
 def _final_retraining(cell: Cell) -> int:
     """Epochs of retraining after the final pruning, from which a schedule sets its peak lr and warm-up."""
-    return _split(cell)[-1]
+    return cell_split(cell)[-1]
 
 
 def _setting(cell: Cell) -> tuple[str, str, int]:
@@ -388,7 +386,7 @@ def r15_phase_split(audit: AuditInput, config: AuditConfig) -> list[Finding]:
     tables: dict[tuple, list[tuple[Cell, tuple[int, ...]]]] = defaultdict(list)
     for cell in audit.cells:
         if cell.reproduced and cell.n and not cell.key.twin and cell.key.budget_epochs > 0:
-            tables[(*cell.key.context, cell.family)].append((cell, _split(cell)))
+            tables[(*cell.key.context, cell.family)].append((cell, cell_split(cell)))
     findings = []
     for _, members in sorted(tables.items()):
         usual = mode(split for _, split in members)

@@ -14,6 +14,7 @@ from typing import Any
 
 from harness.audit.comparisons import Cell
 from harness.audit.engine import AuditResult
+from harness.audit.rules.fairness import cell_split
 from harness.publish.leaderboard import Leaderboard
 from harness.publish.report.cell_tables import reported_spread
 
@@ -51,6 +52,7 @@ def cell_payload(cell: Cell) -> dict[str, Any]:
         "macs_before": cell.mean_of("macs_before"), "macs_after": cell.mean_of("macs_after"),
         "params_before": cell.mean_of("params_before"), "params_after": cell.mean_of("params_after"),
         "sparsity": cell.mean_of("sparsity"), "retrain_steps": cell.mean_of("retrain_steps"),
+        "total_steps": cell.mean_of("total_steps"), "budget_split": list(cell_split(cell)),
         "seeds": [[dense_seed, seed] for _, dense_seed, seed in cell.pairing],
         "reported_std": reported_std, "reported_n": reported_n,
     }
