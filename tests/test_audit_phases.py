@@ -16,8 +16,10 @@ BUDGET = 10
 
 def phases(pre: int, *rounds: int, pre_steps: int | None = None) -> Phases:
     """A split of the budget, each epoch ``STEPS_PER_EPOCH`` steps (``pre_steps`` overrides the phase's)."""
-    return Phases(pre_pruning_epochs=pre, pre_pruning_steps=pre * STEPS_PER_EPOCH if pre_steps is None else pre_steps,
-                  round_epochs=list(rounds), round_steps=[r * STEPS_PER_EPOCH for r in rounds])
+    pre_steps = pre * STEPS_PER_EPOCH if pre_steps is None else pre_steps
+    round_steps = [r * STEPS_PER_EPOCH for r in rounds]
+    return Phases(pre_pruning_epochs=pre, pre_pruning_steps=pre_steps, round_epochs=list(rounds),
+                  round_steps=round_steps, total_epochs=pre + sum(rounds), total_steps=pre_steps + sum(round_steps))
 
 
 def trained(records, method: str, split: Phases, schedule: str = "ft", **updates):

@@ -52,6 +52,8 @@ def test_a_training_method_spends_its_budget_before_and_after_pruning(workspace)
     assert len(slimming.phases.pre_pruning_loss) == 2
     assert plain.phases is None and plain.retrain_steps == steps_of(workspace, 4)
     assert slimming.total_steps == plain.total_steps == steps_of(workspace, 4)
+    shown = slimming.model_dump(mode="json")["phases"]
+    assert (shown["total_epochs"], shown["total_steps"]) == (4, steps_of(workspace, 4))
 
 
 def test_the_twin_of_a_training_method_retrains_the_whole_budget_with_the_methods_counts(workspace):

@@ -239,7 +239,7 @@ class PrunedModel:
     masks: dict[str, torch.Tensor] = field(default_factory=dict)
     sparse: SparseCounts | None = None
     phases: Phases | None = None
-    """A training method's budget split so far (the last round's steps are filled in once it retrains)."""
+    """A training method's budget split so far (the last round's steps are 0 until it retrains)."""
 
 
 def budget_split(config: RunConfig) -> BudgetSplit:
@@ -321,7 +321,8 @@ def _train_and_prune(workspace: Workspace, config: RunConfig, model: torch.nn.Mo
         round_steps.append(result.steps)
     phases = Phases(pre_pruning_epochs=split.pre_pruning, pre_pruning_steps=phase_steps,
                     pre_pruning_loss=_finite_or_none(phase_loss), round_epochs=list(split.rounds),
-                    round_steps=round_steps + [0])
+                    round_steps=[*round_steps, 0], total_epochs=split.total,
+                    total_steps=phase_steps + sum(round_steps))
     return _apply(workspace, model, plan, before, phases)
 
 
@@ -404,8 +405,7 @@ def finish(workspace: Workspace, prepared: PreparedRun, result: TrainResult, val
         **_counts_fields(pruned.before, pruned.after),
         kept=pruned.plan.counts(), steps_per_epoch=values.steps_per_epoch,
         retrain_steps=result.steps + (sum(pruned.phases.round_steps) if pruned.phases else 0),
-        phases=pruned.phases and pruned.phases.model_copy(
-            update={"round_steps": [*pruned.phases.round_steps[:-1], result.steps]}),
+        phases=pruned.phases and pruned.phases.with_final_round(result.steps),
         sparsity=pruned.sparse.sparsity if pruned.sparse else None, nonzero_params_after=pruned.after.nonzero_params,
         theoretical_macs_after=pruned.sparse.theoretical_macs_conv_linear if pruned.sparse else None,
         latency=prepared.latency, protocol=protocol(workspace.track, config, budget_split(config).rounds[-1]),

@@ -21,7 +21,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from harness.core.atomic import write_json_atomic, write_text_atomic
 from harness.core.errors import BenchError
@@ -102,6 +102,26 @@ class Phases(BaseModel):
     """Each pre-pruning epoch's mean training objective: cross-entropy plus the method's penalty."""
     round_epochs: list[int] = Field(min_length=1)
     round_steps: list[int] = Field(min_length=1)
+    total_epochs: int = Field(ge=0)
+    """The run's budget: pre-pruning epochs plus every round's."""
+    total_steps: int = Field(ge=0)
+    """Every optimizer step the budget paid for: pre-pruning steps plus every round's."""
+
+    @model_validator(mode="after")
+    def _totals_add_up(self) -> "Phases":
+        if len(self.round_steps) != len(self.round_epochs):
+            raise ValueError("round_steps and round_epochs must name the same rounds")
+        if self.total_epochs != self.pre_pruning_epochs + sum(self.round_epochs):
+            raise ValueError("total_epochs must be the pre-pruning epochs plus every round's")
+        if self.total_steps != self.pre_pruning_steps + sum(self.round_steps):
+            raise ValueError("total_steps must be the pre-pruning steps plus every round's")
+        return self
+
+    def with_final_round(self, steps: int) -> "Phases":
+        """These phases once the retraining after the final pruning took ``steps``."""
+        round_steps = [*self.round_steps[:-1], steps]
+        return Phases.model_validate({**self.model_dump(), "round_steps": round_steps,
+                                      "total_steps": self.pre_pruning_steps + sum(round_steps)})
 
     @property
     def split(self) -> str:
@@ -177,9 +197,7 @@ class RunRecord(RunConfig):
     @property
     def total_steps(self) -> int | None:
         """Every optimizer step the run's budget paid for: before pruning, between rounds and after."""
-        if self.retrain_steps is None:
-            return None
-        return self.retrain_steps + (self.phases.pre_pruning_steps if self.phases is not None else 0)
+        return self.phases.total_steps if self.phases is not None else self.retrain_steps
 
     @property
     def budget_split(self) -> tuple[int, ...]:
