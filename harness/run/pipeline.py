@@ -32,9 +32,9 @@ from harness.methods import PruningContext, get_method
 from harness.methods.isolation import Isolation
 from harness.methods.location import recorded_file
 from harness.methods.phase import PhaseRun
-from harness.methods.training import BudgetSplit, PhaseContext, round_counts, split_budget
 from harness.methods.plugins import registered_digest
 from harness.methods.sources import harness_digest
+from harness.methods.training import BudgetSplit, PhaseContext, round_counts, split_budget
 from harness.plans import MaskPlan, Plan
 from harness.prune.allocation import Allocation, resolve_target
 from harness.prune.counting import Counts, SparseCounts, count, count_sparse
