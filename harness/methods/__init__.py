@@ -9,5 +9,7 @@ from harness.methods.registry import (
     list_methods,
     register_method,
 )
+from harness.methods.training import TrainingPhase
 
-__all__ = ["Method", "PruningContext", "ensure_registered", "get_method", "list_methods", "register_method"]
+__all__ = ["Method", "PruningContext", "TrainingPhase", "ensure_registered", "get_method", "list_methods",
+           "register_method"]

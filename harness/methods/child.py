@@ -1,6 +1,7 @@
 """The child process's side of isolation: load the inputs, limit itself, signal ready, wait for the go
-signal, run the plugin's bytes and answer with the plan as data. The child's bootstrap imports this module
-alone, so none of the parent's launching code runs there.
+signal, run the plugin's bytes and answer with the plan -- or, given a ``PhaseInput``, the pre-pruning
+phase's run and trained weights, trained by the harness's own loop (``run_phase``) -- as data. The child's
+bootstrap imports this module alone, so none of the parent's launching code runs there.
 
 Limits count from the moment the child is ready -- torch imported, inputs loaded -- so they measure
 the method, not the start-up: CPU time (``RLIMIT_CPU``, SIGXCPU) and address space beyond the
@@ -9,8 +10,9 @@ caps. rlimits are set with hard = soft; a method running as root (level ``rlimit
 harness) could still lift them, which the sandbox levels prevent by running it as uid 65534. Plans are
 computed on the CPU: ``RLIMIT_AS`` and CUDA's address-space reservations do not mix.
 
-Every failure of the method's code -- loading the file, registering the wrong function, raising,
-running out of memory -- becomes an error answer; none escapes as anything else.
+Every failure of the method's code -- loading the file, registering the wrong function or phase, raising,
+running out of memory, keeping a memory that is not plain data -- becomes an error answer; none escapes as
+anything else.
 """
 
 from __future__ import annotations
@@ -27,17 +29,20 @@ import torch
 
 from harness.core.errors import BenchError
 from harness.core.processes import leave_with_parent
-from harness.methods.exchange import GO, INPUT_FILE, READY, ChildInput, Limits, plan_to_data, serialise
+from harness.methods.exchange import (GO, INPUT_FILE, READY, ChildInput, Limits, phase_to_data, plan_to_data,
+                                     serialise)
 from harness.methods.landlock import UNPRIVILEGED_UID
-from harness.methods.plugins import run_plugin_source
+from harness.methods.phase import PhaseRun, run_phase
+from harness.methods.plugins import PHASE_FUNCTIONS, run_plugin_source
 from harness.methods.registry import Method, PruningContext, get_method
+from harness.methods.training import PhaseContext
 
 MEMORY_MARKERS = ("can't allocate memory", "cannot allocate memory", "out of memory", "std::bad_alloc")
 
 
 def child_main(fd: int, go_fd: int, parent: int | None = None) -> None:
     """The child (run as ``python -c``): load, limit, signal ready, wait for the go signal (the parent puts it in
-    its cgroups meanwhile), run the plugin's bytes, send the plan as data."""
+    its cgroups meanwhile), run the plugin's bytes, send the plan or the phase as data."""
     if parent is not None:  # normally done already, before this module (and torch) was imported
         leave_with_parent(parent, Path.cwd())
     sender = Connection(fd, readable=False)
@@ -55,17 +60,25 @@ def child_main(fd: int, go_fd: int, parent: int | None = None) -> None:
         method = get_method(inputs.method)
         stage = "registration"
         _check_registered(inputs, module, method)
-        stage = "select"
         generator = torch.Generator()
         generator.set_state(inputs.generator_state)
-        context = PruningContext(
-            model=inputs.model, sizes=inputs.sizes, keep=inputs.keep, generator=generator,
-            max_batches=len(inputs.batches), batch_source=(lambda: iter(inputs.batches)) if inputs.batches else None,
-            kind=inputs.kind, example_input=inputs.example_input, allocate=inputs.allocate,
-        )
-        answer = {"status": "ok", "plan": plan_to_data(method.select(context))}
+        if inputs.phase is None:
+            stage = "select"
+            result = plan_to_data(method.select(PruningContext(
+                model=inputs.model, sizes=inputs.sizes, keep=inputs.keep, generator=generator,
+                max_batches=len(inputs.batches),
+                batch_source=(lambda: iter(inputs.batches)) if inputs.batches else None, kind=inputs.kind,
+                example_input=inputs.example_input, allocate=inputs.allocate, memory=inputs.memory)))
+        else:
+            _check_phase(inputs, module, method)
+            stage = "phase"
+            run = _run_phase(inputs, method, generator)
+            stage = "answer"
+            result = phase_to_data(run, inputs.model)
+        answer = {"status": "ok", "result": result}
     except BaseException as exc:  # the method's code is untrusted: every failure is reported, none escapes
-        cause = "memory" if _is_memory_error(exc) else stage if stage in ("load", "registration") else "exception"
+        cause = "memory" if _is_memory_error(exc) else stage if stage in ("load", "registration", "answer") \
+            else "exception"
         answer = {"status": "error", "cause": cause, "error": _describe(exc), "at": _where_in(inputs.path, exc)}
     sender.send_bytes(serialise(answer))
     sender.close()
@@ -105,6 +118,30 @@ def _check_registered(inputs: ChildInput, module: Any, method: Method) -> None:
             or code.co_firstlineno > inputs.line or inputs.line - code.co_firstlineno > 50:
         raise BenchError(f"the function registered as '{inputs.method}' is not '{inputs.function}' defined at line "
                          f"{inputs.line}, the one the harness read; register it with harness.methods.register_method")
+
+
+def _run_phase(inputs: ChildInput, method: Method, generator: torch.Generator) -> PhaseRun:
+    """The method's real phase on the model's copy, by the harness's loop, with the batch norms found in the copy."""
+    phase = inputs.phase
+    named = dict(inputs.model.named_modules())
+    data_generator = torch.Generator()
+    data_generator.set_state(phase.data_generator_state)
+    context = PhaseContext(model=inputs.model, sizes=inputs.sizes, keep=inputs.keep,
+                           batchnorms={layer: named[name] for layer, name in phase.batchnorms.items()},
+                           generator=generator, steps=phase.steps, epochs=phase.epochs, memory=dict(inputs.memory))
+    return run_phase(method.training, context, phase.train_split, phase.recipe, data_generator)
+
+
+def _check_phase(inputs: ChildInput, module: Any, method: Method) -> None:
+    """The phase registered under the name must be the one the syntax tree showed: its fraction, and as penalty and
+    hook the module-level functions it named."""
+    declared, phase = inputs.phase.declared, method.training
+    names = {role: getattr(getattr(declared, role), "function", None) for role in PHASE_FUNCTIONS}
+    if phase is None or phase.fraction != declared.fraction or any(
+            getattr(phase, role) is not (module.__dict__.get(name) if name else None) for role, name in names.items()):
+        written = ", ".join([repr(declared.fraction)] + [f"{role}={name}" for role, name in names.items() if name])
+        raise BenchError(f"the training phase registered as '{inputs.method}' is not TrainingPhase({written}), the one "
+                         "the harness read; register it with harness.methods.register_method")
 
 
 def _where_in(path: str, exc: BaseException) -> str | None:

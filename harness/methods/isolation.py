@@ -2,6 +2,14 @@
 CPU-time, memory and wall-clock limits, and comes back as plain data for the harness to validate;
 built-in methods, the harness's own code, run in-process.
 
+A plugin declares what a built-in declares (``harness.methods.plugins``): ``rounds``, and a pre-pruning
+``TrainingPhase`` whose penalty and hook are functions of its file. Its phase runs in the same kind of child,
+at the same sandbox level and under the same ``Limits`` as its plans (one child per phase, the wall clock and
+CPU time counting the whole phase), by the harness's own loop (``harness.methods.phase``) on CPU copies of the
+model and the resident training split; what comes back -- status, steps, losses, the trained weights and the
+method's ``memory``, plain data only -- is checked against the model before the weights are loaded into it,
+and the memory reaches the method's plans in their children.
+
 ``Isolation`` is what a run holds: it chooses in-process or a child, probes the sandbox level once,
 refuses to go below the level required, says in every record where the plan was computed, and
 remembers a plugin's outcome by its exact inputs. The rest sits in a module per side:
@@ -19,25 +27,27 @@ import hashlib
 import sys
 from typing import TYPE_CHECKING, Any
 
+import torch
+
 from harness.core.errors import BenchError
 from harness.methods import sandbox
-from harness.methods.exchange import Limits, child_input, plan_from_data, serialise
+from harness.methods.exchange import (ChildInput, Limits, child_input, phase_from_data, phase_input, plan_from_data,
+                                     serialise)
 from harness.methods.launch import run_isolated
+from harness.methods.phase import PhaseRun, run_phase
 from harness.methods.plugins import is_plugin
 from harness.methods.registry import Method, PruningContext, get_method
 
 if TYPE_CHECKING:
-    import torch
-
-    from harness.methods.phase import PhaseRun
     from harness.methods.training import PhaseContext
     from harness.track.recipe import Recipe
 
 
 class Isolation:
-    """Computes a method's raw plan: in this process for built-in methods (fast), in a limited child
-    process for plugins. A plugin's outcome -- plan or failure -- is remembered by its exact inputs,
-    so a method's twin and its runs under every schedule and budget share one child."""
+    """Computes a method's raw plan and runs its phase: in this process for built-in methods (fast), in a limited
+    child process for plugins. A plugin's outcome -- plan, phase or failure -- is remembered by its exact inputs,
+    so a method's twin and its runs under every schedule and budget share one child for a plan, and its runs under
+    every schedule one child for a phase."""
 
     def __init__(self, limits: Limits = Limits(), level: str | None = None, unsafe: bool = False):
         if level is not None and level not in sandbox.LEVELS:
@@ -85,17 +95,26 @@ class Isolation:
 
     def train_phase(self, method: Method, context: PhaseContext, train_split, recipe: Recipe,
                     data_generator: torch.Generator) -> PhaseRun:
-        """A method's pre-pruning phase: in this process for a built-in method."""
-        from harness.methods.phase import run_phase
-
-        if is_plugin(method):
-            raise BenchError(f"method '{method.name}' is a plugin: its training phase runs in its isolated process")
-        return run_phase(method.training, context, train_split, recipe, data_generator)
+        """A method's pre-pruning phase, training ``context.model`` in place: in this process for a built-in
+        method, in a limited child for a plugin (its weights loaded into the model once checked)."""
+        if not is_plugin(method):
+            return run_phase(method.training, context, train_split, recipe, data_generator)
+        data = self._outcome(phase_input(method, context, train_split, recipe, data_generator, self.limits))
+        try:
+            run, state = phase_from_data(data, context.model)
+        except BenchError as exc:
+            raise BenchError(f"method '{method.name}' ({method.select.path}) training phase: {exc}") from None
+        with torch.no_grad():
+            context.model.load_state_dict(state)
+        return run
 
     def select(self, method: Method, context: PruningContext) -> object:
         if not is_plugin(method):
             return method.select(context)
-        inputs = child_input(method.select, context, self.limits)
+        return plan_from_data(self._outcome(child_input(method.select, context, self.limits)))
+
+    def _outcome(self, inputs: ChildInput) -> dict[str, Any]:
+        """The child's answer for ``inputs``, or its failure, remembered by the inputs' exact bytes."""
         payload = serialise(inputs)
         key = hashlib.sha256(payload).hexdigest()
         if key not in self._outcomes:
@@ -106,4 +125,4 @@ class Isolation:
         outcome = self._outcomes[key]
         if isinstance(outcome, BenchError):
             raise BenchError(str(outcome))
-        return plan_from_data(outcome)
+        return outcome

@@ -48,10 +48,10 @@ _SUBREAPER: list[bool] = []
 
 
 def run_isolated(inputs: ChildInput, payload: bytes | None = None, level: str = "rlimits") -> dict[str, Any]:
-    """Start the child in the sandbox at ``level`` and wait within the limits; returns its plan as data,
+    """Start the child in the sandbox at ``level`` and wait within the limits; returns its plan (or phase) as data,
     every failure is one BenchError line."""
     limits = inputs.limits
-    where = f"method '{inputs.method}' ({inputs.path})"
+    where = f"method '{inputs.method}' ({inputs.path}){' training phase' if inputs.phase is not None else ''}"
     remove_stale_workdirs()
     remove_stale_cgroups()
     if not _SUBREAPER:
@@ -100,7 +100,7 @@ def run_isolated(inputs: ChildInput, payload: bytes | None = None, level: str = 
             caps.remove()
     if answer.get("status") != "ok":
         raise BenchError(_with_output(_failure_message(where, answer, limits), output))
-    return answer["plan"]
+    return answer["result"]
 
 
 def _cgroup_name(box: str) -> str:
@@ -188,8 +188,8 @@ def _answer(receiver: Connection, child: subprocess.Popen, where: str, limits: L
         answer = torch.load(io.BytesIO(data), weights_only=True)
     except Exception as exc:  # whatever the bytes are, they must not reach the harness as anything but an error
         raise BenchError(f"{where}: the isolated process sent an unreadable answer ({type(exc).__name__})") from None
-    if not isinstance(answer, dict) or not isinstance(answer.get("plan", {}), dict):
-        raise BenchError(f"{where}: the isolated process sent an answer that is not a plan or an error")
+    if not isinstance(answer, dict) or not isinstance(answer.get("result", {}), dict):
+        raise BenchError(f"{where}: the isolated process sent an answer that is neither a result nor an error")
     return answer
 
 
@@ -234,8 +234,8 @@ def _death_message(where: str, exitcode: int | None, limits: Limits) -> str:
             name = f"signal {number}"
         hint = f" (the memory limit of {limits.memory_mb} MiB or the system's OOM killer)" \
             if number == signal.SIGKILL else ""
-        return f"{where}: the isolated process was killed by {name}{hint} before returning a plan"
-    return f"{where}: the isolated process exited with code {exitcode} before returning a plan"
+        return f"{where}: the isolated process was killed by {name}{hint} before answering"
+    return f"{where}: the isolated process exited with code {exitcode} before answering"
 
 
 def _failure_message(where: str, answer: Mapping[str, Any], limits: Limits) -> str:
@@ -248,7 +248,7 @@ def _failure_message(where: str, answer: Mapping[str, Any], limits: Limits) -> s
                 f"(address space beyond the isolated process's start-up) -- {error}")
     if answer.get("cause") == "load":
         return f"{where}: running the method file failed{at}: {error}"
-    if answer.get("cause") == "registration":
+    if answer.get("cause") in ("registration", "answer"):
         return f"{where}: {error}"
     return f"{where}: raised {error}{at}"
 

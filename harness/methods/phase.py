@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch import nn
 
 from harness.methods.training import PhaseContext, TrainingPhase
-from harness.track.recipe import Recipe
+
+if TYPE_CHECKING:  # a plugin's child imports this loop; pydantic stays out of a plan's child
+    from harness.track.recipe import Recipe
 
 
 @dataclass(frozen=True)

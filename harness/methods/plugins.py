@@ -7,6 +7,12 @@ it (a name, a kind, a module-level function of exactly one context argument), an
 :class:`PluginMethod` stand-in holding the file's bytes. Plans are computed by running exactly
 those bytes in an isolated child process (``harness.methods.isolation``), so what was digested is what ran.
 
+A plugin may declare what a built-in method declares (``harness.methods.training``): ``rounds=<int>`` and
+``training=TrainingPhase(<fraction>, penalty=<function>, hook=<function>)``, the fraction a literal number and
+penalty and hook (one or both) names of module-level functions of this file taking one argument, the
+``PhaseContext``. The parent keeps the fraction, to split the budget, and :class:`PluginFunction` stand-ins for
+the functions; the phase runs in the method's isolated process, like its plan.
+
 A method's *digest* is the SHA-256 of its source file (for a built-in, its module file): records
 carry it, and ``bench verify`` compares it with the file as it is now.
 """
@@ -33,12 +39,17 @@ from harness.methods.registry import (
     register_method,
     registered_method,
 )
+from harness.methods.training import PhaseContext, TrainingPhase
 
 METHODS_ENV = "PRUNE_BENCH_METHODS"
 KINDS = ("structured", "unstructured")
-ARGUMENTS: dict[str, type] = {"name": str, "kind": str, "needs_data": bool, "citation": str, "global_ranking": bool}
+ARGUMENTS: dict[str, type] = {"name": str, "kind": str, "needs_data": bool, "citation": str, "global_ranking": bool,
+                              "rounds": int}
+"""register_method's literal arguments; ``training`` is read apart (``_training``)."""
+PHASE_FUNCTIONS = ("penalty", "hook")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _EXAMPLE = '@register_method("my-method", kind="structured") above `def my_method(ctx):`'
+_TRAINING_EXAMPLE = "training=TrainingPhase(0.5, penalty=my_penalty, hook=my_hook) naming module-level functions"
 
 
 @dataclass(frozen=True)
@@ -61,6 +72,21 @@ class PluginMethod:
 
 
 @dataclass(frozen=True)
+class PluginFunction:
+    """The parent's stand-in for a plugin's penalty or hook: the module-level function it names, which runs only
+    in the method's isolated process."""
+
+    method: str
+    path: Path
+    function: str
+    line: int
+
+    def __call__(self, context: PhaseContext):
+        raise BenchError(f"method '{self.method}' ({self.path}) is a plugin: its training phase ('{self.function}') "
+                         "runs in its isolated process, never in the harness's own process")
+
+
+@dataclass(frozen=True)
 class Registration:
     """One ``@register_method(...)`` as read from a plugin file."""
 
@@ -72,6 +98,8 @@ class Registration:
     function: str
     line: int
     decorator_line: int
+    training: TrainingPhase | None = None
+    rounds: int = 1
 
 
 def methods_dir(explicit: str | Path | None = None) -> Path | None:
@@ -139,7 +167,8 @@ def _literal(path: Path, argument: str, node: ast.expr) -> object:
     return value
 
 
-def _registration(path: Path, call: ast.Call, function: ast.FunctionDef) -> Registration:
+def _registration(path: Path, call: ast.Call, function: ast.FunctionDef,
+                  functions: dict[str, ast.FunctionDef]) -> Registration:
     line = call.lineno
     if any(isinstance(a, ast.Starred) for a in call.args) or any(k.arg is None for k in call.keywords):
         raise BenchError(f"{path}:{line}: write register_method's arguments out (no * or **); "
@@ -152,10 +181,11 @@ def _registration(path: Path, call: ast.Call, function: ast.FunctionDef) -> Regi
         if "name" in nodes:
             raise BenchError(f"{path}:{line}: register_method is given the name twice")
         nodes["name"] = call.args[0]
+    training = nodes.pop("training", None)
     unknown = [a for a in nodes if a not in ARGUMENTS]
     if unknown:
         raise BenchError(f"{path}:{line}: register_method has no argument '{unknown[0]}' "
-                         f"(it takes {', '.join(ARGUMENTS)})")
+                         f"(it takes {', '.join(ARGUMENTS)}, training)")
     if "name" not in nodes:
         raise BenchError(f"{path}:{line}: register_method is missing the method's name; write {_EXAMPLE}")
     values = {argument: _literal(path, argument, node) for argument, node in nodes.items()}
@@ -169,21 +199,65 @@ def _registration(path: Path, call: ast.Call, function: ast.FunctionDef) -> Regi
     if values["kind"] not in KINDS:
         raise BenchError(f"{path}:{line}: bad kind {values['kind']!r} for method '{name}'; use \"structured\" "
                          "(returns a ChannelPlan) or \"unstructured\" (returns a MaskPlan)")
-    _check_signature(path, name, function)
+    _check_signature(path, f"function '{function.name}' of method '{name}'", function, "PruningContext")
     citation = values.get("citation") or (ast.get_docstring(function) or "").strip()
     return Registration(name, values["kind"], values.get("needs_data", False), citation,
-                        values.get("global_ranking", False), function.name, function.lineno, line)
+                        values.get("global_ranking", False), function.name, function.lineno, line,
+                        None if training is None else _training(path, name, training, functions),
+                        values.get("rounds", 1))
 
 
-def _check_signature(path: Path, name: str, function: ast.FunctionDef) -> None:
+def _training(path: Path, name: str, node: ast.expr, functions: dict[str, ast.FunctionDef]) -> TrainingPhase:
+    """``training=TrainingPhase(...)`` as read: the declared fraction, and stand-ins for the functions it names."""
+    line = node.lineno
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "TrainingPhase") \
+            or any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None for k in node.keywords) \
+            or len(node.args) > 1:
+        raise BenchError(f"{path}:{line}: method '{name}': write {_TRAINING_EXAMPLE} (the harness reads it without "
+                         "running the file)")
+    nodes = {k.arg: k.value for k in node.keywords}
+    if node.args:
+        if "fraction" in nodes:
+            raise BenchError(f"{path}:{line}: method '{name}': TrainingPhase is given its fraction twice")
+        nodes["fraction"] = node.args[0]
+    unknown = [a for a in nodes if a not in ("fraction", *PHASE_FUNCTIONS)]
+    if unknown or "fraction" not in nodes:
+        problem = f"has no argument '{unknown[0]}'" if unknown else "is missing its fraction of the budget"
+        raise BenchError(f"{path}:{line}: method '{name}': TrainingPhase {problem}; write {_TRAINING_EXAMPLE}")
+    try:
+        fraction = ast.literal_eval(nodes["fraction"])
+    except ValueError:
+        fraction = None
+    if type(fraction) not in (int, float):
+        raise BenchError(f"{path}:{line}: method '{name}': TrainingPhase's fraction must be a literal number "
+                         "(the harness reads it without running the file)")
+    stand_ins = {role: _phase_function(path, name, role, nodes[role], functions)
+                 for role in PHASE_FUNCTIONS if role in nodes}
+    try:
+        return TrainingPhase(fraction, **stand_ins)
+    except BenchError as exc:
+        raise BenchError(f"{path}:{line}: method '{name}': {exc}") from None
+
+
+def _phase_function(path: Path, name: str, role: str, node: ast.expr,
+                    functions: dict[str, ast.FunctionDef]) -> PluginFunction:
+    function = functions.get(node.id) if isinstance(node, ast.Name) else None
+    if function is None:
+        raise BenchError(f"{path}:{node.lineno}: method '{name}': the training phase's {role} must name a "
+                         f"module-level function of this file (`{role}=my_{role}` with `def my_{role}(phase):`)")
+    _check_signature(path, f"{role} '{function.name}' of method '{name}'", function, "PhaseContext")
+    return PluginFunction(name, path, function.name, function.lineno)
+
+
+def _check_signature(path: Path, what: str, function: ast.FunctionDef, argument: str) -> None:
     args = function.args
     positional = [a.arg for a in args.posonlyargs + args.args]
     extra = ([f"*{args.vararg.arg}"] if args.vararg else []) + [a.arg for a in args.kwonlyargs] + \
         ([f"**{args.kwarg.arg}"] if args.kwarg else [])
     if len(positional) != 1 or extra:
         taken = ", ".join(positional + extra) or "nothing"
-        raise BenchError(f"{path}:{function.lineno}: function '{function.name}' of method '{name}' must take exactly "
-                         f"one argument, the PruningContext; it takes {taken}")
+        raise BenchError(f"{path}:{function.lineno}: {what} must take exactly one argument, the {argument}; "
+                         f"it takes {taken}")
 
 
 def read_registrations(path: str | Path, source: bytes) -> list[Registration]:
@@ -198,6 +272,7 @@ def read_registrations(path: str | Path, source: bytes) -> list[Registration]:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             for decorator in node.decorator_list:
                 decorators[id(decorator)] = node
+    functions = {node.name: node for node in tree.body if isinstance(node, ast.FunctionDef)}
     registrations = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and _callee(node.func) == "register_method":
@@ -208,7 +283,7 @@ def read_registrations(path: str | Path, source: bytes) -> list[Registration]:
             if not isinstance(function, ast.FunctionDef):
                 raise BenchError(f"{path}:{node.lineno}: register_method must decorate a module-level function; "
                                  f"write {_EXAMPLE}")
-            registrations.append(_registration(path, node, function))
+            registrations.append(_registration(path, node, function, functions))
         elif _callee(node) == "register_method" and isinstance(decorators.get(id(node)), ast.FunctionDef):
             raise BenchError(f"{path}:{node.lineno}: register_method is missing the method's name; write {_EXAMPLE}")
     if not registrations:
@@ -258,9 +333,13 @@ def load_plugin(path: str | Path) -> list[Method]:
             raise BenchError(f"{path}:{reg.decorator_line}: method name '{reg.name}' is already registered"
                              f"{f' by {where}' if where else ''}; pick another name")
         if existing is None:
-            register_method(reg.name, kind=reg.kind, needs_data=reg.needs_data,
-                            citation=reg.citation or f"plugin defined in {path}",
-                            global_ranking=reg.global_ranking)(stand_in)
+            try:  # the registry's own checks (rounds), with the file's line
+                register = register_method(reg.name, kind=reg.kind, needs_data=reg.needs_data,
+                                           citation=reg.citation or f"plugin defined in {path}",
+                                           global_ranking=reg.global_ranking, training=reg.training, rounds=reg.rounds)
+            except BenchError as exc:
+                raise BenchError(f"{path}:{reg.decorator_line}: {exc}") from None
+            register(stand_in)
         methods.append(get_method(reg.name))
     return methods
 
