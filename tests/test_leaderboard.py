@@ -4,6 +4,7 @@ the gap to the random twin, and entries with fail findings marked, not hidden.""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 from audit_fixtures import cell, fair_records, noisy, replace_cell
@@ -118,3 +119,14 @@ def test_only_reference_methods_move_ranks():
     assert {e.method: e.rank for e in before.entries} == {m: r for m, r in ranks.items() if m != "gamma"}
     assert ranks["gamma"] == 1  # no reference beats it (it beats them both, but moves neither)
     assert all("/gamma/" in c.a for c in after.comparisons if "/gamma/" in c.a + c.b)
+
+
+def test_an_entry_that_trains_shows_its_split_beside_its_schedule():
+    from harness.publish.leaderboard import Entry
+
+    entry = Entry(rank=1, tied=False, method="network-slimming", schedule="ft", cell="c", n=5, mean=0.9, std=0.01,
+                  ci_low=0.89, ci_high=0.91, val_mean=None, twin_mean=None, twin_gap=None, twin_gap_ci=None,
+                  twin_verdict=None, macs_after=None, flags=(), split=(5, 5))
+    assert entry.schedule_shown == "ft (5+5)" and entry.as_dict()["budget_split"] == [5, 5]
+    assert replace(entry, split=(0, 3, 3, 4)).schedule_shown == "ft (0+3+3+4)"
+    assert replace(entry, split=(0, 10)).schedule_shown == "ft"

@@ -116,7 +116,7 @@ def _print_leaderboard(board: Leaderboard, wide: bool = False) -> None:
                              "marked"], identifiers=("method", "schedule"), right=("n", "test acc %"))
         for e in ranking.entries:
             twin = f"{pp(e.twin_gap)} {e.twin_verdict}" if e.twin_gap is not None else "no twin"
-            view.add_row(f"{e.rank}=" if e.tied else str(e.rank), e.method, e.schedule, str(e.n), pct(e.mean),
+            view.add_row(f"{e.rank}=" if e.tied else str(e.rank), e.method, e.schedule_shown, str(e.n), pct(e.mean),
                          interval(e.ci_low, e.ci_high), twin, f"fail: {', '.join(e.flags)}" if e.flags else "")
         common.print_table(view, wide)
 

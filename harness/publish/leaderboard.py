@@ -28,6 +28,7 @@ from harness.audit.comparisons import (
 from harness.audit.engine import AuditResult
 from harness.audit.families import method_order
 from harness.audit.findings import rule_ids, touching
+from harness.audit.rules.fairness import cell_split
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,14 @@ class Entry:
     twin_verdict: str | None
     macs_after: float | None
     flags: tuple[str, ...]
+    split: tuple[int, ...] = ()
+    """The entry's budget split in epochs: before pruning, then each round's retraining."""
+
+    @property
+    def schedule_shown(self) -> str:
+        """The schedule, and the split of the budget when the method spent part of it itself (``ft (5+5)``)."""
+        trains = len(self.split) > 2 or bool(self.split and self.split[0])
+        return f"{self.schedule} ({'+'.join(map(str, self.split))})" if trains else self.schedule
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -56,7 +65,7 @@ class Entry:
             "n": self.n, "test_acc_mean": self.mean, "test_acc_std": self.std, "ci": [self.ci_low, self.ci_high],
             "val_acc_mean": self.val_mean, "twin_test_acc_mean": self.twin_mean, "twin_gap": self.twin_gap,
             "twin_gap_ci": list(self.twin_gap_ci) if self.twin_gap_ci else None, "twin_verdict": self.twin_verdict,
-            "macs_after": self.macs_after, "fail_findings": list(self.flags),
+            "macs_after": self.macs_after, "fail_findings": list(self.flags), "budget_split": list(self.split),
         }
 
 
@@ -159,7 +168,7 @@ def build_leaderboard(result: AuditResult) -> Leaderboard:
                 val_mean=cell.mean_of("val_acc"), twin_mean=twin.mean if twin else None,
                 twin_gap=gap.difference if gap else None, twin_gap_ci=(gap.ci_low, gap.ci_high) if gap else None,
                 twin_verdict=gap.verdict if gap else None, macs_after=cell.mean_of("macs_after"),
-                flags=_flags([cell, twin], result),
+                flags=_flags([cell, twin], result), split=cell_split(cell),
             ))
         tables.append(Table(track, target, budget, kind, tuple(entries), tuple(compared)))
     return Leaderboard(tuple(tables))

@@ -175,7 +175,7 @@ def _row(entry: Entry, order: int, track: str, links: Mapping[tuple[str, str], s
     cells = [
         f'<td class="r" data-v="{entry.rank}">{rank}</td>',
         f'<td data-v="{_esc(entry.method)}">{method}</td>',
-        f"<td>{_esc(entry.schedule)}</td>",
+        f"<td>{_esc(entry.schedule_shown)}</td>",
         f'<td class="r" data-v="{entry.n}">{entry.n}</td>',
         f'<td class="r" data-v="{_num(entry.mean)}">{pct(entry.mean)}</td>',
         f'<td class="r" data-v="{_num(entry.std)}">{pct(entry.std)}</td>',
@@ -235,7 +235,8 @@ def render_page(board: Leaderboard, result: AuditResult | None = None,
 <h1>prune-bench leaderboard</h1>
 <p>{_esc(about)}Each method under its best schedule chosen on <em>validation</em> accuracy, ranked by mean test accuracy at
 equal budget; structured and unstructured methods apart. <code>1=</code>: a shared rank (rank = 1 + the reference
-methods the audit's Holm-corrected verdicts find better than the entry; only references move ranks). Marked rows (⚠) are touched by a fail finding, listed, never hidden.</p>
+methods the audit's Holm-corrected verdicts find better than the entry; only references move ranks). Marked rows (⚠) are touched by a fail finding, listed, never hidden.
+The budget is each run's total training: a method that spends part of it itself shows its split in epochs beside the schedule, <code>ft (5+5)</code> = before pruning + after.</p>
 <label for="filter">Filter</label> <input id="filter" type="search" placeholder="method, schedule, verdict or rule, e.g. clr better"
  autocomplete="off"><span id="shown">{n_entries} entries</span>
 <nav>{nav}</nav>

@@ -28,7 +28,7 @@ def _leaderboard_table(board: Table) -> list[str]:
         flags = f"{FAIL_MARK} fail: {', '.join(e.flags)}" if e.flags else ""
         twin = f"{pp(e.twin_gap)} {interval(*e.twin_gap_ci) if e.twin_gap_ci else ''} {e.twin_verdict or ''}".strip() \
             if e.twin_gap is not None else "no twin"
-        rows.append((rank, e.method, e.schedule, str(e.n), f"{pct(e.mean)} ± {pct(e.std)}", interval(e.ci_low, e.ci_high),
+        rows.append((rank, e.method, e.schedule_shown, str(e.n), f"{pct(e.mean)} ± {pct(e.std)}", interval(e.ci_low, e.ci_high),
                      twin, flags))
     return section(f"{board.track} · {board.target} · {budget_label(board.budget)} · {board.family}", note,
                    level=3) + table(
@@ -58,7 +58,8 @@ def _leaderboard(leaderboard: Leaderboard, is_open: Callable[[Table], bool]) -> 
         "than the number of reference methods the audit's verdicts find better than it (Holm within each "
         "method's family, as in the comparison tables); `2=` marks a shared rank. Only references move ranks, "
         "so no other submission changes an entry's rank. Entries touched by a fail finding are marked, not "
-        "hidden.")
+        "hidden. The budget is each run's total training; a method that spends part of it itself shows the split "
+        "in epochs beside its schedule, e.g. `ft (5+5)`: before pruning, then after (R15).")
     if not leaderboard.tables:
         return lines + ["No reproduced entries to rank.", ""]
     for board in leaderboard.tables:
