@@ -25,7 +25,7 @@ RESULTS = REPO / "results"
 def test_the_digits_protocol_is_the_committed_reference_grid():
     track = load_track("digits-cnn")
     protocol = load_protocol(track)
-    assert protocol.source == REPO / "bench" / "leaderboards" / "digits-cnn.toml" and protocol.version == 1
+    assert protocol.source == REPO / "bench" / "leaderboards" / "digits-cnn.toml" and protocol.version == 2
     assert (protocol.targets, protocol.budgets, protocol.seeds, protocol.twins) == (
         ("uniform-50", "uniform-75"), (10, 20), (0, 1, 2, 3, 4), True)
     assert protocol.schedules == ("none", "ft", "lrw", "slr", "clr")
@@ -36,7 +36,7 @@ def test_the_digits_protocol_is_the_committed_reference_grid():
             held.add((raw["method"], raw["target"], raw["schedule"], raw["budget_epochs"], raw["twin"], raw["seed"]))
     missing = protocol.cells() - held
     assert not missing, f"{len(missing)} cells of the protocol have no committed record, e.g. {sorted(missing)[:3]}"
-    assert len(protocol.cells()) == 10 * 2 * 9 * 2 * 5
+    assert len(protocol.cells()) == 14 * 2 * 9 * 2 * 5  # 14 methods (4 that train), 2 targets, 9 cells, twins, 5 seeds
 
 
 def test_a_protocol_naming_what_the_track_lacks_is_refused(tmp_path):
@@ -97,7 +97,7 @@ def test_records_outside_the_protocol_are_listed_and_quarantined(tmp_path):
     reasons = {item.path.name: item.reason for item in stale}
     assert reasons[odd_path.name] == "made by harness 0.0.1, this is 0.1.0"
     assert {read_record(p).id for p in layout.records("digits-cnn") if p.name in reasons} >= outside
-    assert all("outside the leaderboard protocol v1" in reasons[f"{i}.json"] for i in outside)
+    assert all("outside the leaderboard protocol v2" in reasons[f"{i}.json"] for i in outside)
     moved = quarantine(layout, "digits-cnn", stale)
     assert {p.name for p in moved} == set(reasons) and all(p.parent == layout.quarantine("digits-cnn") for p in moved)
     assert layout.tracks() == ["digits-cnn"] and not any(p.name in reasons for p in layout.records("digits-cnn"))
