@@ -167,6 +167,17 @@ def _literal(path: Path, argument: str, node: ast.expr) -> object:
     return value
 
 
+def _named_arguments(call: ast.Call, first: str, given_twice: str) -> dict[str, ast.expr]:
+    """A call's arguments by name, its one positional argument named ``first``; ``given_twice`` is the error
+    when it is also passed by keyword."""
+    nodes = {k.arg: k.value for k in call.keywords}
+    if call.args:
+        if first in nodes:
+            raise BenchError(given_twice)
+        nodes[first] = call.args[0]
+    return nodes
+
+
 def _registration(path: Path, call: ast.Call, function: ast.FunctionDef,
                   functions: dict[str, ast.FunctionDef]) -> Registration:
     line = call.lineno
@@ -176,11 +187,7 @@ def _registration(path: Path, call: ast.Call, function: ast.FunctionDef,
     if len(call.args) > 1:
         raise BenchError(f"{path}:{line}: register_method takes only the name positionally; "
                          "pass kind=..., needs_data=... by keyword")
-    nodes = {k.arg: k.value for k in call.keywords}
-    if call.args:
-        if "name" in nodes:
-            raise BenchError(f"{path}:{line}: register_method is given the name twice")
-        nodes["name"] = call.args[0]
+    nodes = _named_arguments(call, "name", f"{path}:{line}: register_method is given the name twice")
     training = nodes.pop("training", None)
     unknown = [a for a in nodes if a not in ARGUMENTS]
     if unknown:
@@ -215,11 +222,8 @@ def _training(path: Path, name: str, node: ast.expr, functions: dict[str, ast.Fu
             or len(node.args) > 1:
         raise BenchError(f"{path}:{line}: method '{name}': write {_TRAINING_EXAMPLE} (the harness reads it without "
                          "running the file)")
-    nodes = {k.arg: k.value for k in node.keywords}
-    if node.args:
-        if "fraction" in nodes:
-            raise BenchError(f"{path}:{line}: method '{name}': TrainingPhase is given its fraction twice")
-        nodes["fraction"] = node.args[0]
+    nodes = _named_arguments(node, "fraction",
+                             f"{path}:{line}: method '{name}': TrainingPhase is given its fraction twice")
     unknown = [a for a in nodes if a not in ("fraction", *PHASE_FUNCTIONS)]
     if unknown or "fraction" not in nodes:
         problem = f"has no argument '{unknown[0]}'" if unknown else "is missing its fraction of the budget"
