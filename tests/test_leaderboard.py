@@ -130,3 +130,4 @@ def test_an_entry_that_trains_shows_its_split_beside_its_schedule():
     assert entry.schedule_shown == "ft (5+5)" and entry.as_dict()["budget_split"] == [5, 5]
     assert replace(entry, split=(0, 3, 3, 4)).schedule_shown == "ft (0+3+3+4)"
     assert replace(entry, split=(0, 10)).schedule_shown == "ft"
+    assert replace(entry, schedule="none", split=(0, 0, 0, 0)).schedule_shown == "none"  # nothing trained

@@ -101,3 +101,26 @@ def test_lrw_rewinds_each_round_to_the_recipes_rate_at_the_matching_epoch(worksp
     assert rates == [rewound, rewound] and rewound[0] != rewound[-1]
     assert record.phases.round_epochs == [15, 15] and record.retrain_steps == steps_of(workspace, 30)
     assert record.protocol.peak_lr == rewound[0]
+
+
+def test_a_method_that_prunes_in_rounds_runs_under_the_fused_engine(digits_track, trained_results):
+    """Between rounds a run retrains alone (a fused group forms only after the final pruning)."""
+    from harness.run.execution import execute_many
+    from harness.train.engines import EngineSettings
+
+    fused = Workspace(digits_track, ResultsLayout(trained_results), engine=EngineSettings("fused"))
+    configs = [config_of(digits_track, "imp", "ft", 3, twin=twin).model_copy(update={"engine": "fused"})
+               for twin in (False, True)]
+    records = list(execute_many(fused, configs))
+    assert [r.status for r in records] == ["ok", "ok"]
+    method = next(r for r in records if not r.twin)
+    assert method.phases.round_epochs == [1, 1, 1] and method.total_steps == steps_of(fused, 3)
+
+
+def test_a_phase_that_diverges_is_a_diverged_record_not_a_failure(workspace, monkeypatch):
+    slimming = registry.get_method("network-slimming")
+    exploding = TrainingPhase(0.5, penalty=lambda phase: sum(p.sum() for p in phase.model.parameters()) * float("inf"))
+    monkeypatch.setitem(registry._METHODS, "exploding", replace(slimming, name="exploding", training=exploding))
+    config = config_of(workspace.track, "network-slimming", "ft", 2).model_copy(update={"method": "exploding"})
+    record = execute(workspace, config)
+    assert record.status == "diverged" and "pre-pruning phase diverged" in record.error

@@ -46,8 +46,9 @@ if TYPE_CHECKING:
 class Isolation:
     """Computes a method's raw plan and runs its phase: in this process for built-in methods (fast), in a limited
     child process for plugins. A plugin's outcome -- plan, phase or failure -- is remembered by its exact inputs,
-    so a method's twin and its runs under every schedule and budget share one child for a plan, and its runs under
-    every schedule one child for a phase."""
+    so a method that does not train shares one child for a plan among its twin and its runs under every schedule
+    and budget, and a method that trains one child for a phase among its runs of one budget; its plans, made on
+    the trained model, are shared only by identical trained models."""
 
     def __init__(self, limits: Limits = Limits(), level: str | None = None, unsafe: bool = False):
         if level is not None and level not in sandbox.LEVELS:
@@ -102,6 +103,8 @@ class Isolation:
         data = self._outcome(phase_input(method, context, train_split, recipe, data_generator, self.limits))
         try:
             run, state = phase_from_data(data, context.model)
+            if run.status == "ok" and run.steps != context.steps:
+                raise BenchError(f"answered {run.steps} steps, the phase has {context.steps}")
         except BenchError as exc:
             raise BenchError(f"method '{method.name}' ({method.select.path}) training phase: {exc}") from None
         with torch.no_grad():

@@ -12,7 +12,7 @@ seeds, so a method still never touches the optimizer, the validation or the test
   between rounds under the run's schedule.
 
 A run's budget is its total: pre-pruning epochs plus every round's retraining (``split_budget``), so a
-method that trains gets no more training than one that does not.
+method that trains gets no more training from the harness than one that does not.
 """
 
 from __future__ import annotations
@@ -81,6 +81,11 @@ class TrainingPhase:
             raise BenchError(f"a training phase's fraction of the budget must lie in (0, 1), got {self.fraction!r}")
         if self.penalty is None and self.hook is None:
             raise BenchError("a training phase needs a penalty, a hook or both; without either it is retraining")
+
+
+class TrainingDiverged(BenchError):
+    """A method's own training -- its phase, or the retraining between its rounds -- reached a non-finite loss:
+    a result of the method, recorded as ``diverged`` like a diverged retraining, not as a failure of its code."""
 
 
 @dataclass(frozen=True)

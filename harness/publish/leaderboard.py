@@ -56,7 +56,7 @@ class Entry:
     @property
     def schedule_shown(self) -> str:
         """The schedule, and the split of the budget when the method spent part of it itself (``ft (5+5)``)."""
-        trains = len(self.split) > 2 or bool(self.split and self.split[0])
+        trains = sum(self.split) > 0 and (len(self.split) > 2 or self.split[0] > 0)
         return f"{self.schedule} ({'+'.join(map(str, self.split))})" if trains else self.schedule
 
     def as_dict(self) -> dict[str, Any]:

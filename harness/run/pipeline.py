@@ -34,7 +34,7 @@ from harness.methods.location import recorded_file
 from harness.methods.phase import PhaseRun
 from harness.methods.plugins import registered_digest
 from harness.methods.sources import harness_digest
-from harness.methods.training import BudgetSplit, PhaseContext, round_counts, split_budget
+from harness.methods.training import BudgetSplit, PhaseContext, TrainingDiverged, round_counts, split_budget
 from harness.plans import MaskPlan, Plan
 from harness.prune.allocation import Allocation, resolve_target
 from harness.prune.counting import Counts, SparseCounts, count, count_sparse
@@ -175,10 +175,10 @@ class Workspace:
         """The method's pre-pruning phase on ``model``, in place (``harness.methods.phase``)."""
         method = get_method(config.method)
         allocation = self.allocation(config.target, method.kind, model)
-        bounds = PruningContext(model=model, sizes=allocation.sizes, keep=allocation.keep,
+        tracer = PruningContext(model=model, sizes=allocation.sizes, keep=allocation.keep,
                                 generator=generator(config.seed, "phase"), example_input=self.example_input())
         context = PhaseContext(model=model, sizes=allocation.sizes, keep=dict(allocation.keep),
-                               batchnorms=bounds.batchnorms(required=False), generator=bounds.generator,
+                               batchnorms=tracer.batchnorms(required=False), generator=tracer.generator,
                                steps=epochs * steps_per_epoch(len(self.splits.train), self.track.recipe.batch_size),
                                epochs=epochs)
         return self.isolation.train_phase(method, context, self.splits.train, self.track.recipe,
@@ -296,8 +296,9 @@ def _train_and_prune(workspace: Workspace, config: RunConfig, model: torch.nn.Mo
     if method.training is not None and split.pre_pruning:
         phase = workspace.train_phase(config, model, split.pre_pruning)
         if phase.status != "ok":
-            raise BenchError(f"method '{method.name}': its pre-pruning phase diverged (a non-finite loss in epoch "
-                             f"{len(phase.train_loss)} of {split.pre_pruning}); lower its penalty")
+            raise TrainingDiverged(f"method '{method.name}': its pre-pruning phase diverged (a non-finite loss in "
+                                   f"epoch {len(phase.train_loss)} of {split.pre_pruning}); its penalty or hook "
+                                   "drove the weights there")
         memory, phase_steps, phase_loss = phase.memory, phase.steps, phase.train_loss
     allocation = workspace.allocation(config.target, method.kind, model)
     counts = round_counts(allocation.sizes, allocation.keep, method.rounds)
@@ -315,9 +316,10 @@ def _train_and_prune(workspace: Workspace, config: RunConfig, model: torch.nn.Mo
         result = train(model, workspace.splits.train, workspace.splits.val, workspace.track.recipe, values,
                        generator(config.seed, f"retrain-data-round{index + 1}", workspace.device),
                        masks=[(modules[layer].weight, mask) for layer, mask in masks.items()],
-                       make_step=workspace.make_step)
+                       make_step=None if workspace.engine.fused else workspace.make_step)
         if result.status != "ok":
-            raise BenchError(f"method '{method.name}': retraining after pruning round {index + 1} diverged")
+            raise TrainingDiverged(f"method '{method.name}': retraining after pruning round {index + 1} of "
+                                   f"{len(counts)} diverged (a non-finite loss)")
         round_steps.append(result.steps)
     phases = Phases(pre_pruning_epochs=split.pre_pruning, pre_pruning_steps=phase_steps,
                     pre_pruning_loss=_finite_or_none(phase_loss), round_epochs=list(split.rounds),
@@ -379,6 +381,10 @@ def prepare(workspace: Workspace, config: RunConfig) -> PreparedRun | RunRecord:
                   synthetic_data=workspace.splits.synthetic)
     try:
         pruned = prune(workspace, config)
+    except TrainingDiverged as exc:  # the method's own training diverged: a result, as a diverged retraining is
+        before = workspace.counts(workspace.dense_model(config.dense_seed))
+        return RunRecord(**fields, status="diverged", error=str(exc), **_counts_fields(before, None),
+                         wall_seconds=time.perf_counter() - started)
     except Exception as exc:  # the method's code, or its plan, is at fault: record it and go on
         message = str(exc) if isinstance(exc, BenchError) else traceback.format_exc(limit=-3)
         before = workspace.counts(workspace.dense_model(config.dense_seed))

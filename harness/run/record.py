@@ -186,6 +186,12 @@ class RunRecord(RunConfig):
     harness_digest: str | None = None
     """SHA-256 of the harness source tree that made the record (``harness.methods.sources.harness_digest``)."""
 
+    @model_validator(mode="after")
+    def _phases_spend_the_budget(self) -> "RunRecord":
+        if self.phases is not None and self.phases.total_epochs != self.budget_epochs:
+            raise ValueError(f"phases total {self.phases.total_epochs} epochs, the budget is {self.budget_epochs}")
+        return self
+
     def __eq__(self, other: object) -> bool:
         """Records are equal when their content is: the seal (``content_digest``) is not content."""
         if not isinstance(other, RunRecord):
