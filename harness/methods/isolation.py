@@ -31,8 +31,15 @@ import torch
 
 from harness.core.errors import BenchError
 from harness.methods import sandbox
-from harness.methods.exchange import (ChildInput, Limits, child_input, phase_from_data, phase_input, plan_from_data,
-                                     serialise)
+from harness.methods.exchange import (
+    ChildInput,
+    Limits,
+    child_input,
+    phase_from_data,
+    phase_input,
+    plan_from_data,
+    serialise,
+)
 from harness.methods.launch import run_isolated
 from harness.methods.phase import PhaseRun, run_phase
 from harness.methods.plugins import is_plugin
