@@ -1,8 +1,9 @@
 """Each method's colour and marker, one pair per method across every plot of a report, so a reader
 follows a method from figure to figure.
 
-The palette is colour-blind safe (Okabe & Ito's eight, then four of Paul Tol's muted colours) and
-pairs with twelve distinct markers, so twelve methods stay apart in colour *and* shape, more in the pair.
+The palette is colour-blind safe (Okabe & Ito's eight, then six of Paul Tol's muted colours) and
+pairs with fourteen distinct markers, so fourteen methods -- the digits leaderboard's -- stay apart in colour
+*and* shape, more in the pair.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from dataclasses import dataclass
 from typing import Sequence
 
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000", "#882255",
-           "#999933", "#332288", "#44AA99", "#F0E442")
-"""Okabe & Ito's colour-blind-safe eight with Paul Tol's wine, olive, indigo and teal (the pale yellow last)."""
-MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "p", "h", "*")
+           "#999933", "#332288", "#44AA99", "#CC6677", "#117733", "#F0E442")
+"""Okabe & Ito's colour-blind-safe eight with Paul Tol's wine, olive, indigo, teal, rose and green (the pale
+yellow last)."""
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "p", "h", "*", "d", "8")
 DENSE_COLOR = "0.45"
 """The grey of the dense model's reference line."""
 
