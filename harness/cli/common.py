@@ -67,8 +67,9 @@ Targets = Annotated[Optional[str], typer.Option("--targets", "--target", help="C
                                                                   "(default: the grid's).")]
 Schedules = Annotated[Optional[str], typer.Option("--schedules", "--schedule", help="Comma-separated retraining schedules "
                                                                       "(default: the grid's).")]
-Budgets = Annotated[Optional[str], typer.Option("--budgets", "--budget", help="Comma-separated retraining budgets in epochs "
-                                                                  "(default: the grid's).")]
+Budgets = Annotated[Optional[str], typer.Option("--budgets", "--budget", help="Comma-separated budgets in epochs: all "
+                                                                  "training after the dense model, a method's own "
+                                                                  "included (default: the grid's).")]
 Full = Annotated[bool, typer.Option("--full", help="The track's full grid of targets and budgets, not its quick one.")]
 
 
