@@ -150,7 +150,7 @@ def test_plots_are_publication_quality(written):
     many = looks([f"m{i:02d}" for i in range(30)])
     assert len({(s.color, s.marker) for s in many.values()}) == 30
     svg = (folder / "retraining-toy-half.svg").read_text()
-    for text in ("toy · half", "structured · ft", "structured · clr", "random twin", "no retraining"):
+    for text in ("toy · half", "structured · ft", "structured · clr", "random twin", "0 = none"):
         assert text in svg
     assert "toy: test accuracy vs MACs at 10 epochs" in (folder / "macs-toy.svg").read_text()
     curves = (folder / "curves-toy-half.svg").read_text()
