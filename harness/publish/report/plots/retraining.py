@@ -68,7 +68,8 @@ def retraining_figure(track: str, target: str, cells: Sequence[Cell], styles: di
     if has_dense:
         handles.append((legend_line(color=DENSE_COLOR, linestyle=":", linewidth=1.0), "dense model"))
     title = f"{track} · {target}: test accuracy vs retraining budget, per schedule (mean, 95% CI band)"
-    svg, png = finish(figure, title, "budget (epochs of training after the dense model, a method's own included; 0 = none)",
+    svg, png = finish(figure, title,
+                      "budget (epochs of training after the dense model, a method's own included; 0 = none)",
                       "test accuracy (%, axis scaled by the error)" if scaled else "test accuracy (%)", handles)
     return Plot(file_stem("retraining", track, target), f"{track} · {target}: accuracy vs retraining budget",
                 "Each method (solid, filled markers) and its random twin (dashed, hollow: the same layer sizes, "
