@@ -6,7 +6,7 @@ from dataclasses import replace
 import pytest
 
 from harness.core.layout import ResultsLayout
-from harness.grid.selection import expand, select
+from harness.grid.selection import expand, grid_size, select
 from harness.methods import registry
 from harness.methods.training import BudgetSplit, TrainingPhase, round_counts, split_budget
 from harness.run import pipeline
@@ -124,3 +124,41 @@ def test_a_phase_that_diverges_is_a_diverged_record_not_a_failure(workspace, mon
     config = config_of(workspace.track, "network-slimming", "ft", 2).model_copy(update={"method": "exploding"})
     record = execute(workspace, config)
     assert record.status == "diverged" and "pre-pruning phase diverged" in record.error
+
+
+def test_a_trained_twin_runs_the_methods_own_training_and_draws_its_units_at_random(workspace):
+    """The second control: the same phase (same seeds, so the same trained model) and split, the method's counts,
+    units at random, so the method and it differ in the criterion alone."""
+    method = prune(workspace, config_of(workspace.track, "network-slimming", "ft", 4))
+    trained = prune(workspace, config_of(workspace.track, "network-slimming", "ft", 4, twin=True)
+                    .model_copy(update={"twin_trains": True}))
+    assert trained.phases == method.phases and trained.phases.pre_pruning_epochs == 2
+    assert trained.plan.counts() == method.plan.counts() and trained.plan != method.plan
+
+
+def test_trained_twins_are_asked_for_and_compared_in_the_methods_family(digits_track, trained_results):
+    from harness.audit import audit
+    from harness.audit.families import table_pairs
+
+    selection = select(digits_track, methods=["network-slimming", "l1-norm"], targets=["uniform-50"],
+                       schedules=["ft"], budgets=[2], seeds=[0, 1, 2], trained_twins=True)
+    configs = expand(digits_track, selection)
+    kinds = {(c.method, c.twin, c.twin_trains) for c in configs}
+    assert ("network-slimming", True, True) in kinds and ("l1-norm", True, True) not in kinds
+    assert len(configs) == grid_size(selection) == 3 * 5
+    records = [execute(Workspace(digits_track, ResultsLayout(trained_results)), c) for c in configs]
+    result = audit(records)
+    pairs = {(a.label, b.label, kind) for a, b, kind in table_pairs(result.cells)}
+    assert ("digits-cnn/network-slimming/uniform-50/ft@2", "digits-cnn/network-slimming+trained-twin/uniform-50/ft@2",
+            "trained-twin") in pairs
+    assert not [f for f in result.findings if f.rule == "R1"]
+
+
+def test_only_a_twin_can_train():
+    from pydantic import ValidationError
+
+    from harness.run.record import RunConfig
+
+    with pytest.raises(ValidationError, match="twin_trains describes a random twin"):
+        RunConfig(track="t", dense_hash="d", method="m", target="x", schedule="ft", budget_epochs=1, seed=0,
+                  harness_version="0", twin_trains=True)

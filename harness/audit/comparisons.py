@@ -57,7 +57,8 @@ def schedule_order(name: str) -> tuple[int, str]:
 
 
 def display_order(key: CellKey) -> tuple:
-    return (key.track, key.target, key.budget_epochs, schedule_order(key.schedule), key.method, key.twin, key.source)
+    return (key.track, key.target, key.budget_epochs, schedule_order(key.schedule), key.method, key.twin, key.twin_trains,
+            key.source)
 
 
 def best_by_validation(cells: Sequence[Cell]) -> Cell | None:

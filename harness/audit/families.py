@@ -94,7 +94,9 @@ def _best_cells(members: Sequence[Cell]) -> dict[str, Cell]:
 
 
 def table_pairs(cells: Sequence[Cell], config: AuditConfig = AuditConfig()) -> list[tuple[Cell, Cell, str]]:
-    """Every family's pre-declared comparisons, each method (``a``) against: its random twin (``twin``);
+    """Every family's pre-declared comparisons, each method (``a``) against: its random twin (``twin``); for a
+    method that trains, its trained random twin when it was run (``trained-twin``: the same training, units drawn
+    at random, so the criterion alone differs);
     each reference method before it in :func:`method_order`, in the same context of one family of
     pruning (structured or unstructured) (``methods``); and, in the schedule it does best with (on
     validation), each earlier reference's best schedule at that target and budget, when the two differ
@@ -120,11 +122,14 @@ def table_pairs(cells: Sequence[Cell], config: AuditConfig = AuditConfig()) -> l
         order, references = orders[key[0]]
         rank = {m: i for i, m in enumerate(order)}
         methods = sorted((c for c in members if not c.key.twin), key=lambda c: rank[c.key.method])
-        twins = {c.key.method: c for c in members if c.key.twin}
+        twins = {c.key.method: c for c in members if c.key.plain_twin}
+        trained_twins = {c.key.method: c for c in members if c.key.twin_trains}
         best = best_of.get((key[0], key[1], key[3], key[4]), {})
         for index, method in enumerate(methods):
             if method.key.method in twins:
                 pairs.append((method, twins[method.key.method], "twin"))
+            if method.key.method in trained_twins:
+                pairs.append((method, trained_twins[method.key.method], "trained-twin"))
             earlier = [other for other in methods[:index] if other.key.method in references]
             pairs.extend((method, other, "methods") for other in earlier)
             if best.get(method.key.method) is method:

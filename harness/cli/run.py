@@ -83,6 +83,8 @@ def run(
     seeds: Optional[str] = typer.Option(None, help="Comma-separated run seeds (default: the track's)."),
     full: common.Full = False,
     no_twins: bool = typer.Option(False, "--no-twins", help="Skip the random-twin controls (not for leaderboard runs)."),
+    trained_twins: bool = typer.Option(False, "--trained-twins", help="Also run each training method's trained twin: "
+                                       "its own phase and rounds, units drawn at random (docs/methods.md)."),
     device: common.Device = "cpu",
     results: common.ResultsDir = common.DEFAULT_RESULTS,
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Rerun runs recorded as failed."),
@@ -136,7 +138,7 @@ def run(
                          "drop --engine/--bf16/--workers to use it")
     selection = select(loaded, full=full, methods=common.split_list(methods), targets=common.split_list(targets),
                        schedules=common.split_list(schedules), budgets=common.split_list(budgets, int),
-                       seeds=common.split_list(seeds, int), twins=not no_twins)
+                       seeds=common.split_list(seeds, int), twins=not no_twins, trained_twins=trained_twins)
     if study_prefix and not tuned:
         raise BenchError("--study-prefix only applies with --tuned")
     layout = ResultsLayout(results)

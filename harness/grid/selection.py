@@ -26,6 +26,13 @@ class Selection:
     budgets: tuple[int, ...]
     seeds: tuple[int, ...]
     twins: bool = True
+    trained_twins: bool = False
+    """Also the trained twin of every method that trains (``RunConfig.twin_trains``)."""
+
+    def entries(self, method: str) -> list[tuple[bool, bool]]:
+        """``(twin, twin_trains)`` of each run a method gets per cell: itself, its twin, its trained twin."""
+        kinds = [(False, False)] + ([(True, False)] if self.twins else [])
+        return kinds + ([(True, True)] if self.trained_twins and get_method(method).trains else [])
 
 
 def select(
@@ -37,6 +44,7 @@ def select(
     budgets: Sequence[int] | None = None,
     seeds: Sequence[int] | None = None,
     twins: bool = True,
+    trained_twins: bool = False,
 ) -> Selection:
     """Explicit choices win; otherwise the track's quick grid (or its full grid when ``full``)."""
     quick = track.quick if not full else None
@@ -54,7 +62,7 @@ def select(
         schedules=pick(schedules, quick and quick.schedules, track.retraining.schedules),
         budgets=pick(budgets, quick and quick.budgets, track.retraining.budgets),
         seeds=pick(seeds, quick and quick.seeds, track.seeds.runs),
-        twins=twins,
+        twins=twins, trained_twins=trained_twins,
     )
     for name in selection.methods:
         get_method(name)
@@ -86,7 +94,8 @@ takes gigabytes and the grid years."""
 def grid_size(selection: Selection) -> int:
     """How many run configurations :func:`expand` makes of ``selection``, without making them."""
     per_cell = sum(1 if schedule == "none" else len(selection.budgets) for schedule in selection.schedules)
-    return len(selection.seeds) * len(selection.methods) * len(selection.targets) * (2 if selection.twins else 1) * per_cell
+    entries = sum(len(selection.entries(method)) for method in selection.methods)
+    return len(selection.seeds) * entries * len(selection.targets) * per_cell
 
 
 def dense_seed_for(track: Track, seed: int) -> int:
@@ -117,14 +126,14 @@ def expand(
         dense_seed = dense_seed_for(track, seed)
         for method in selection.methods:
             for target in selection.targets:
-                for twin in (False, True) if selection.twins else (False,):
+                for twin, twin_trains in selection.entries(method):
                     for schedule in selection.schedules:
                         for budget in (0,) if schedule == "none" else selection.budgets:
                             params = resolve_params(get_schedule(schedule), track.recipe,
                                                     (cell_params or {}).get((method, twin, target, schedule, budget)))
                             configs.append(RunConfig(
                                 track=track.name, dense_hash=dense_hash(track, dense_seed), dense_seed=dense_seed,
-                                method=method, twin=twin, target=target,
+                                method=method, twin=twin, twin_trains=twin_trains, target=target,
                                 target_spec=track.target(target).model_dump(mode="json"),
                                 schedule=schedule, schedule_params=params, budget_epochs=budget,
                                 seed=seed, harness_version=__version__, engine=engine, precision=precision,

@@ -52,7 +52,7 @@ def stale_records(layout: ResultsLayout, protocol: LeaderboardProtocol) -> list[
                                            f"(method digest {record.method_digest[:12]}, now {current[:12]})"))
             continue
         cell = (record.target, record.schedule, record.budget_epochs, record.twin, record.seed)
-        if cell not in counted:
+        if cell not in counted or record.twin_trains:  # the protocol counts plain twins only
             where = "" if protocol.source is None else f" ({protocol.source})"
             found.append(StaleRecord(path, f"{record.config().label} is outside the "
                                            f"leaderboard protocol v{protocol.version}{where}"))

@@ -138,9 +138,9 @@ def build_leaderboard(result: AuditResult) -> Leaderboard:
     for cell in result.cells:
         if not cell.reproduced or not cell.n:
             continue
-        if cell.key.twin:
+        if cell.key.plain_twin:
             twins[(*context(cell.key), cell.key.method)] = cell
-        else:
+        elif not cell.key.twin:
             groups[(cell.key.track, cell.key.target, cell.key.budget_epochs, family(cell))][cell.key.method].append(cell)
     twin_comparisons = {(c.a, c.b): c for c in result.comparisons if c.kind == "twin"}
     between = {(c.a, c.b): c for c in result.comparisons if c.kind in ("methods", "leaderboard")}

@@ -12,7 +12,7 @@ from functools import cached_property
 from typing import Any, Iterable, Mapping
 
 from harness.core.identity import canonical_json
-from harness.run.record import REPRODUCED, RunRecord
+from harness.run.record import REPRODUCED, RunRecord, twin_suffix
 from harness.stats import Summary
 
 ANY_SOURCE = ""
@@ -30,16 +30,22 @@ class CellKey:
     schedule: str
     budget_epochs: int
     source: str = REPRODUCED
+    twin_trains: bool = False
+    """A trained twin: the method's own training, units drawn at random (``RunConfig.twin_trains``)."""
 
     @property
     def entry(self) -> str:
-        """The method column as people read it: ``l1-norm`` or ``random twin of l1-norm``."""
-        return f"random twin of {self.method}" if self.twin else self.method
+        """The method column as people read it: ``l1-norm``, ``random twin of l1-norm`` or ``trained random twin
+        of network-slimming``."""
+        if self.twin:
+            return f"{'trained ' if self.twin_trains else ''}random twin of {self.method}"
+        return self.method
 
     @property
     def label(self) -> str:
-        """``track/method[+twin]/target/schedule@budget``, with ``[source]`` for cells not reproduced here."""
-        entry = f"{self.method}+twin" if self.twin else self.method
+        """``track/method[+twin|+trained-twin]/target/schedule@budget``, with ``[source]`` for cells not reproduced
+        here."""
+        entry = f"{self.method}{twin_suffix(self.twin, self.twin_trains)}"
         text = f"{self.track}/{entry}/{self.target}/{self.schedule}@{self.budget_epochs}"
         return text if self.source in (REPRODUCED, ANY_SOURCE) else f"{text} [{self.source}]"
 
@@ -57,12 +63,21 @@ class CellKey:
         return replace(self, source=ANY_SOURCE)
 
     def without_twin(self) -> "CellKey":
-        """The method's own cell: a method and its random twin share it."""
-        return replace(self, twin=False)
+        """The method's own cell: a method and its random twins share it."""
+        return replace(self, twin=False, twin_trains=False)
 
     def as_twin(self) -> "CellKey":
         """The random twin's cell of the same method, context and source."""
-        return replace(self, twin=True)
+        return replace(self, twin=True, twin_trains=False)
+
+    def as_trained_twin(self) -> "CellKey":
+        """The trained random twin's cell of the same method, context and source."""
+        return replace(self, twin=True, twin_trains=True)
+
+    @property
+    def plain_twin(self) -> bool:
+        """The random twin that prunes the dense model once (not the trained one)."""
+        return self.twin and not self.twin_trains
 
     def config(self) -> dict[str, Any]:
         """The :data:`CELL_FIELDS` as a JSON object."""
@@ -82,7 +97,7 @@ def context(key: CellKey) -> tuple[str, str, str, int]:
 
 def cell_key(record: RunRecord) -> CellKey:
     return CellKey(record.track, record.method, record.twin, record.target, record.schedule,
-                   record.budget_epochs, record.source)
+                   record.budget_epochs, record.source, record.twin_trains)
 
 
 @dataclass(frozen=True)

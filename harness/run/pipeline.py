@@ -243,11 +243,14 @@ class PrunedModel:
 
 
 def budget_split(config: RunConfig) -> BudgetSplit:
-    """How the run spends its budget: a method that trains splits it (``split_budget``); every other run, and every
-    random twin, prunes once and spends it all retraining -- the twin of a training method gets the same total
-    budget as plain retraining."""
+    """How the run spends its budget: a method that trains, and its trained twin, split it (``split_budget``);
+    every other run, and every plain random twin, prunes once and spends it all retraining -- the twin of a
+    training method gets the same total budget as plain retraining."""
     method = get_method(config.method)
-    if config.twin or not method.trains:
+    if config.twin_trains and not method.trains:
+        raise BenchError(f"method '{config.method}' does not train, so it has no trained twin; drop --trained-twins "
+                         "for it (its random twin is the control)")
+    if (config.twin and not config.twin_trains) or not method.trains:
         return BudgetSplit(0, (config.budget_epochs,))
     return split_budget(config.budget_epochs, method.training, method.rounds)
 
@@ -259,7 +262,7 @@ def prune(workspace: Workspace, config: RunConfig) -> PrunedModel:
     before = workspace.counts(model)
     method = get_method(config.method)
     if method.trains:
-        if not config.twin:
+        if not config.twin or config.twin_trains:
             return _train_and_prune(workspace, config, model, before)
         allocation = workspace.allocation(config.target, method.kind, model)
         if method.global_ranking and allocation.redistributes:  # the counts are the trained method's choice
@@ -288,7 +291,8 @@ def _apply(workspace: Workspace, model: torch.nn.Module, plan: Plan, before: Cou
 def _train_and_prune(workspace: Workspace, config: RunConfig, model: torch.nn.Module, before: Counts) -> PrunedModel:
     """A training method's way to its pruned model: its phase, then each round's plan, retraining between rounds
     under the run's schedule at that round's share of the budget (LRW rewinds each round to the recipe's rate at
-    the matching epoch, as Renda et al. describe)."""
+    the matching epoch, as Renda et al. describe). A trained twin runs the same phase (the same seeds) and keeps
+    each round's counts with units drawn at random."""
     method = get_method(config.method)
     split = budget_split(config)
     memory: dict = {}
@@ -308,6 +312,9 @@ def _train_and_prune(workspace: Workspace, config: RunConfig, model: torch.nn.Mo
         plan = workspace.make_plan(method.name, config.target, config.seed, model,
                                    allocation=None if last else allocation.for_round(keep, (index + 1) / len(counts)),
                                    memory=memory)
+        if config.twin_trains:  # the method's counts, its units drawn at random
+            stream = "twin" if last else f"twin-round{index + 1}"
+            plan = random_twin(plan, allocation.sizes, generator(config.seed, stream))
         if last:
             break
         masks = apply_masks(model, plan, workspace.example_input())

@@ -32,6 +32,11 @@ from harness.prune.latency import Latency
 SCHEMA_VERSION = 1
 
 
+def twin_suffix(twin: bool, trains: bool) -> str:
+    """How labels name an entry: ``+twin`` for the random twin, ``+trained-twin`` for one that trains."""
+    return "+trained-twin" if trains else "+twin" if twin else ""
+
+
 class RunConfig(BaseModel):
     """Everything that determines a run's outcome; its hash is the run's identity."""
 
@@ -43,6 +48,9 @@ class RunConfig(BaseModel):
     method: str
     method_params: dict[str, Any] = Field(default_factory=dict)
     twin: bool = False
+    twin_trains: bool = False
+    """A twin that runs its method's own training (phase and rounds), drawing units at random at every pruning;
+    the plain twin (False) prunes the dense model once and retrains the whole budget."""
     target: str
     target_spec: dict[str, Any] = Field(default_factory=dict)
     schedule: str
@@ -59,9 +67,15 @@ class RunConfig(BaseModel):
     def run_id(self) -> str:
         return config_hash(self, set(RunConfig.model_fields))
 
+    @model_validator(mode="after")
+    def _trained_twin_is_a_twin(self) -> "RunConfig":
+        if self.twin_trains and not self.twin:
+            raise ValueError("twin_trains describes a random twin; set twin too")
+        return self
+
     @property
     def label(self) -> str:
-        method = f"{self.method}+twin" if self.twin else self.method
+        method = f"{self.method}{twin_suffix(self.twin, self.twin_trains)}"
         return f"{self.track}/{method}/{self.target}/{self.schedule}@{self.budget_epochs}/seed{self.seed}"
 
 

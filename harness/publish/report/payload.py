@@ -42,7 +42,8 @@ def cell_payload(cell: Cell) -> dict[str, Any]:
     summary = cell.summary
     reported_std, reported_n = reported_spread(cell)
     return {
-        "cell": cell.label, "track": key.track, "method": key.method, "twin": key.twin, "target": key.target,
+        "cell": cell.label, "track": key.track, "method": key.method, "twin": key.twin, "twin_trains": key.twin_trains,
+        "target": key.target,
         "schedule": key.schedule, "budget_epochs": key.budget_epochs, "source": key.source,
         "n": cell.n, "n_failed": cell.n_failed,
         "test_acc_mean": summary.mean if summary else None, "test_acc_std": summary.std if summary else None,

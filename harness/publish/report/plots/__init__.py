@@ -31,7 +31,8 @@ def _jobs(result: AuditResult) -> Iterator[Job]:
     """Every plot of the report as (the function that draws it, its inputs), in report order."""
     styles = looks([c.key.method for c in result.cells])
     for track in result.tracks:
-        cells = [c for c in result.cells if c.reproduced and c.n and c.key.track == track]
+        cells = [c for c in result.cells  # trained twins are compared in the tables, not drawn
+                 if c.reproduced and c.n and c.key.track == track and not c.key.twin_trains]
         for target in sorted({c.key.target for c in cells}):
             in_target = [c for c in cells if c.key.target == target]
             yield retraining_figure, (track, target, in_target, styles)
