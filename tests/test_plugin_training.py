@@ -198,7 +198,7 @@ DECLARATIONS = {
                       "method 'plugin-bad': the training phase's hook must name a module-level function"),
     "unknown-argument": ('training=TrainingPhase(0.5, penalty=penalty, lr=0.1)',
                          "method 'plugin-bad': TrainingPhase has no argument 'lr'"),
-    "rounds-structured": ('rounds=2', "method 'plugin-bad': pruning in rounds is built for unstructured methods"),
+    "rounds-zero": ('rounds=0', "method 'plugin-bad': rounds must be a whole number >= 1"),
     "rounds-computed": ('rounds=FRACTION', "register_method's 'rounds' must be a literal int"),
 }
 

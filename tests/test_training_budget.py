@@ -162,3 +162,22 @@ def test_only_a_twin_can_train():
     with pytest.raises(ValidationError, match="twin_trains describes a random twin"):
         RunConfig(track="t", dense_hash="d", method="m", target="x", schedule="ft", budget_epochs=1, seed=0,
                   harness_version="0", twin_trains=True)
+
+
+def test_a_structured_method_prunes_in_rounds_by_surgery_and_keeps_the_dense_models_indices(workspace, monkeypatch):
+    """Each round removes channels from the network the previous rounds left; the record's plan names the dense
+    model's channels, so the twin and the counts read as for a one-shot plan."""
+    l1 = registry.get_method("l1-norm")
+    monkeypatch.setitem(registry._METHODS, "l1-rounds", replace(l1, name="l1-rounds", rounds=2))
+    config = config_of(workspace.track, "l1-norm", "ft", 4).model_copy(update={"method": "l1-rounds"})
+    pruned = prune(workspace, config)
+    one_shot = prune(workspace, config_of(workspace.track, "l1-norm", "ft", 4))
+    assert pruned.plan.counts() == one_shot.plan.counts()
+    assert pruned.after == one_shot.after  # the same architecture
+    sizes = workspace.allocation("uniform-50", "structured", workspace.dense_model(0)).sizes
+    assert all(0 <= i < sizes[layer] for layer, kept in pruned.plan.kept.items() for i in kept)
+    assert pruned.phases.round_epochs == [2, 2] and pruned.phases.round_steps[0] == steps_of(workspace, 2)
+    record = execute(workspace, config)
+    assert record.status == "ok" and record.total_steps == steps_of(workspace, 4)
+    twin = execute(workspace, config.model_copy(update={"twin": True}))
+    assert twin.kept == record.kept and twin.phases is None

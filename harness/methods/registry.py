@@ -191,9 +191,6 @@ def register_method(name: str, *, kind: Kind = "structured", needs_data: bool = 
     (``harness.methods.training``)."""
     if not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < 1:
         raise BenchError(f"method '{name}': rounds must be a whole number >= 1, got {rounds!r}")
-    if rounds > 1 and kind != "unstructured":
-        raise BenchError(f"method '{name}': pruning in rounds is built for unstructured methods (masks keep the "
-                         "architecture between rounds); register it with rounds=1 or kind='unstructured'")
     if training is not None and not isinstance(training, TrainingPhase):
         raise BenchError(f"method '{name}': training must be a TrainingPhase, got {type(training).__name__}")
 

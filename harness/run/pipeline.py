@@ -35,7 +35,7 @@ from harness.methods.phase import PhaseRun
 from harness.methods.plugins import registered_digest
 from harness.methods.sources import harness_digest
 from harness.methods.training import BudgetSplit, PhaseContext, TrainingDiverged, round_counts, split_budget
-from harness.plans import MaskPlan, Plan
+from harness.plans import ChannelPlan, MaskPlan, Plan
 from harness.prune.allocation import Allocation, resolve_target
 from harness.prune.counting import Counts, SparseCounts, count, count_sparse
 from harness.prune.latency import (
@@ -305,19 +305,30 @@ def _train_and_prune(workspace: Workspace, config: RunConfig, model: torch.nn.Mo
                                    "drove the weights there")
         memory, phase_steps, phase_loss = phase.memory, phase.steps, phase.train_loss
     allocation = workspace.allocation(config.target, method.kind, model)
+    surgery_rounds = method.kind == "structured" and method.rounds > 1
+    if surgery_rounds and method.global_ranking and allocation.redistributes:
+        raise BenchError(f"method '{method.name}' ranks channels globally and prunes in {method.rounds} rounds, which "
+                         f"target '{config.target}' leaves without per-layer counts between rounds; use a target "
+                         "that fixes every layer's count (a ratio or per-layer target)")
     counts = round_counts(allocation.sizes, allocation.keep, method.rounds)
+    kept = {layer: tuple(range(size)) for layer, size in allocation.sizes.items()}  # dense indices still in model
     round_steps = []
     for index, keep in enumerate(counts):
         last = index == len(counts) - 1
-        plan = workspace.make_plan(method.name, config.target, config.seed, model,
-                                   allocation=None if last else allocation.for_round(keep, (index + 1) / len(counts)),
+        this_round = (_channels_left(allocation, model, keep) if surgery_rounds
+                      else None if last else allocation.for_round(keep, (index + 1) / len(counts)))
+        plan = workspace.make_plan(method.name, config.target, config.seed, model, allocation=this_round,
                                    memory=memory)
         if config.twin_trains:  # the method's counts, its units drawn at random
             stream = "twin" if last else f"twin-round{index + 1}"
-            plan = random_twin(plan, allocation.sizes, generator(config.seed, stream))
+            plan = random_twin(plan, (this_round or allocation).sizes, generator(config.seed, stream))
+        if surgery_rounds:  # channels removed every round; the record's plan names the dense model's channels
+            kept = {layer: tuple(kept[layer][i] for i in plan.kept.get(layer, range(len(kept[layer]))))
+                    for layer in kept}
+            prune_channels(model, plan, workspace.example_input())
         if last:
             break
-        masks = apply_masks(model, plan, workspace.example_input())
+        masks = {} if surgery_rounds else apply_masks(model, plan, workspace.example_input())
         values = _schedule_steps(workspace, config, split.rounds[index])
         modules = dict(model.named_modules())
         result = train(model, workspace.splits.train, workspace.splits.val, workspace.track.recipe, values,
@@ -332,7 +343,17 @@ def _train_and_prune(workspace: Workspace, config: RunConfig, model: torch.nn.Mo
                     pre_pruning_loss=_finite_or_none(phase_loss), round_epochs=list(split.rounds),
                     round_steps=[*round_steps, 0], total_epochs=split.total,
                     total_steps=phase_steps + sum(round_steps))
+    if surgery_rounds:
+        return PrunedModel(model, ChannelPlan(kept), before, workspace.counts(model), phases=phases)
     return _apply(workspace, model, plan, before, phases)
+
+
+def _channels_left(allocation: Allocation, model: torch.nn.Module, keep: Mapping[str, int]) -> Allocation:
+    """A pruning round's allocation for a structured model already pruned by earlier rounds: each layer's
+    channels as they are now, ``keep`` of them to keep (fixed counts: the rounds' geometric steps)."""
+    modules = dict(model.named_modules())
+    shapes = {layer: (modules[layer].out_channels,) for layer in allocation.shapes}
+    return dataclasses.replace(allocation, shapes=shapes, keep=dict(keep), goal=None, pooled=False)
 
 
 def _schedule_steps(workspace: Workspace, config: RunConfig, epochs: int) -> StepValues:
