@@ -147,16 +147,17 @@ class Workspace:
         return self._allocations[(target, kind)]
 
     def make_plan(self, method_name: str, target: str, seed: int, model: torch.nn.Module, twin: bool = False,
-                  allocation: Allocation | None = None, memory: Mapping | None = None) -> Plan:
+                  allocation: Allocation | None = None, memory: Mapping | None = None, stream: str = "method") -> Plan:
         """A method's validated plan on ``model`` (left untouched), or its random twin. ``allocation`` replaces the
-        target's (a pruning round's counts); ``memory`` is what the method's training phase kept."""
+        target's (a pruning round's counts); ``memory`` is what the method's training phase kept; ``stream`` names
+        the method's random stream (each pruning round draws its own)."""
         method = get_method(method_name)
         allocation = allocation or self.allocation(target, method.kind, model)
         ranks_globally = method.global_ranking and allocation.redistributes
         splits = self.splits if method.needs_data else None
         context = PruningContext(
             model=copy.deepcopy(model).eval(), sizes=allocation.sizes, keep=dict(allocation.keep),
-            generator=generator(seed, "method"),
+            generator=generator(seed, stream),
             max_batches=METHOD_BATCHES if method.needs_data else 0,
             batch_source=(lambda: splits.train.batches(
                 self.track.recipe.batch_size, generator=generator(seed, "method-data", self.device),
@@ -318,7 +319,7 @@ def _train_and_prune(workspace: Workspace, config: RunConfig, model: torch.nn.Mo
         this_round = (_channels_left(allocation, model, keep) if surgery_rounds
                       else None if last else allocation.for_round(keep, (index + 1) / len(counts)))
         plan = workspace.make_plan(method.name, config.target, config.seed, model, allocation=this_round,
-                                   memory=memory)
+                                   memory=memory, stream="method" if index == 0 else f"method-round{index + 1}")
         if config.twin_trains:  # the method's counts, its units drawn at random
             stream = "twin" if last else f"twin-round{index + 1}"
             plan = random_twin(plan, (this_round or allocation).sizes, generator(config.seed, stream))
