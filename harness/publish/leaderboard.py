@@ -29,6 +29,7 @@ from harness.audit.engine import AuditResult
 from harness.audit.families import method_order
 from harness.audit.findings import rule_ids, touching
 from harness.audit.rules.fairness import cell_split
+from harness.run.record import split_name
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ class Entry:
     def schedule_shown(self) -> str:
         """The schedule, and the split of the budget when the method spent part of it itself (``ft (5+5)``)."""
         trains = sum(self.split) > 0 and (len(self.split) > 2 or self.split[0] > 0)
-        return f"{self.schedule} ({'+'.join(map(str, self.split))})" if trains else self.schedule
+        return f"{self.schedule} ({split_name(self.split)})" if trains else self.schedule
 
     def as_dict(self) -> dict[str, Any]:
         return {

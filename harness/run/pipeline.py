@@ -34,7 +34,13 @@ from harness.methods.location import recorded_file
 from harness.methods.phase import PhaseRun
 from harness.methods.plugins import registered_digest
 from harness.methods.sources import harness_digest
-from harness.methods.training import BudgetSplit, PhaseContext, TrainingDiverged, round_counts, split_budget
+from harness.methods.training import (
+    BudgetSplit,
+    PhaseContext,
+    TrainingDiverged,
+    round_counts,
+    split_budget,
+)
 from harness.plans import ChannelPlan, MaskPlan, Plan
 from harness.prune.allocation import Allocation, resolve_target
 from harness.prune.counting import Counts, SparseCounts, count, count_sparse
@@ -410,14 +416,11 @@ def prepare(workspace: Workspace, config: RunConfig) -> PreparedRun | RunRecord:
                   synthetic_data=workspace.splits.synthetic)
     try:
         pruned = prune(workspace, config)
-    except TrainingDiverged as exc:  # the method's own training diverged: a result, as a diverged retraining is
-        before = workspace.counts(workspace.dense_model(config.dense_seed))
-        return RunRecord(**fields, status="diverged", error=str(exc), **_counts_fields(before, None),
-                         wall_seconds=time.perf_counter() - started)
-    except Exception as exc:  # the method's code, or its plan, is at fault: record it and go on
+    except Exception as exc:  # the method's code or plan is at fault (failed), or its own training diverged
         message = str(exc) if isinstance(exc, BenchError) else traceback.format_exc(limit=-3)
         before = workspace.counts(workspace.dense_model(config.dense_seed))
-        return RunRecord(**fields, status="failed", error=message, **_counts_fields(before, None),
+        status = "diverged" if isinstance(exc, TrainingDiverged) else "failed"
+        return RunRecord(**fields, status=status, error=message, **_counts_fields(before, None),
                          wall_seconds=time.perf_counter() - started)
     latency = (workspace.latency_comparison(config.dense_seed, pruned.model)
                if workspace.latency is not None else None)
@@ -432,6 +435,7 @@ def finish(workspace: Workspace, prepared: PreparedRun, result: TrainResult, val
     pruned, config = prepared.pruned, prepared.config
     model, splits = pruned.model, workspace.splits
     ok = result.status == "ok"
+    phases = pruned.phases and pruned.phases.with_final_round(result.steps)
     return RunRecord(
         **prepared.fields,
         status=result.status,
@@ -439,8 +443,7 @@ def finish(workspace: Workspace, prepared: PreparedRun, result: TrainResult, val
         val_acc=(result.val_acc[-1] if result.val_acc else evaluate(model, splits.val)) if ok else None,
         **_counts_fields(pruned.before, pruned.after),
         kept=pruned.plan.counts(), steps_per_epoch=values.steps_per_epoch,
-        retrain_steps=result.steps + (sum(pruned.phases.round_steps) if pruned.phases else 0),
-        phases=pruned.phases and pruned.phases.with_final_round(result.steps),
+        retrain_steps=sum(phases.round_steps) if phases else result.steps, phases=phases,
         sparsity=pruned.sparse.sparsity if pruned.sparse else None, nonzero_params_after=pruned.after.nonzero_params,
         theoretical_macs_after=pruned.sparse.theoretical_macs_conv_linear if pruned.sparse else None,
         latency=prepared.latency, protocol=protocol(workspace.track, config, budget_split(config).rounds[-1]),

@@ -137,10 +137,10 @@ class Phases(BaseModel):
         return Phases.model_validate({**self.model_dump(), "round_steps": round_steps,
                                       "total_steps": self.pre_pruning_steps + sum(round_steps)})
 
-    @property
-    def split(self) -> str:
-        """``pre+r1+...+rN`` in epochs, as findings and tables name a split."""
-        return "+".join(str(e) for e in (self.pre_pruning_epochs, *self.round_epochs))
+
+def split_name(split: tuple[int, ...]) -> str:
+    """A budget split (``RunRecord.budget_split``) as findings and tables name it: ``pre+r1+...+rN`` in epochs."""
+    return "+".join(map(str, split))
 
 
 REPRODUCED = "reproduced"

@@ -28,6 +28,7 @@ from harness.audit.tuning import (
     trial_count,
 )
 from harness.run.cells import Cell
+from harness.run.record import split_name
 from harness.tune.history import SELECTION_SPLIT
 
 PROTOCOL_FIELDS = ("optimizer", "momentum", "nesterov", "weight_decay", "batch_size", "crop_padding",
@@ -397,22 +398,17 @@ def r15_phase_split(audit: AuditInput, config: AuditConfig) -> list[Finding]:
             budget = cell.key.budget_epochs
             findings.append(Finding(
                 "R15", "warn",
-                f"{cell.label} {_spends(split, budget)} (split {_split_name(split)}) where "
+                f"{cell.label} {_spends(split, budget)} (split {split_name(split)}) where "
                 f"{_and(c.key.entry for c in alike)} {_spends(usual, budget, len(alike) > 1)} "
-                f"(split {_split_name(usual)})",
+                f"(split {split_name(usual)})",
                 (cell.label,),
-                {"split": _split_name(split), "pre_pruning_epochs": split[0], "round_epochs": list(split[1:]),
-                 "reference_split": _split_name(usual), "reference_pre_pruning_epochs": usual[0],
+                {"split": split_name(split), "pre_pruning_epochs": split[0], "round_epochs": list(split[1:]),
+                 "reference_split": split_name(usual), "reference_pre_pruning_epochs": usual[0],
                  "reference_round_epochs": list(usual[1:]), "reference_entries": [c.label for c in alike]},
                 "Read these comparisons as ones of whole methods at equal total budget: their retraining after "
                 "pruning differs, so a difference may come from the split, not the criterion.",
             ))
     return findings
-
-
-def _split_name(split: tuple[int, ...]) -> str:
-    """``pre+r1+...+rN``, as :attr:`harness.run.record.Phases.split` names it."""
-    return "+".join(map(str, split))
 
 
 def _spends(split: tuple[int, ...], budget: int, plural: bool = False) -> str:
