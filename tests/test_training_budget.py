@@ -181,3 +181,10 @@ def test_a_structured_method_prunes_in_rounds_by_surgery_and_keeps_the_dense_mod
     assert record.status == "ok" and record.total_steps == steps_of(workspace, 4)
     twin = execute(workspace, config.model_copy(update={"twin": True}))
     assert twin.kept == record.kept and twin.phases is None
+
+
+def test_trained_twins_for_methods_that_do_not_train_are_refused_in_one_line(digits_track):
+    from harness.core.errors import BenchError
+
+    with pytest.raises(BenchError, match="none of the selected methods .l1-norm. trains"):
+        select(digits_track, methods=["l1-norm"], trained_twins=True)

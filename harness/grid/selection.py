@@ -66,6 +66,10 @@ def select(
     )
     for name in selection.methods:
         get_method(name)
+    if trained_twins and not any(get_method(name).trains for name in selection.methods):
+        raise BenchError(f"--trained-twins: none of the selected methods ({', '.join(selection.methods)}) trains, so "
+                         "none has a trained twin; select a method that trains (bench methods: the 'trains' column) "
+                         "or drop the flag")
     for name in selection.schedules:
         get_schedule(name)
     for name in selection.targets:
