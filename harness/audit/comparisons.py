@@ -20,7 +20,6 @@ from dataclasses import dataclass, replace
 from typing import Iterable, Literal, Sequence
 
 import numpy as np
-from scipy import special
 
 from harness import stats
 from harness.audit import vectorized
@@ -227,6 +226,8 @@ def _interval(difference: float, std_error: float, df: float, confidence: float)
         return difference, difference
     if not (math.isfinite(std_error) and math.isfinite(df)):
         return math.nan, math.nan
+    from scipy import special
+
     half = float(special.stdtrit(df, (1 + confidence) / 2)) * std_error
     return difference - half, difference + half
 

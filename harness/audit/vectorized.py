@@ -18,7 +18,6 @@ from functools import lru_cache
 from typing import Callable, Sequence
 
 import numpy as np
-from scipy import special
 
 from harness import stats
 
@@ -62,6 +61,8 @@ def _rows(resolution: np.ndarray | float, m: int) -> np.ndarray:
 
 
 def _two_sided_t_pvalue(statistic: np.ndarray, df: np.ndarray | float) -> np.ndarray:
+    from scipy import special
+
     return 2 * special.stdtr(df, -np.abs(statistic))
 
 
@@ -167,6 +168,8 @@ def independent(
         var_b = np.maximum(y.var(axis=1, ddof=1), floor**2) / n_b
         std_error = np.sqrt(var_a + var_b)
         result["std_error"] = std_error
+        from scipy import special
+
         with np.errstate(divide="ignore", invalid="ignore"):
             df = (var_a + var_b) ** 2 / (var_a**2 / (n_a - 1) + var_b**2 / (n_b - 1))
             statistic = difference / std_error
@@ -214,6 +217,8 @@ def paired(
         std_error = np.maximum(differences.std(axis=1, ddof=1), floor) / math.sqrt(n)
         result["std_error"] = std_error
         result["df"][:] = n - 1
+        from scipy import special
+
         with np.errstate(divide="ignore", invalid="ignore"):
             statistic = mean_difference / std_error
             lower = special.stdtr(n - 1, -(mean_difference + margin) / std_error)

@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import special
 
 from harness.stats.samples import (
     as_sample,
@@ -19,6 +18,8 @@ from harness.stats.samples import (
 
 def hedges_correction(df: int) -> float:
     """Hedges' (1981) exact small-sample factor J = Gamma(df/2) / (sqrt(df/2) Gamma((df-1)/2))."""
+    from scipy import special
+
     return math.exp(special.gammaln(df / 2) - 0.5 * math.log(df / 2) - special.gammaln((df - 1) / 2))
 
 def hedges_g(a: ArrayLike, b: ArrayLike, resolution: float = 0.0) -> float:

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import special
 
 from harness.stats.samples import (
     as_sample,
@@ -70,6 +69,8 @@ def summarize(
     std = 0.0 if constant else float(np.std(sample, ddof=1))
     floor = rounding_sd(resolution)
     scale = floored(std, floor) / math.sqrt(n)
+    from scipy import special
+
     quantile = float(-special.stdtrit(n - 1, (1 - confidence) / 2))  # scipy.stats.t.isf, bit for bit
     low, high = mean - quantile * scale, mean + quantile * scale
     if n < BOOTSTRAP_THRESHOLD:
