@@ -20,7 +20,6 @@ from audit_fixtures import synthetic_grid
 
 from harness.audit import audit_results
 from harness.core.layout import ResultsLayout
-from harness.publish.leaderboard import build_leaderboard
 from harness.publish.report import write_report
 from harness.run.record import record_path, seal
 
@@ -41,7 +40,7 @@ def results(tmp_path_factory):
 def test_audit_of_10000_records_with_report(benchmark, results, tmp_path):
     def audit_and_report():
         result = audit_results(ResultsLayout(results))
-        write_report(result, build_leaderboard(result), tmp_path / "report")
+        write_report(result, tmp_path / "report")
         return result
 
     result = benchmark.pedantic(audit_and_report, rounds=3, iterations=1, warmup_rounds=0)
@@ -55,7 +54,7 @@ def test_audit_of_10000_records_warm(benchmark, results, tmp_path):
 
     def audit_and_report():
         result = audit_results(layout)
-        write_report(result, build_leaderboard(result), tmp_path / "report", plot_cache=layout.plot_cache())
+        write_report(result, tmp_path / "report", plot_cache=layout.plot_cache())
         return result
 
     result = benchmark.pedantic(audit_and_report, rounds=3, iterations=1, warmup_rounds=1)

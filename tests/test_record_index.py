@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from harness.core import signing
 from harness.core.layout import ResultsLayout
 from harness.run import record as record_module
 from harness.run.record import RunConfig, RunRecord, load_records, write_record
@@ -12,7 +13,7 @@ from harness.run.record import RunConfig, RunRecord, load_records, write_record
 @pytest.fixture(autouse=True)
 def index_key(tmp_path, monkeypatch):
     path = tmp_path / "key" / "index.key"
-    monkeypatch.setenv(record_module.INDEX_KEY_ENV, str(path))
+    monkeypatch.setenv(signing.KEY_ENV, str(path))
     return path
 
 
@@ -105,7 +106,7 @@ def test_a_results_folder_that_cannot_be_written_still_loads(layout, monkeypatch
 
 
 def test_no_key_means_no_index(layout, monkeypatch):
-    monkeypatch.setattr(record_module, "_index_key", lambda: None)
+    monkeypatch.setattr(record_module, "machine_key", lambda: None)
     assert len(load_records(layout)[0]) == 3
     assert not layout.record_index("digits-cnn").exists()
 
@@ -116,7 +117,6 @@ def test_a_cached_report_is_byte_identical_and_draws_nothing(tmp_path, monkeypat
     from audit_fixtures import fair_records
 
     from harness.audit import audit
-    from harness.publish.leaderboard import build_leaderboard
     from harness.publish.report import write_report
     from harness.publish.report.plots import canvas
 
@@ -126,14 +126,14 @@ def test_a_cached_report_is_byte_identical_and_draws_nothing(tmp_path, monkeypat
     def files(folder):
         return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
-    write_report(result, build_leaderboard(result), tmp_path / "plain")
-    write_report(result, build_leaderboard(result), tmp_path / "first", plot_cache=cache)
+    write_report(result, tmp_path / "plain")
+    write_report(result, tmp_path / "first", plot_cache=cache)
     entries = sorted(cache.iterdir())
     assert entries
     monkeypatch.setattr(canvas, "_render", lambda figure: pytest.fail("a cached plot was drawn again"))
-    write_report(result, build_leaderboard(result), tmp_path / "second", plot_cache=cache)
+    write_report(result, tmp_path / "second", plot_cache=cache)
     assert files(tmp_path / "first") == files(tmp_path / "second") == files(tmp_path / "plain")
     monkeypatch.undo()
     entries[0].write_text("{ truncated")
-    write_report(result, build_leaderboard(result), tmp_path / "third", plot_cache=cache)
+    write_report(result, tmp_path / "third", plot_cache=cache)
     assert files(tmp_path / "third") == files(tmp_path / "plain")

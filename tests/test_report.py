@@ -17,7 +17,6 @@ from harness.audit.reported import ReportedResult, to_records
 from harness.audit.tuning import TuningStudy
 from harness.cli import app
 from harness.core.layout import ResultsLayout
-from harness.publish.leaderboard import build_leaderboard
 from harness.publish.report import write_report
 from harness.publish.report.html import markdown_to_html, render_html
 from harness.run.cells import CellKey
@@ -50,14 +49,14 @@ def written(tmp_path_factory):
     """One report of the rich audit with seed 7, written once for the tests that read it."""
     folder = tmp_path_factory.mktemp("report")
     result = rich_audit(seed=7)
-    write_report(result, build_leaderboard(result), folder)
+    write_report(result, folder)
     return folder, result
 
 
 def test_reports_are_byte_identical_for_the_same_records_and_seed(written, tmp_path):
     folder, _ = written
     result = rich_audit(seed=7)
-    write_report(result, build_leaderboard(result), tmp_path)
+    write_report(result, tmp_path)
     first = {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
     second = {p.name: p.read_bytes() for p in sorted(tmp_path.iterdir())}
     assert first == second

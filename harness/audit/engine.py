@@ -8,11 +8,12 @@ byte-identical.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Sequence
 
 from harness import __version__
+from harness.audit import memo
 from harness.audit.aggregate import (
     MethodAggregate,
     PairAggregate,
@@ -39,7 +40,13 @@ from harness.core.errors import BenchError
 from harness.core.layout import ResultsLayout
 from harness.methods.provenance import MethodSources
 from harness.run.cells import Cell, one_configuration_per_cell
-from harness.run.record import RecordProblem, RunRecord, load_records, record_path
+from harness.run.record import (
+    RecordProblem,
+    RunRecord,
+    load_records,
+    read_record_files,
+    record_path,
+)
 
 """Where reports go by default: ``<results>/<track>/report`` or, for every track, ``<results>/report``."""
 
@@ -57,6 +64,9 @@ class AuditResult:
     pair_aggregates: tuple[PairAggregate, ...]
     problems: tuple[RecordProblem, ...]
     studies: tuple[TuningStudy, ...]
+    inputs: str | None = field(default=None, compare=False)
+    """The digest of the files this audit was computed from (:func:`memo.inputs_digest`); None when it
+    was audited from records in memory. It names what is kept derived from it, never its content."""
 
     @property
     def seed(self) -> int:
@@ -105,7 +115,8 @@ def audit_results(
     config: AuditConfig = AuditConfig(),
 ) -> AuditResult:
     """Audit a results directory (one folder per track, tuning histories beside the records); records
-    that fail their digests, or whose method file changed since the run, are refused as problems."""
+    that fail their digests, or whose method file changed since the run, are refused as problems.
+    An unchanged audit is read from the memo (:mod:`harness.audit.memo`) instead of computed again."""
     root = layout.root
     if not root.is_dir():
         raise BenchError(f"results directory {root} does not exist; run `bench run` first or pass --results DIR")
@@ -113,9 +124,15 @@ def audit_results(
     if track and track not in present:
         raise BenchError(f"no results for track '{track}' in {root} (tracks there: {', '.join(present) or 'none'}); "
                          "check --track")
+    names = [track] if track else present
+    files = {name: read_record_files(layout, name) for name in names}
+    memo_key = memo.inputs_digest(layout, files, claims_path, config)
+    kept = memo.recall(layout.audit_memo(track), memo_key)
+    if kept is not None:
+        return kept
     records, problems, studies, study_problems = [], [], [], []
-    for name in [track] if track else present:
-        found, refused = load_records(layout, name)
+    for name in names:
+        found, refused = load_records(layout, name, files)
         found, changed = refuse_changed_methods(layout, found)
         found, mixed = one_configuration_per_cell(found)
         changed += [RecordProblem(record_path(layout, record), reason) for record, reason in mixed]
@@ -130,7 +147,10 @@ def audit_results(
         raise BenchError(f"no valid run records in {where}{skipped}; run `bench run` first or point --results at them")
     claims = load_claims(claims_path) if claims_path else []
     check_names(claims, records, claims_path or "claims")
-    return audit(records, config=config, claims=claims, studies=studies, problems=[*problems, *study_problems])
+    result = replace(audit(records, config=config, claims=claims, studies=studies,
+                           problems=[*problems, *study_problems]), inputs=memo_key)
+    memo.remember(layout.audit_memo(track), memo_key, result)
+    return result
 
 
 def refuse_changed_methods(layout: ResultsLayout, records: Iterable[RunRecord]

@@ -45,11 +45,10 @@ def audit(
     layout = ResultsLayout(results)
     result = audit_results(layout, track, claims, config=AuditConfig(seed=seed))
     _skipped(result)
-    leaderboard = build_leaderboard(result)
     folder = out_dir or layout.report(track)
-    write_report(result, leaderboard, folder, plot_cache=layout.plot_cache())
+    write_report(result, folder, plot_cache=layout.plot_cache(), payload_memo=layout.payload_memo(track))
     if as_json:
-        common.print_json(audit_payload(result, leaderboard))
+        common.print_json(audit_payload(result, build_leaderboard(result)))
     else:
         _print_summary(result, folder)
     raise typer.Exit(result.exit_code)

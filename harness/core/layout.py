@@ -15,10 +15,15 @@
 <root>/quarantine/<track>/<run id>.json  stale records set aside (``bench results clean``); never audited
 <root>/.bench-cache/records-<track>.json  digests of the record files whose seal was verified (a cache)
 <root>/.bench-cache/plots/<key>.json      rendered plots, keyed by a digest of their inputs and code
+<root>/.bench-cache/audit-<track>.pickle  the last audit of a track (``audit-all`` for every track),
+                                          kept with the digest of its inputs and code (signed)
+<root>/.bench-cache/audit-<track>.json.pickle  that audit's ``audit.json`` text (signed)
 ```
 
 The cache is never a source of truth: every record file is read on every call and fully re-checked
-unless its bytes hash to a digest the index lists as verified; a missing or corrupt cache is ignored.
+unless its bytes hash to a digest the index lists as verified, a kept audit is used only when the
+digest of every input's bytes and of the code is the one it was computed from, and a missing,
+corrupt or foreign cache is ignored.
 
 Everything else asks a ``ResultsLayout`` for a path, so a new kind of output is added here once.
 """
@@ -108,6 +113,14 @@ class ResultsLayout:
     def record_index(self, track: str) -> Path:
         """Digests of the track's record files whose schema, id and seal were verified (a cache)."""
         return self.cache() / f"records-{track}.json"
+
+    def audit_memo(self, track: str | None = None) -> Path:
+        """The last audit of one track (or of every track), with the digest of what it was computed from."""
+        return self.cache() / f"audit-{track or 'all'}.pickle"
+
+    def payload_memo(self, track: str | None = None) -> Path:
+        """The text of the last audit's ``audit.json`` (of one track or of every track)."""
+        return self.cache() / f"audit-{track or 'all'}.json.pickle"
 
     def plot_cache(self) -> Path:
         return self.cache() / "plots"

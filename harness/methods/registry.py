@@ -220,6 +220,11 @@ def list_methods() -> list[Method]:
     return [_METHODS[name] for name in sorted(_METHODS)]
 
 
+def registered_methods() -> list[Method]:
+    """The methods registered so far, in name order, importing nothing."""
+    return [_METHODS[name] for name in sorted(_METHODS)]
+
+
 def registered_method(name: str) -> Method | None:
     """The method registered under ``name`` so far (a plugin, or a built-in already imported), importing nothing."""
     return _METHODS.get(name)

@@ -12,10 +12,7 @@ load. ``method_digest`` is the SHA-256 of the method's source file at the time o
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
-import os
-import secrets
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -23,10 +20,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from harness.core.atomic import write_json_atomic, write_text_atomic
+from harness.core.atomic import write_json_atomic
 from harness.core.errors import BenchError
 from harness.core.identity import config_hash, digest
 from harness.core.layout import ResultsLayout
+from harness.core.signing import machine_key, sign, signed_by
 from harness.prune.latency import Latency
 
 SCHEMA_VERSION = 1
@@ -322,33 +320,9 @@ def _checker() -> str:
                    "code": hashlib.sha256(sources).hexdigest()})
 
 
-INDEX_KEY_ENV = "PRUNE_BENCH_INDEX_KEY"
-"""The file holding this machine's key for record indexes (default ``~/.cache/prune-bench/index.key``)."""
-
-
-def _index_key() -> bytes | None:
-    """This machine's secret for signing record indexes, made on first use; None when it cannot be
-    kept (then no index is used). An index copied from elsewhere or edited by hand fails its
-    signature and is ignored, so a results folder received from someone else is always checked in full."""
-    path = Path(os.environ.get(INDEX_KEY_ENV) or Path.home() / ".cache" / "prune-bench" / "index.key")
-    try:
-        key = path.read_bytes()
-        if len(key) >= 32:
-            return key
-    except OSError:
-        pass
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(path, secrets.token_hex(32))
-        os.chmod(path, 0o600)
-        return path.read_bytes()
-    except (OSError, BenchError):
-        return None
-
-
-def _signature(key: bytes, files: dict[str, str]) -> str:
-    text = json.dumps([_checker(), sorted(files.items())], separators=(",", ":"))
-    return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
+def _signed(files: dict[str, str]) -> bytes:
+    """What an index's signature covers: the checking code and every verified file's digest."""
+    return json.dumps([_checker(), sorted(files.items())], separators=(",", ":")).encode()
 
 
 def _read_index(path: Path, key: bytes | None) -> dict[str, str]:
@@ -360,7 +334,7 @@ def _read_index(path: Path, key: bytes | None) -> dict[str, str]:
     try:
         index = json.loads(path.read_bytes())
         files = {k: v for k, v in index["files"].items() if isinstance(k, str) and isinstance(v, str)}
-        return files if hmac.compare_digest(str(index["signature"]), _signature(key, files)) else {}
+        return files if signed_by(key, _signed(files), str(index["signature"])) else {}
     except (OSError, ValueError, TypeError, AttributeError, KeyError):
         return {}
 
@@ -370,39 +344,62 @@ def _write_index(path: Path, key: bytes | None, files: dict[str, str]) -> None:
         return
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(path, {"files": files, "signature": _signature(key, files)})
+        write_json_atomic(path, {"files": files, "signature": sign(key, _signed(files))})
     except (OSError, BenchError):
         pass  # a read-only results folder: the index only saves time
 
 
-def load_records(layout: ResultsLayout, track: str | None = None) -> tuple[list[RunRecord], list[RecordProblem]]:
-    """Every valid record in the layout (or of one track), plus the files that were refused.
+@dataclass(frozen=True)
+class RecordFile:
+    """A record file's bytes and their SHA-256, read once per call (or why they could not be read)."""
+
+    path: Path
+    data: bytes = b""
+    sha256: str = ""
+    error: str | None = None
+
+
+def read_record_files(layout: ResultsLayout, track: str) -> list[RecordFile]:
+    """Every record file of a track, in name order, read whole."""
+    files = []
+    for path in layout.records(track):
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            files.append(RecordFile(path, error=f"not readable JSON ({exc})"))
+            continue
+        files.append(RecordFile(path, data, hashlib.sha256(data).hexdigest()))
+    return files
+
+
+def load_records(layout: ResultsLayout, track: str | None = None,
+                 files: dict[str, list[RecordFile]] | None = None) -> tuple[list[RunRecord], list[RecordProblem]]:
+    """Every valid record in the layout (or of one track), plus the files that were refused; ``files``
+    gives the tracks' files already read (:func:`read_record_files`).
 
     Every file is read on every call. A file whose bytes hash to the digest the track's index lists
     for its name was verified before (schema, id, file name, seal) and is only parsed; any other is
     fully checked, and the index is rewritten when what was verified changed. The index is a cache,
-    signed with this machine's key (:func:`_index_key`): deleting it, corrupting it or copying it from
-    elsewhere only costs time."""
+    signed with this machine's key (:func:`harness.core.signing.machine_key`): deleting it, corrupting
+    it or copying it from elsewhere only costs time."""
     records, problems = [], []
-    key = _index_key()
+    key = machine_key()
     for name in [track] if track else layout.tracks():
         index_path = layout.record_index(name)
         verified = _read_index(index_path, key)
         now: dict[str, str] = {}
-        for path in layout.records(name):
-            try:
-                data = path.read_bytes()
-            except OSError as exc:
-                problems.append(RecordProblem(path, f"not readable JSON ({exc})"))
+        for file in files[name] if files is not None else read_record_files(layout, name):
+            if file.error is not None:
+                problems.append(RecordProblem(file.path, file.error))
                 continue
-            sha = hashlib.sha256(data).hexdigest()
             try:
-                record = _parse_record(data) if verified.get(path.name) == sha else _check_record(path, data)
+                record = (_parse_record(file.data) if verified.get(file.path.name) == file.sha256
+                          else _check_record(file.path, file.data))
             except ValueError as exc:
-                problems.append(RecordProblem(path, str(exc)))
+                problems.append(RecordProblem(file.path, str(exc)))
                 continue
             records.append(record)
-            now[path.name] = sha
+            now[file.path.name] = file.sha256
         if now != verified:
             _write_index(index_path, key, now)
     return records, problems

@@ -56,7 +56,6 @@ from harness.protocols.submit.verdict import (
     verdict_markdown,
     verdict_rows,
 )
-from harness.publish.leaderboard import build_leaderboard
 from harness.publish.report import write_report
 from harness.run.cells import cell_key
 from harness.run.pipeline import Workspace
@@ -183,7 +182,7 @@ def submit_track(
     result = audit_results(layout, track.name)
     after = other_verdicts(result, method.name)
     folder = layout.submission(track.name, method.name)
-    write_report(result, build_leaderboard(result), folder)
+    write_report(result, folder)
     counted = {(t, s, 0 if s == "none" else b) for t in plan.targets for s in plan.protocol.schedules
                for b in plan.protocol.budgets}
     findings = method_findings(result, method.name, counted)

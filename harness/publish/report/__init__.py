@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from harness.audit import memo
 from harness.audit.engine import AuditResult
 from harness.core.atomic import write_bytes_atomic, write_text_atomic
-from harness.publish.leaderboard import Leaderboard
+from harness.publish.leaderboard import Leaderboard, build_leaderboard
 from harness.publish.report.html import render_html
 from harness.publish.report.markdown import render_markdown
 from harness.publish.report.payload import audit_payload, dumps
@@ -17,23 +18,26 @@ PLOT_PREFIXES = ("budget-", "twin-", "retraining-", "macs-", "curves-", "tuning-
 """Plot files a report writes (or wrote in earlier versions); stale ones are removed on rewrite."""
 
 
-def write_report(result: AuditResult, leaderboard: Leaderboard, out_dir: str | Path,
-                 plot_cache: str | Path | None = None) -> list[Path]:
+def write_report(result: AuditResult, out_dir: str | Path, plot_cache: str | Path | None = None,
+                 payload_memo: str | Path | None = None) -> list[Path]:
     """Write every report file into ``out_dir`` (created if needed), each atomically (a temporary file, fsynced,
     then renamed over the old one); returns the paths written.
     ``plot_cache`` (a folder) keeps drawn plots by a digest of their inputs and code, so an unchanged
-    plot is not drawn again; the files written are byte-identical with or without it."""
+    plot is not drawn again. ``payload_memo`` (a file) keeps the text of ``audit.json`` for the inputs the
+    result was audited from (:attr:`AuditResult.inputs`), since indenting it is most of a large report's
+    time. The files written are byte-identical with or without either."""
     # matplotlib is imported only when a plot is drawn, not by `bench leaderboard` or a cached report
     from harness.publish.report.plots import make_plots
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    leaderboard = build_leaderboard(result)
     plots = make_plots(result, plot_cache)
     markdown = render_markdown(result, leaderboard, plots)
     files = {
         "REPORT.md": markdown,
         "report.html": render_html(markdown, plots),
-        "audit.json": dumps(audit_payload(result, leaderboard)),
+        "audit.json": _payload_text(result, leaderboard, Path(payload_memo) if payload_memo else None),
     }
     written = []
     names = {f"{plot.name}.{suffix}" for plot in plots for suffix in ("svg", "png")}
@@ -48,3 +52,13 @@ def write_report(result: AuditResult, leaderboard: Leaderboard, out_dir: str | P
         write_bytes_atomic(out / f"{plot.name}.png", plot.png)
         written += [out / f"{plot.name}.svg", out / f"{plot.name}.png"]
     return written
+
+
+def _payload_text(result: AuditResult, leaderboard: Leaderboard, kept: Path | None) -> str:
+    key = memo.derived_key(result.inputs, "audit.json")
+    text = memo.recall(kept, key) if kept is not None else None
+    if not isinstance(text, str):
+        text = dumps(audit_payload(result, leaderboard))
+        if kept is not None:
+            memo.remember(kept, key, text)
+    return text
