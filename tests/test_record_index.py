@@ -137,3 +137,22 @@ def test_a_cached_report_is_byte_identical_and_draws_nothing(tmp_path, monkeypat
     entries[0].write_text("{ truncated")
     write_report(result, tmp_path / "third", plot_cache=cache)
     assert files(tmp_path / "third") == files(tmp_path / "plain")
+
+
+def test_a_plot_cache_from_another_machine_is_drawn_again(tmp_path, monkeypatch):
+    """A forged or foreign plot entry (its name is a digest anyone can compute) never reaches a report."""
+    from audit_fixtures import fair_records
+
+    from harness.audit import audit
+    from harness.publish.report import write_report
+    from harness.publish.report.plots import canvas
+
+    result = audit(fair_records())
+    cache = tmp_path / "cache"
+    write_report(result, tmp_path / "first", plot_cache=cache)
+    monkeypatch.setenv(signing.KEY_ENV, str(tmp_path / "another machine" / "index.key"))
+    drawn = []
+    render = canvas._render
+    monkeypatch.setattr(canvas, "_render", lambda figure: drawn.append(1) or render(figure))
+    write_report(result, tmp_path / "second", plot_cache=cache)
+    assert drawn

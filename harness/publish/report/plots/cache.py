@@ -1,6 +1,8 @@
 """The plot cache: a drawn plot stored under a digest of its inputs and of the code and libraries
 that draw it, so an unchanged plot is read back instead of drawn again. It only saves time: an
-unreadable or stale entry is drawn again, and a plot's bytes are the same either way."""
+unreadable or stale entry is drawn again, and a plot's bytes are the same either way. Each entry is
+signed with this machine's key (:mod:`harness.core.signing`), so a plot cache that arrives with a
+results folder from elsewhere is drawn again rather than put in the report."""
 
 from __future__ import annotations
 
@@ -15,10 +17,11 @@ import numpy as np
 
 from harness.audit.comparisons import Cell
 from harness.core.atomic import write_text_atomic
+from harness.core.signing import machine_key, sign, signed_by
 from harness.publish.report.plots.canvas import STYLE, Plot
 from harness.run.record import content_digest
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 MISSING = object()
 """What :func:`cached` returns when there is no usable entry (``None`` is a stored "no plot")."""
 _CODE: str | None = None
@@ -78,27 +81,36 @@ def entry_path(cache: str | Path, function: Callable, args: tuple) -> Path:
 
 def cached(path: Path) -> Plot | None | object:
     """The stored plot (or a stored ``None``: nothing to draw), else :data:`MISSING`."""
+    key = machine_key()
+    if key is None:
+        return MISSING
     try:
         entry = json.loads(path.read_bytes())
         if entry["format"] != CACHE_FORMAT:
             return MISSING
-        if entry["plot"] is None:
-            return None
-        stored = dict(entry["plot"])
-        stored["png"] = base64.b64decode(stored["png"], validate=True)
-        plot = Plot(**stored)
-        if hashlib.sha256(plot.svg.encode() + plot.png).hexdigest() != entry["bytes"]:
-            return MISSING
-        return plot
+        plot = None
+        if entry["plot"] is not None:
+            stored = dict(entry["plot"])
+            stored["png"] = base64.b64decode(stored["png"], validate=True)
+            plot = Plot(**stored)
+        return plot if signed_by(key, _signed(path, plot), str(entry["signature"])) else MISSING
     except (OSError, ValueError, TypeError, KeyError):
         return MISSING
 
 
+def _signed(path: Path, plot: Plot | None) -> bytes:
+    """What an entry's signature covers: its name (the digest of the plot's inputs) and every field."""
+    fields_text = json.dumps(None if plot is None else {**asdict(plot), "png": None}, sort_keys=True)
+    return b"\0".join([path.name.encode(), fields_text.encode(), plot.png if plot is not None else b""])
+
+
 def store(path: Path, plot: Plot | None) -> None:
-    entry: dict[str, Any] = {"format": CACHE_FORMAT, "plot": None}
+    key = machine_key()
+    if key is None:
+        return
+    entry: dict[str, Any] = {"format": CACHE_FORMAT, "plot": None, "signature": sign(key, _signed(path, plot))}
     if plot is not None:
         entry["plot"] = {**asdict(plot), "png": base64.b64encode(plot.png).decode()}
-        entry["bytes"] = hashlib.sha256(plot.svg.encode() + plot.png).hexdigest()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(path, json.dumps(entry))
