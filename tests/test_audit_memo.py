@@ -160,3 +160,17 @@ def test_a_report_from_the_memo_is_byte_identical_and_indents_no_json(layout, tm
     monkeypatch.setattr(report_module, "dumps", lambda payload: pytest.fail("audit.json was indented again"))
     write_report(audit_results(layout), tmp_path / "second", payload_memo=kept)
     assert files(tmp_path / "first") == files(tmp_path / "second") == files(tmp_path / "plain")
+
+
+def test_an_unchanged_leaderboard_is_read_back_without_the_audit(layout, monkeypatch):
+    from harness.publish import leaderboard as leaderboard_module
+    from harness.publish.leaderboard import leaderboard_results
+
+    board, problems = leaderboard_results(layout)
+    assert board == build_leaderboard(audit(fair_records())) and problems == ()
+    monkeypatch.setattr(leaderboard_module, "audit_from", lambda inputs: pytest.fail("the audit was read back"))
+    assert leaderboard_results(layout) == (board, problems)
+    monkeypatch.undo()
+    layout.records("toy")[0].write_text("{")
+    changed, problems = leaderboard_results(layout)
+    assert changed != board and [p.path for p in problems] == [layout.records("toy")[0]]

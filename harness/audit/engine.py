@@ -41,6 +41,7 @@ from harness.core.layout import ResultsLayout
 from harness.methods.provenance import MethodSources
 from harness.run.cells import Cell, one_configuration_per_cell
 from harness.run.record import (
+    RecordFile,
     RecordProblem,
     RunRecord,
     load_records,
@@ -108,6 +109,37 @@ def audit(
     )
 
 
+@dataclass(frozen=True)
+class AuditInputs:
+    """What an audit of a results folder is computed from: the record files, read once, and the digest
+    of every input (:func:`memo.inputs_digest`), which keys the audit and what is derived from it."""
+
+    layout: ResultsLayout
+    track: str | None
+    claims_path: str | Path | None
+    config: AuditConfig
+    files: dict[str, list[RecordFile]]
+    key: str | None
+
+
+def audit_inputs(
+    layout: ResultsLayout,
+    track: str | None = None,
+    claims_path: str | Path | None = None,
+    config: AuditConfig = AuditConfig(),
+) -> AuditInputs:
+    """Read a results folder's record files (one track's, or every track's) and digest the audit's inputs."""
+    root = layout.root
+    if not root.is_dir():
+        raise BenchError(f"results directory {root} does not exist; run `bench run` first or pass --results DIR")
+    present = layout.tracks()
+    if track and track not in present:
+        raise BenchError(f"no results for track '{track}' in {root} (tracks there: {', '.join(present) or 'none'}); "
+                         "check --track")
+    files = {name: read_record_files(layout, name) for name in ([track] if track else present)}
+    return AuditInputs(layout, track, claims_path, config, files, memo.inputs_digest(layout, files, claims_path, config))
+
+
 def audit_results(
     layout: ResultsLayout,
     track: str | None = None,
@@ -117,22 +149,18 @@ def audit_results(
     """Audit a results directory (one folder per track, tuning histories beside the records); records
     that fail their digests, or whose method file changed since the run, are refused as problems.
     An unchanged audit is read from the memo (:mod:`harness.audit.memo`) instead of computed again."""
-    root = layout.root
-    if not root.is_dir():
-        raise BenchError(f"results directory {root} does not exist; run `bench run` first or pass --results DIR")
-    present = layout.tracks()
-    if track and track not in present:
-        raise BenchError(f"no results for track '{track}' in {root} (tracks there: {', '.join(present) or 'none'}); "
-                         "check --track")
-    names = [track] if track else present
-    files = {name: read_record_files(layout, name) for name in names}
-    memo_key = memo.inputs_digest(layout, files, claims_path, config)
-    kept = memo.recall(layout.audit_memo(track), memo_key)
+    return audit_from(audit_inputs(layout, track, claims_path, config))
+
+
+def audit_from(inputs: AuditInputs) -> AuditResult:
+    """The audit of what :func:`audit_inputs` read: the kept one when its inputs are unchanged."""
+    layout, track, claims_path, config = inputs.layout, inputs.track, inputs.claims_path, inputs.config
+    kept = memo.recall(layout.audit_memo(track), inputs.key)
     if kept is not None:
         return kept
     records, problems, studies, study_problems = [], [], [], []
-    for name in names:
-        found, refused = load_records(layout, name, files)
+    for name in inputs.files:
+        found, refused = load_records(layout, name, inputs.files)
         found, changed = refuse_changed_methods(layout, found)
         found, mixed = one_configuration_per_cell(found)
         changed += [RecordProblem(record_path(layout, record), reason) for record, reason in mixed]
@@ -142,14 +170,14 @@ def audit_results(
         studies += tuned
         study_problems += unreadable
     if not records:
-        where = root / track if track else root
+        where = layout.root / track if track else layout.root
         skipped = f" ({len(problems)} invalid record files skipped)" if problems else ""
         raise BenchError(f"no valid run records in {where}{skipped}; run `bench run` first or point --results at them")
     claims = load_claims(claims_path) if claims_path else []
     check_names(claims, records, claims_path or "claims")
     result = replace(audit(records, config=config, claims=claims, studies=studies,
-                           problems=[*problems, *study_problems]), inputs=memo_key)
-    memo.remember(layout.audit_memo(track), memo_key, result)
+                           problems=[*problems, *study_problems]), inputs=inputs.key)
+    memo.remember(layout.audit_memo(track), inputs.key, result)
     return result
 
 

@@ -18,7 +18,7 @@ from dataclasses import asdict
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from harness.audit.config import AuditConfig
 from harness.core.atomic import write_bytes_atomic
@@ -27,9 +27,6 @@ from harness.core.identity import digest
 from harness.core.layout import ResultsLayout
 from harness.core.signing import machine_key, sign, signed_by
 from harness.run.record import RecordFile
-
-if TYPE_CHECKING:
-    from harness.audit.engine import AuditResult
 
 MEMO_FORMAT = 1
 LIBRARIES = ("numpy", "scipy", "pydantic")
@@ -96,7 +93,7 @@ def recall(path: Path, key: str | None) -> Any:
     return value if kept_key == key else None
 
 
-def remember(path: Path, key: str | None, value: AuditResult | str) -> None:
+def remember(path: Path, key: str | None, value: object) -> None:
     """Keep ``value`` for ``key`` at ``path`` (one per selection of tracks: a new one replaces it)."""
     secret = machine_key()
     if key is None or secret is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import typer
 
@@ -15,13 +15,14 @@ from harness.core.layout import ResultsLayout
 if TYPE_CHECKING:
     from harness.audit.engine import AuditResult
     from harness.publish.leaderboard import Leaderboard
+    from harness.run.record import RecordProblem
 
 SEVERITY_STYLE = {"fail": "bold red", "warn": "yellow", "info": "dim"}
 VERDICT_STYLE = {"supported": "green", "not supported": "red", "inconclusive": "yellow"}
 
 
-def _skipped(result: AuditResult) -> None:
-    for problem in result.problems:
+def _skipped(problems: Sequence[RecordProblem]) -> None:
+    for problem in problems:
         common.err.print(f"skipped {problem.path}: {problem.reason}", highlight=False, soft_wrap=True)
 
 
@@ -44,7 +45,7 @@ def audit(
 
     layout = ResultsLayout(results)
     result = audit_results(layout, track, claims, config=AuditConfig(seed=seed))
-    _skipped(result)
+    _skipped(result.problems)
     folder = out_dir or layout.report(track)
     write_report(result, folder, plot_cache=layout.plot_cache(), payload_memo=layout.payload_memo(track))
     if as_json:
@@ -83,18 +84,18 @@ def leaderboard(
     """Rank methods per track, target and budget under their best schedule (chosen on validation),
     with intervals, the gap to their random twin and shared ranks where tests cannot separate them."""
     from harness.audit import AuditConfig, audit_results
-    from harness.publish.leaderboard import build_leaderboard
+    from harness.publish.leaderboard import leaderboard_results
     from harness.publish.report.leaderboard_tables import leaderboard_markdown
     from harness.publish.report.payload import finite
 
-    result = audit_results(ResultsLayout(results), track, config=AuditConfig(seed=seed))
-    _skipped(result)
-    board = build_leaderboard(result)
+    layout, config = ResultsLayout(results), AuditConfig(seed=seed)
+    board, problems = leaderboard_results(layout, track, config)
+    _skipped(problems)
     if html is not None:
         from harness.publish.leaderboard_page import write_leaderboard_page
 
-        common.err.print(f"leaderboard page: {write_leaderboard_page(board, html, result, ResultsLayout(results))}",
-                         highlight=False)
+        page = write_leaderboard_page(board, html, audit_results(layout, track, config=config), layout)
+        common.err.print(f"leaderboard page: {page}", highlight=False)
     if as_json:
         common.print_json(finite(board.as_dict()))
     elif markdown:

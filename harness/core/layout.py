@@ -18,6 +18,7 @@
 <root>/.bench-cache/audit-<track>.pickle  the last audit of a track (``audit-all`` for every track),
                                           kept with the digest of its inputs and code (signed)
 <root>/.bench-cache/audit-<track>.json.pickle  that audit's ``audit.json`` text (signed)
+<root>/.bench-cache/leaderboard-<track>.pickle  that audit's leaderboard (signed)
 ```
 
 The cache is never a source of truth: every record file is read on every call and fully re-checked
@@ -121,6 +122,10 @@ class ResultsLayout:
     def payload_memo(self, track: str | None = None) -> Path:
         """The text of the last audit's ``audit.json`` (of one track or of every track)."""
         return self.cache() / f"audit-{track or 'all'}.json.pickle"
+
+    def leaderboard_memo(self, track: str | None = None) -> Path:
+        """The leaderboard of the last audit (of one track or of every track)."""
+        return self.cache() / f"leaderboard-{track or 'all'}.pickle"
 
     def plot_cache(self) -> Path:
         return self.cache() / "plots"

@@ -18,6 +18,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from harness.audit import memo
 from harness.audit.comparisons import (
     Cell,
     Comparison,
@@ -25,11 +26,13 @@ from harness.audit.comparisons import (
     context,
     family,
 )
-from harness.audit.engine import AuditResult
+from harness.audit.config import AuditConfig
+from harness.audit.engine import AuditResult, audit_from, audit_inputs
 from harness.audit.families import method_order
 from harness.audit.findings import rule_ids, touching
 from harness.audit.rules.fairness import cell_split
-from harness.run.record import split_name
+from harness.core.layout import ResultsLayout
+from harness.run.record import RecordProblem, split_name
 
 
 @dataclass(frozen=True)
@@ -173,3 +176,19 @@ def build_leaderboard(result: AuditResult) -> Leaderboard:
             ))
         tables.append(Table(track, target, budget, kind, tuple(entries), tuple(compared)))
     return Leaderboard(tuple(tables))
+
+
+def leaderboard_results(layout: ResultsLayout, track: str | None = None, config: AuditConfig = AuditConfig()
+                        ) -> tuple[Leaderboard, tuple[RecordProblem, ...]]:
+    """The leaderboard of a results folder (one track's, or every track's) and the files its audit
+    refused. It is kept beside the audit's memo under the same inputs, so an unchanged folder's
+    leaderboard is read back without reading back the audit."""
+    inputs = audit_inputs(layout, track, config=config)
+    path, key = layout.leaderboard_memo(track), memo.derived_key(inputs.key, "leaderboard")
+    kept = memo.recall(path, key)
+    if kept is not None:
+        return kept
+    result = audit_from(inputs)
+    standing = (build_leaderboard(result), result.problems)
+    memo.remember(path, key, standing)
+    return standing
