@@ -174,3 +174,10 @@ def test_an_unchanged_leaderboard_is_read_back_without_the_audit(layout, monkeyp
     layout.records("toy")[0].write_text("{")
     changed, problems = leaderboard_results(layout)
     assert changed != board and [p.path for p in problems] == [layout.records("toy")[0]]
+
+
+def test_a_stale_memo_is_not_unpickled(layout, monkeypatch):
+    first = audit_results(layout)
+    monkeypatch.setattr(memo_module.pickle, "loads", lambda body: pytest.fail("a stale memo was unpickled"))
+    assert memo_module.recall(layout.audit_memo(), "another key") is None
+    assert layout.audit_memo().read_bytes().split(b"\n")[1].decode() == first.inputs

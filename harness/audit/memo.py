@@ -28,7 +28,7 @@ from harness.core.layout import ResultsLayout
 from harness.core.signing import machine_key, sign, signed_by
 from harness.run.record import RecordFile
 
-MEMO_FORMAT = 1
+MEMO_FORMAT = 2
 LIBRARIES = ("numpy", "scipy", "pydantic")
 """The libraries the audit's numbers and records' parsing come from."""
 
@@ -79,18 +79,22 @@ def derived_key(inputs: str | None, name: str) -> str | None:
 
 def recall(path: Path, key: str | None) -> Any:
     """The value kept at ``path`` for ``key`` (an audit's :func:`inputs_digest`, or a :func:`derived_key`);
-    None when there is none, or it is unsigned by this machine, for another key or unreadable."""
+    None when there is none, or it is unsigned by this machine, for another key or unreadable. The key
+    is read before anything is unpickled, so a stale entry costs no unpickling."""
     secret = machine_key()
     if key is None or secret is None:
         return None
     try:
-        signature, body = path.read_bytes().split(b"\n", 1)
-        if not signed_by(secret, body, signature.decode()):
+        with open(path, "rb") as file:
+            signature, kept_key = file.readline().strip(), file.readline().strip()
+            if kept_key.decode() != key:
+                return None
+            body = file.read()
+        if not signed_by(secret, kept_key + b"\n" + body, signature.decode()):
             return None
-        kept_key, value = pickle.loads(body)
+        return pickle.loads(body)
     except (OSError, ValueError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError):
         return None
-    return value if kept_key == key else None
 
 
 def remember(path: Path, key: str | None, value: object) -> None:
@@ -98,9 +102,9 @@ def remember(path: Path, key: str | None, value: object) -> None:
     secret = machine_key()
     if key is None or secret is None:
         return
-    body = pickle.dumps((key, value), protocol=pickle.HIGHEST_PROTOCOL)
+    signed = key.encode() + b"\n" + pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_bytes_atomic(path, sign(secret, body).encode() + b"\n" + body)
+        write_bytes_atomic(path, sign(secret, signed).encode() + b"\n" + signed)
     except (OSError, BenchError):
         pass  # a read-only results folder: the memo only saves time
