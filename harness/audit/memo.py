@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+import sys
 from dataclasses import asdict
 from functools import lru_cache
 from importlib import metadata
@@ -35,14 +36,15 @@ LIBRARIES = ("numpy", "scipy", "pydantic")
 
 @lru_cache(maxsize=1)
 def code_digest() -> str:
-    """Every source file of the harness (where it is installed, and its bytes) and the libraries' versions."""
+    """Every source file of the harness (where it is installed, and its bytes), Python's and the libraries'
+    versions."""
     import harness
 
     package = Path(harness.__file__).resolve().parent
     sources = hashlib.sha256(str(package).encode())
     for path in sorted(package.rglob("*.py")):
         sources.update(b"\0" + path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
-    return digest({"format": MEMO_FORMAT, "code": sources.hexdigest(),
+    return digest({"format": MEMO_FORMAT, "code": sources.hexdigest(), "python": sys.version,
                    "libraries": {name: metadata.version(name) for name in LIBRARIES}})
 
 
