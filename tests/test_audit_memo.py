@@ -2,7 +2,6 @@
 again, and a memo this machine did not sign is never unpickled (issue 16, item 4)."""
 
 import json
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -142,10 +141,12 @@ def test_the_registered_methods_sources_are_inputs(layout, monkeypatch):
 
     first = audit_results(layout)
     monkeypatch.setattr(registry, "registered_methods", lambda: [SimpleNamespace(name="alpha")])
-    monkeypatch.setattr(plugins, "method_source", lambda method: Path("alpha.py"))
-    monkeypatch.setattr(plugins, "method_digest", lambda method: "before")
+    source = layout.root / "alpha.py"
+    source.write_text("before\n")
+    monkeypatch.setattr(plugins, "method_source", lambda method: source)
+    monkeypatch.setattr(plugins, "method_digest", lambda method: "as registered")
     before = audit_results(layout).inputs
-    monkeypatch.setattr(plugins, "method_digest", lambda method: "after")
+    source.write_text("edited after registering\n")  # the registered digest is unchanged; the file is not
     assert len({first.inputs, before, audit_results(layout).inputs}) == 3
 
 

@@ -48,29 +48,30 @@ def code_digest() -> str:
                    "libraries": {name: metadata.version(name) for name in LIBRARIES}})
 
 
-def _file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def inputs_digest(layout: ResultsLayout, files: dict[str, list[RecordFile]], claims_path: str | Path | None,
                   config: AuditConfig) -> str | None:
     """The digest of one audit's inputs; None when one cannot be read (then nothing is memoised and the
     audit itself reports the problem)."""
-    from harness.methods.plugins import method_digest, method_source
+    from harness.methods.plugins import file_digest, method_digest, method_source
     from harness.methods.registry import registered_methods
+
+    def current(method) -> str | None:
+        """What a fresh audit compares the method's records against: its file as it is now."""
+        source = method_source(method)
+        return file_digest(source) if source is not None and source.is_file() else method_digest(method)
 
     try:
         return digest({
             "code": code_digest(),
             "root": str(layout.root),
             "records": {track: [[f.path.name, f.sha256, f.error] for f in found] for track, found in files.items()},
-            "studies": {track: [[p.name, _file_sha256(p)] for p in sorted(layout.tuning(track).glob("*.json"))]
+            "studies": {track: [[p.name, file_digest(p)] for p in sorted(layout.tuning(track).glob("*.json"))]
                         for track in files},
-            "claims": [str(claims_path), _file_sha256(Path(claims_path))] if claims_path else None,
+            "claims": [str(claims_path), file_digest(claims_path)] if claims_path else None,
             "config": asdict(config),
-            "methods": [[m.name, str(method_source(m)), method_digest(m)] for m in registered_methods()],
+            "methods": [[m.name, str(method_source(m)), current(m)] for m in registered_methods()],
         })
-    except OSError:
+    except (OSError, metadata.PackageNotFoundError):
         return None
 
 
@@ -88,7 +89,7 @@ def recall(path: Path, key: str | None) -> Any:
         return None
     try:
         with open(path, "rb") as file:
-            signature, kept_key = file.readline().strip(), file.readline().strip()
+            signature, kept_key = file.readline(256).strip(), file.readline(256).strip()
             if kept_key.decode() != key:
                 return None
             body = file.read()
@@ -104,9 +105,9 @@ def remember(path: Path, key: str | None, value: object) -> None:
     secret = machine_key()
     if key is None or secret is None:
         return
-    signed = key.encode() + b"\n" + pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
     try:
+        signed = key.encode() + b"\n" + pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
         path.parent.mkdir(parents=True, exist_ok=True)
         write_bytes_atomic(path, sign(secret, signed).encode() + b"\n" + signed)
-    except (OSError, BenchError):
-        pass  # a read-only results folder: the memo only saves time
+    except (OSError, BenchError, pickle.PicklingError, TypeError, AttributeError, RecursionError):
+        pass  # a read-only results folder, or a value that cannot be pickled: the memo only saves time

@@ -217,7 +217,7 @@ def get_method(name: str) -> Method:
 
 def list_methods() -> list[Method]:
     _import_builtins()
-    return [_METHODS[name] for name in sorted(_METHODS)]
+    return registered_methods()
 
 
 def registered_methods() -> list[Method]:
