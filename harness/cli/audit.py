@@ -83,18 +83,20 @@ def leaderboard(
 ) -> None:
     """Rank methods per track, target and budget under their best schedule (chosen on validation),
     with intervals, the gap to their random twin and shared ranks where tests cannot separate them."""
-    from harness.audit import AuditConfig, audit_results
-    from harness.publish.leaderboard import leaderboard_results
+    from harness.audit import AuditConfig
+    from harness.audit.engine import audit_from, audit_inputs
+    from harness.publish.leaderboard import leaderboard_from
     from harness.publish.report.leaderboard_tables import leaderboard_markdown
     from harness.publish.report.payload import finite
 
-    layout, config = ResultsLayout(results), AuditConfig(seed=seed)
-    board, problems = leaderboard_results(layout, track, config)
+    layout = ResultsLayout(results)
+    inputs = audit_inputs(layout, track, config=AuditConfig(seed=seed))  # read once, for the page too
+    board, problems = leaderboard_from(inputs)
     _skipped(problems)
     if html is not None:
         from harness.publish.leaderboard_page import write_leaderboard_page
 
-        page = write_leaderboard_page(board, html, audit_results(layout, track, config=config), layout)
+        page = write_leaderboard_page(board, html, audit_from(inputs), layout)
         common.err.print(f"leaderboard page: {page}", highlight=False)
     if as_json:
         common.print_json(finite(board.as_dict()))

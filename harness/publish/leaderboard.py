@@ -27,7 +27,7 @@ from harness.audit.comparisons import (
     family,
 )
 from harness.audit.config import AuditConfig
-from harness.audit.engine import AuditResult, audit_from, audit_inputs
+from harness.audit.engine import AuditInputs, AuditResult, audit_from, audit_inputs
 from harness.audit.families import method_order
 from harness.audit.findings import rule_ids, touching
 from harness.audit.rules.fairness import cell_split
@@ -181,10 +181,14 @@ def build_leaderboard(result: AuditResult) -> Leaderboard:
 def leaderboard_results(layout: ResultsLayout, track: str | None = None, config: AuditConfig = AuditConfig()
                         ) -> tuple[Leaderboard, tuple[RecordProblem, ...]]:
     """The leaderboard of a results folder (one track's, or every track's) and the files its audit
-    refused. It is kept beside the audit's memo under the same inputs, so an unchanged folder's
-    leaderboard is read back without reading back the audit."""
-    inputs = audit_inputs(layout, track, config=config)
-    path, key = layout.leaderboard_memo(track), memo.derived_key(inputs.key, "leaderboard")
+    refused."""
+    return leaderboard_from(audit_inputs(layout, track, config=config))
+
+
+def leaderboard_from(inputs: AuditInputs) -> tuple[Leaderboard, tuple[RecordProblem, ...]]:
+    """The leaderboard of what :func:`audit_inputs` read. It is kept beside the audit's memo under the
+    same inputs, so an unchanged folder's leaderboard is read back without reading back the audit."""
+    path, key = inputs.layout.leaderboard_memo(inputs.track), memo.derived_key(inputs.key, "leaderboard")
     kept = memo.recall(path, key)
     if kept is not None:
         return kept
