@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from calibration import (
     CONFIG,
+    DATA,
     N_TEST,
     beats_aa,
     claim_rate,
@@ -38,6 +39,9 @@ IMAGE = 1 / N_TEST
 MONTE_CARLO = 0.007
 """Two standard errors of a 2.5 % rate estimated from 2,000 replications: a test exactly at its level
 reads anywhere in 2.5 +- 0.7 % (the verdicts are the plain t test's, at alpha / 2 per side)."""
+COVERAGE_MONTE_CARLO = 0.01
+"""Two standard errors of a 95 % coverage estimated from 2,000 replications; the figures in
+docs/audit.md are from 20,000, where the band 93-97 % holds without it."""
 
 
 def _only_comparison(records, config=CONFIG):
@@ -168,11 +172,11 @@ def test_the_per_cell_interval_covers_at_ten_seeds():
 
 
 def test_the_interval_floors_at_the_rounding_error_of_one_image():
-    # three seeds one image apart on the grid: the interval is the t-interval of sd max(s, 1/(359 sqrt 12))
+    # the audit summarises a cell at its track's resolution, read off the grid of its accuracies
     values = on_grid(np.array([0.97, 0.97, 0.97 + IMAGE]))
-    summary = _only_cell(entry("alpha", values)).summary
-    half = scipy_stats.t.isf(0.025, 2) * max(np.std(values, ddof=1), IMAGE / np.sqrt(12)) / np.sqrt(3)
-    assert (summary.ci_low, summary.ci_high) == pytest.approx((values.mean() - half, values.mean() + half), rel=1e-12)
+    cell = _only_cell(entry("alpha", values))
+    assert cell.resolution == pytest.approx(IMAGE) and cell.summary == stats.summarize(values, resolution=cell.resolution)
+    # runs that agree to the image: the t-interval of sd 1/(359 sqrt 12), the rounding error of one image
     agreeing = _only_cell(entry("alpha", on_grid(np.full(3, 0.97)))).summary
     assert agreeing.ci_high - agreeing.ci_low == pytest.approx(2 * scipy_stats.t.isf(0.025, 2) * IMAGE / np.sqrt(12) / np.sqrt(3))
 
@@ -202,17 +206,17 @@ def test_a_a_cross_track_claims(seeds):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["normal", "grid", "accuracy-skewed"])
-@pytest.mark.parametrize("n", [3, 5, 10, 20, 50])
+@pytest.mark.parametrize("kind", [kind for kind in DATA if kind != "grid-0.5"])
+@pytest.mark.parametrize("n", [3, 5, 7, 10, 50])
 def test_per_cell_interval_coverage(kind, n):
-    assert 0.93 <= coverage(kind, n, 2000) <= 0.97
+    assert 0.93 - COVERAGE_MONTE_CARLO <= coverage(kind, n, 2000) <= 0.97 + COVERAGE_MONTE_CARLO
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("n", [10, 20, 50])
-def test_per_cell_interval_coverage_under_exponential_skew_from_ten_seeds(n):
-    # below 10 seeds nothing in a handful of runs shows a skew of -2 (docs/audit.md: 88 % at 3-5 seeds)
-    assert 0.93 <= coverage("skewed", n, 2000) <= 0.97
+@pytest.mark.parametrize("n", [3, 4, 10])
+def test_runs_that_agree_to_the_image_are_covered_conservatively(n):
+    # spread 0.5 images: four runs on two or three grid values leave the interval few widths to take
+    assert 0.93 - COVERAGE_MONTE_CARLO <= coverage("grid-0.5", n, 2000) <= 0.995
 
 
 # -- verdicts with the test's full power (issue 13 items 5, 6) ----------------------------------------

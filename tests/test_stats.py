@@ -10,6 +10,8 @@ from scipy import stats
 
 from harness.core.errors import BenchError
 from harness.stats import (
+    SMALL_SAMPLE_MISS_FACTORS,
+    STUDENT_T_UNION_FROM,
     aggregate_iqm,
     aggregate_probability_of_improvement,
     benjamini_hochberg,
@@ -80,39 +82,60 @@ def noncentral_t_power(effect_size, n, alpha=0.05):
 # --- summarize ---------------------------------------------------------------------------------
 
 
-def test_small_sample_gets_student_t_interval():
-    summary = summarize(ACCURACY_A)
-    n = ACCURACY_A.size
-    half_width = stats.t.ppf(0.975, n - 1) * np.std(ACCURACY_A, ddof=1) / math.sqrt(n)
-    assert summary.ci_method == "student-t"
-    assert summary.n == n
+def hall_reference(values, miss):
+    """Hall's (1992) interval as Zhou & Dinh (2005) write it: W = (3/g)((1 + g(t/sqrt n - g/(6n)))^(1/3) - 1)."""
+    x = np.asarray(values)
+    n, mean, sd = x.size, x.mean(), np.std(x, ddof=1)
+    g = n / ((n - 1) * (n - 2)) * np.sum((x - mean) ** 3) / sd**3
+    q = stats.t.isf(miss / 2, n - 1)
+    w = [(3 / g) * (np.cbrt(1 + g * (t / math.sqrt(n) - g / (6 * n))) - 1) for t in (q, -q)]
+    return mean - sd * w[0], mean - sd * w[1]
+
+
+def test_a_handful_of_seeds_gets_hall_skewness_corrected_interval_at_the_calibrated_level():
+    summary = summarize(ACCURACY_A)  # 6 values: tails at 0.8 of 2.5 %
+    assert summary.ci_method == "hall-t"
+    assert summary.n == ACCURACY_A.size
     assert summary.mean == pytest.approx(ACCURACY_A.mean(), abs=1e-15)
     assert summary.std == pytest.approx(np.std(ACCURACY_A, ddof=1), rel=1e-12)
-    assert summary.ci_low == pytest.approx(ACCURACY_A.mean() - half_width, rel=1e-12)
-    assert summary.ci_high == pytest.approx(ACCURACY_A.mean() + half_width, rel=1e-12)
+    low, high = hall_reference(ACCURACY_A, 0.05 * SMALL_SAMPLE_MISS_FACTORS[6])
+    assert (summary.ci_low, summary.ci_high) == pytest.approx((low, high), rel=1e-12)
 
 
-def test_ten_or_more_values_widen_the_t_interval_to_the_studentized_bootstrap():
+def test_a_symmetric_sample_gets_the_student_t_interval_at_the_calibrated_level():
+    values = [0.90, 0.91, 0.92]  # no skewness: Hall's interval is Student's
+    summary = summarize(values)
+    half = stats.t.isf(0.05 * SMALL_SAMPLE_MISS_FACTORS[3] / 2, 2) * 0.01 / math.sqrt(3)
+    assert summary.ci_method == "hall-t"
+    assert (summary.ci_low, summary.ci_high) == pytest.approx((0.91 - half, 0.91 + half), rel=1e-9)
+
+
+def test_a_long_lower_tail_stretches_the_interval_downwards():
+    values = np.array([0.95, 0.951, 0.949, 0.95, 0.93])  # one bad seed
+    summary = summarize(values)
+    t_half = stats.t.isf(0.05 * SMALL_SAMPLE_MISS_FACTORS[5] / 2, 4) * np.std(values, ddof=1) / math.sqrt(5)
+    assert summary.mean - summary.ci_low > t_half > summary.ci_high - summary.mean
+    mirrored = summarize(2 * values.mean() - values)
+    assert (mirrored.ci_low, mirrored.ci_high) == pytest.approx(
+        (2 * values.mean() - summary.ci_high, 2 * values.mean() - summary.ci_low), rel=1e-12)
+
+
+def test_from_seven_seeds_the_interval_covers_both_hall_and_student_t():
     values = np.random.default_rng(7).normal(0.9, 0.01, 12)
-    summary = summarize(values, confidence=0.9, seed=3, n_resamples=2000)
+    summary = summarize(values, confidence=0.9)
     n, mean, std = values.size, values.mean(), np.std(values, ddof=1)
-    half = stats.t.ppf(0.95, n - 1) * std / math.sqrt(n)
-    drawn = values[np.random.default_rng(3).integers(0, n, size=(2000, n))]
-    t = (drawn.mean(axis=1) - mean) / (drawn.std(axis=1, ddof=1) / math.sqrt(n))
-    upper, lower = np.quantile(t, [0.95, 0.05])
-    boot = (mean - upper * std / math.sqrt(n), mean - lower * std / math.sqrt(n))
-    assert summary.ci_method == "student-t+bootstrap-t"
-    assert summary.ci_low == pytest.approx(min(mean - half, boot[0]), rel=1e-12)
-    assert summary.ci_high == pytest.approx(max(mean + half, boot[1]), rel=1e-12)
-    assert summarize(values[:9]).ci_method == "student-t"
-    assert summarize(values[:10]).ci_method == "student-t+bootstrap-t"
+    half = stats.t.isf(0.05, n - 1) * std / math.sqrt(n)
+    low, high = hall_reference(values, 0.1)
+    assert summary.ci_method == "hall-t+student-t"
+    assert summary.ci_low == pytest.approx(min(mean - half, low), rel=1e-12)
+    assert summary.ci_high == pytest.approx(max(mean + half, high), rel=1e-12)
+    assert [summarize(values[:k]).ci_method for k in (2, 3, 6, STUDENT_T_UNION_FROM)] == [
+        "student-t", "hall-t", "hall-t", "hall-t+student-t"]
 
 
-def test_same_seed_same_interval_and_other_seed_differs():
+def test_the_interval_is_a_pure_function_of_the_values():
     values = np.random.default_rng(0).normal(0.9, 0.01, 15)
-    first, again, other = summarize(values, seed=11), summarize(values, seed=11), summarize(values, seed=12)
-    assert first == again
-    assert (first.ci_low, first.ci_high) != (other.ci_low, other.ci_high)
+    assert summarize(values) == summarize(values.copy())
 
 
 def test_single_value_and_zero_variance_give_point_intervals():
@@ -131,7 +154,7 @@ def test_the_resolution_floors_the_interval_of_runs_that_agree_to_the_image():
     half = stats.t.ppf(0.975, 2) * (1 / 359 / math.sqrt(12)) / math.sqrt(3)  # the sd of rounding to whole images
     assert floored.std == 0.0 and floored.ci_method == "student-t"
     assert (floored.ci_low, floored.ci_high) == pytest.approx((0.9 - half, 0.9 + half))
-    ties = summarize([0.0] * 9 + [1.0], n_resamples=50)  # resamples without spread are left out
+    ties = summarize([0.0] * 9 + [1.0])  # the largest skewness ten values can show
     assert ties.ci_low < 0.1 < ties.ci_high
 
 

@@ -38,7 +38,12 @@ from harness.stats.significance import (
     permutation_test,
     welch_test,
 )
-from harness.stats.summary import BOOTSTRAP_THRESHOLD, Summary, summarize
+from harness.stats.summary import (
+    SMALL_SAMPLE_MISS_FACTORS,
+    STUDENT_T_UNION_FROM,
+    Summary,
+    summarize,
+)
 from harness.stats.tuning import expected_max, expected_max_curve
 
 __all__ = [
@@ -48,5 +53,5 @@ __all__ = [
     "minimum_detectable_difference", "paired_power", "seeds_needed", "seeds_needed_each", "t_test_power",
     "two_sample_power",
     "ROUNDING_TOLERANCE", "grid_resolution", "TestResult", "paired_permutation_test", "paired_t_test", "permutation_test", "welch_test",
-    "BOOTSTRAP_THRESHOLD", "Summary", "summarize", "expected_max", "expected_max_curve",
+    "SMALL_SAMPLE_MISS_FACTORS", "STUDENT_T_UNION_FROM", "Summary", "summarize", "expected_max", "expected_max_curve",
 ]
