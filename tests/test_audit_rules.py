@@ -488,7 +488,7 @@ def test_verdicts_come_from_the_corrected_test_alone():
 def test_cell_intervals_follow_harness_stats():
     cells = {c.label: c for c in build_cells(fair_records(), CONFIG)}
     alpha = cells["toy/alpha/half/ft@10"]
-    assert alpha.summary == stats.summarize(alpha.values)  # under 10 seeds: a Student t interval
+    assert alpha.summary == stats.summarize(alpha.values)
     assert alpha.pairing == tuple((dense_hash(TRACK, d), d, s) for d, s in SEEDS)
 
 

@@ -10,8 +10,7 @@ from scipy import stats
 
 from harness.core.errors import BenchError
 from harness.stats import (
-    SMALL_SAMPLE_MISS_FACTORS,
-    STUDENT_T_UNION_FROM,
+    HALL_FROM,
     aggregate_iqm,
     aggregate_probability_of_improvement,
     benjamini_hochberg,
@@ -92,45 +91,41 @@ def hall_reference(values, miss):
     return mean - sd * w[0], mean - sd * w[1]
 
 
-def test_a_handful_of_seeds_gets_hall_skewness_corrected_interval_at_the_calibrated_level():
-    summary = summarize(ACCURACY_A)  # 6 values: tails at 0.8 of 2.5 %
-    assert summary.ci_method == "hall-t"
-    assert summary.n == ACCURACY_A.size
-    assert summary.mean == pytest.approx(ACCURACY_A.mean(), abs=1e-15)
-    assert summary.std == pytest.approx(np.std(ACCURACY_A, ddof=1), rel=1e-12)
-    low, high = hall_reference(ACCURACY_A, 0.05 * SMALL_SAMPLE_MISS_FACTORS[6])
-    assert (summary.ci_low, summary.ci_high) == pytest.approx((low, high), rel=1e-12)
+def test_a_handful_of_seeds_gets_the_student_t_interval():
+    sample = ACCURACY_A[:5]
+    summary = summarize(sample)
+    half_width = stats.t.ppf(0.975, 4) * np.std(sample, ddof=1) / math.sqrt(5)
+    assert summary.ci_method == "student-t"
+    assert summary.n == 5
+    assert summary.mean == pytest.approx(sample.mean(), abs=1e-15)
+    assert summary.std == pytest.approx(np.std(sample, ddof=1), rel=1e-12)
+    assert summary.ci_low == pytest.approx(sample.mean() - half_width, rel=1e-12)
+    assert summary.ci_high == pytest.approx(sample.mean() + half_width, rel=1e-12)
 
 
-def test_a_symmetric_sample_gets_the_student_t_interval_at_the_calibrated_level():
-    values = [0.90, 0.91, 0.92]  # no skewness: Hall's interval is Student's
-    summary = summarize(values)
-    half = stats.t.isf(0.05 * SMALL_SAMPLE_MISS_FACTORS[3] / 2, 2) * 0.01 / math.sqrt(3)
-    assert summary.ci_method == "hall-t"
-    assert (summary.ci_low, summary.ci_high) == pytest.approx((0.91 - half, 0.91 + half), rel=1e-9)
-
-
-def test_a_long_lower_tail_stretches_the_interval_downwards():
-    values = np.array([0.95, 0.951, 0.949, 0.95, 0.93])  # one bad seed
-    summary = summarize(values)
-    t_half = stats.t.isf(0.05 * SMALL_SAMPLE_MISS_FACTORS[5] / 2, 4) * np.std(values, ddof=1) / math.sqrt(5)
-    assert summary.mean - summary.ci_low > t_half > summary.ci_high - summary.mean
-    mirrored = summarize(2 * values.mean() - values)
-    assert (mirrored.ci_low, mirrored.ci_high) == pytest.approx(
-        (2 * values.mean() - summary.ci_high, 2 * values.mean() - summary.ci_low), rel=1e-12)
-
-
-def test_from_seven_seeds_the_interval_covers_both_hall_and_student_t():
+def test_from_six_seeds_the_interval_covers_both_student_t_and_hall():
     values = np.random.default_rng(7).normal(0.9, 0.01, 12)
     summary = summarize(values, confidence=0.9)
     n, mean, std = values.size, values.mean(), np.std(values, ddof=1)
     half = stats.t.isf(0.05, n - 1) * std / math.sqrt(n)
     low, high = hall_reference(values, 0.1)
-    assert summary.ci_method == "hall-t+student-t"
+    assert summary.ci_method == "student-t+hall"
     assert summary.ci_low == pytest.approx(min(mean - half, low), rel=1e-12)
     assert summary.ci_high == pytest.approx(max(mean + half, high), rel=1e-12)
-    assert [summarize(values[:k]).ci_method for k in (2, 3, 6, STUDENT_T_UNION_FROM)] == [
-        "student-t", "hall-t", "hall-t", "hall-t+student-t"]
+    assert [summarize(values[:k]).ci_method for k in (2, 3, HALL_FROM - 1, HALL_FROM)] == [
+        "student-t", "student-t", "student-t", "student-t+hall"]
+
+
+def test_a_long_lower_tail_stretches_the_interval_downwards():
+    values = np.array([0.95, 0.951, 0.949, 0.95, 0.952, 0.95, 0.93])  # one bad seed in seven
+    summary = summarize(values)
+    half = stats.t.isf(0.025, 6) * np.std(values, ddof=1) / math.sqrt(7)
+    hall_low, hall_high = hall_reference(values, 0.05)
+    assert hall_high - summary.mean < half < summary.mean - hall_low  # Hall's interval leans towards the tail
+    assert (summary.ci_low, summary.ci_high) == pytest.approx((hall_low, summary.mean + half), rel=1e-12)
+    mirrored = summarize(2 * values.mean() - values)
+    assert (mirrored.ci_low, mirrored.ci_high) == pytest.approx(
+        (2 * values.mean() - summary.ci_high, 2 * values.mean() - summary.ci_low), rel=1e-12)
 
 
 def test_the_interval_is_a_pure_function_of_the_values():

@@ -39,8 +39,7 @@ from harness.stats.significance import (
     welch_test,
 )
 from harness.stats.summary import (
-    SMALL_SAMPLE_MISS_FACTORS,
-    STUDENT_T_UNION_FROM,
+    HALL_FROM,
     Summary,
     summarize,
 )
@@ -53,5 +52,5 @@ __all__ = [
     "minimum_detectable_difference", "paired_power", "seeds_needed", "seeds_needed_each", "t_test_power",
     "two_sample_power",
     "ROUNDING_TOLERANCE", "grid_resolution", "TestResult", "paired_permutation_test", "paired_t_test", "permutation_test", "welch_test",
-    "SMALL_SAMPLE_MISS_FACTORS", "STUDENT_T_UNION_FROM", "Summary", "summarize", "expected_max", "expected_max_curve",
+    "HALL_FROM", "Summary", "summarize", "expected_max", "expected_max_curve",
 ]
