@@ -1,15 +1,17 @@
-"""The study behind ``harness.stats.summary.HALL_FROM``: coverage and width of the per-cell interval
-rules that were considered, on every data shape of ``tests/calibration.py``, at 3 to 7 seeds.
+"""The study behind ``harness.stats.summary``'s interval rule: coverage and width of the per-cell
+interval rules considered, on every data shape of ``tests/calibration.py``, at 3 to 7 seeds.
 
     python scripts/interval_alternatives.py [DRAWS]
 
 Rules, each with every sd floored at the rounding error of the resolution the audit would read off
 the shape (one image of 359 on the grid, ``AuditConfig.fallback_resolution`` otherwise):
 
-- ``t``: the Student-t interval (what the audit uses below ``HALL_FROM`` seeds);
-- ``t+hall``: its union with Hall's skewness-corrected interval (what it uses from ``HALL_FROM``);
-- ``hall-strict``: Hall's interval alone, at the smallest miss rate per n that still covers an
-  exponential's skew (the tails 0.625 / 1.25 / 1.5 / 1.75 % for 3 / 4 / 5 / 6 seeds).
+- ``t``: the Student-t interval alone (what the audit used below 10 seeds before);
+- ``t+hall``: its union with Hall's skewness-corrected interval (what the audit uses from
+  ``HALL_UNION_FROM`` seeds);
+- ``hall-strict``: Hall's interval alone at the stricter miss rates of ``SMALL_SAMPLE_MISS_FACTORS``
+  (what the audit uses below ``HALL_UNION_FROM``), the tails 0.625 / 1.25 / 1.5 % at 3 / 4 / 5
+  seeds, and 1.75 / 2.5 % at 6 / 7 for comparison.
 
 Each row prints the coverage on every shape and the median width relative to the t-interval on
 normal data. The draws are vectorised here; ``tests/calibration.py 20000 coverage`` measures the

@@ -10,7 +10,8 @@ from scipy import stats
 
 from harness.core.errors import BenchError
 from harness.stats import (
-    HALL_FROM,
+    HALL_UNION_FROM,
+    SMALL_SAMPLE_MISS_FACTORS,
     aggregate_iqm,
     aggregate_probability_of_improvement,
     benjamini_hochberg,
@@ -91,16 +92,21 @@ def hall_reference(values, miss):
     return mean - sd * w[0], mean - sd * w[1]
 
 
-def test_a_handful_of_seeds_gets_the_student_t_interval():
+def test_a_handful_of_seeds_gets_hall_interval_at_the_stricter_level():
     sample = ACCURACY_A[:5]
     summary = summarize(sample)
-    half_width = stats.t.ppf(0.975, 4) * np.std(sample, ddof=1) / math.sqrt(5)
-    assert summary.ci_method == "student-t"
+    assert summary.ci_method == "hall-t"
     assert summary.n == 5
     assert summary.mean == pytest.approx(sample.mean(), abs=1e-15)
     assert summary.std == pytest.approx(np.std(sample, ddof=1), rel=1e-12)
-    assert summary.ci_low == pytest.approx(sample.mean() - half_width, rel=1e-12)
-    assert summary.ci_high == pytest.approx(sample.mean() + half_width, rel=1e-12)
+    low, high = hall_reference(sample, 0.05 * SMALL_SAMPLE_MISS_FACTORS[5])
+    assert (summary.ci_low, summary.ci_high) == pytest.approx((low, high), rel=1e-12)
+
+
+def test_a_symmetric_sample_gets_the_student_t_interval_at_the_stricter_level():
+    summary = summarize([0.90, 0.91, 0.92])  # no skewness: Hall's interval is Student's
+    half = stats.t.isf(0.05 * SMALL_SAMPLE_MISS_FACTORS[3] / 2, 2) * 0.01 / math.sqrt(3)
+    assert (summary.ci_low, summary.ci_high) == pytest.approx((0.91 - half, 0.91 + half), rel=1e-9)
 
 
 def test_from_six_seeds_the_interval_covers_both_student_t_and_hall():
@@ -112,8 +118,8 @@ def test_from_six_seeds_the_interval_covers_both_student_t_and_hall():
     assert summary.ci_method == "student-t+hall"
     assert summary.ci_low == pytest.approx(min(mean - half, low), rel=1e-12)
     assert summary.ci_high == pytest.approx(max(mean + half, high), rel=1e-12)
-    assert [summarize(values[:k]).ci_method for k in (2, 3, HALL_FROM - 1, HALL_FROM)] == [
-        "student-t", "student-t", "student-t", "student-t+hall"]
+    assert [summarize(values[:k]).ci_method for k in (2, 3, HALL_UNION_FROM - 1, HALL_UNION_FROM)] == [
+        "student-t", "hall-t", "hall-t", "student-t+hall"]
 
 
 def test_a_long_lower_tail_stretches_the_interval_downwards():
@@ -126,6 +132,13 @@ def test_a_long_lower_tail_stretches_the_interval_downwards():
     mirrored = summarize(2 * values.mean() - values)
     assert (mirrored.ci_low, mirrored.ci_high) == pytest.approx(
         (2 * values.mean() - summary.ci_high, 2 * values.mean() - summary.ci_low), rel=1e-12)
+
+
+def test_the_interval_stays_within_the_range_the_values_can_take():
+    near_ceiling = [0.99, 0.996, 1.0]
+    assert summarize(near_ceiling).ci_high > 1.0
+    bounded, free = summarize(near_ceiling, bounds=(0.0, 1.0)), summarize(near_ceiling)
+    assert (bounded.ci_low, bounded.ci_high) == (free.ci_low, 1.0)
 
 
 def test_the_interval_is_a_pure_function_of_the_values():

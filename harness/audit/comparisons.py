@@ -77,7 +77,7 @@ def _successful(record: RunRecord) -> bool:
 def make_cell(key: CellKey, records: Sequence[RunRecord], config: AuditConfig, resolution: float) -> Cell:
     ok = sorted((r for r in records if _successful(r)), key=lambda r: (r.dense_hash, r.dense_seed, r.seed))
     values = tuple(float(r.test_acc) for r in ok)
-    summary = stats.summarize(values, config.confidence, resolution=resolution) if values else None
+    summary = stats.summarize(values, config.confidence, resolution=resolution, bounds=(0.0, 1.0)) if values else None
     return Cell(key, tuple(records), tuple(ok), values, tuple((r.dense_hash, r.dense_seed, r.seed) for r in ok),
                 summary, resolution)
 

@@ -39,7 +39,8 @@ from harness.stats.significance import (
     welch_test,
 )
 from harness.stats.summary import (
-    HALL_FROM,
+    HALL_UNION_FROM,
+    SMALL_SAMPLE_MISS_FACTORS,
     Summary,
     summarize,
 )
@@ -52,5 +53,5 @@ __all__ = [
     "minimum_detectable_difference", "paired_power", "seeds_needed", "seeds_needed_each", "t_test_power",
     "two_sample_power",
     "ROUNDING_TOLERANCE", "grid_resolution", "TestResult", "paired_permutation_test", "paired_t_test", "permutation_test", "welch_test",
-    "HALL_FROM", "Summary", "summarize", "expected_max", "expected_max_curve",
+    "HALL_UNION_FROM", "SMALL_SAMPLE_MISS_FACTORS", "Summary", "summarize", "expected_max", "expected_max_curve",
 ]

@@ -1,5 +1,5 @@
-"""Per-cell summaries: mean, spread and a confidence interval for the mean (Student t, widened to
-Hall's skewness-corrected t from six seeds), the spread floored at the grid's rounding error."""
+"""Per-cell summaries: mean, spread and a confidence interval for the mean that holds its level on
+skewed accuracies (Hall's skewness-corrected t), the spread floored at the grid's rounding error."""
 
 from __future__ import annotations
 
@@ -18,21 +18,29 @@ from harness.stats.samples import (
     rounding_sd,
 )
 
-HALL_FROM = 6
-"""From this many values the Student-t interval is widened to cover Hall's skewness-corrected
-interval as well, which holds 94-96 % under an exponential's skew where the t-interval alone covers
-88-90 %. Below it the sample skewness is too noisy to use: covering that skew at 3-5 seeds took
-intervals 1.3-1.8 times the t-interval's width on every cell, skewed or not (docs/audit.md,
-Calibration), and at 5 seeds the union already over-covers grid-valued cells (97.7 %)."""
+SMALL_SAMPLE_MISS_FACTORS = {3: 0.25, 4: 0.5, 5: 0.6}
+"""Below ``HALL_UNION_FROM`` values the sample skewness is too noisy to correct the interval at the
+stated level (at three values it cannot exceed 1.73 in size, where an exponential's is 2), so Hall's
+interval is built at this fraction of the stated miss rate: at 95 % its tails are 0.625 % for 3
+values, 1.25 % for 4 and 1.5 % for 5. They are the largest factors that keep simulated coverage at
+93 % or more on every data shape of ``tests/calibration.py``; the price is width, 1.6-1.8 times the
+t-interval's on normal data (``scripts/interval_alternatives.py``, docs/audit.md, Calibration)."""
+
+HALL_UNION_FROM = 6
+"""From this many values the interval is the union of Student's t and Hall's at the stated level:
+Hall's corrects the skew, and the t-interval's width keeps a rare bad seed, which few seeds show as
+skew, covered (93.6 % at 10 seeds where Hall's alone covers 91.5 %); 1.17 times the t-interval's
+width at 6 seeds on normal data, 1.07 at 10."""
 
 
 @dataclass(frozen=True)
 class Summary:
     """Mean of a sample with its spread and a confidence interval for the mean.
 
-    ``ci_method`` is ``"student-t"`` (fewer than ``HALL_FROM`` values, or values that agree to the
-    image: no skewness to estimate), ``"student-t+hall"`` (the union of the Student-t interval and
-    Hall's skewness-corrected one, from ``HALL_FROM`` values on),
+    ``ci_method`` is ``"hall-t"`` (Hall's skewness-corrected t-interval at the stricter level of
+    ``SMALL_SAMPLE_MISS_FACTORS``, 3 to 5 values), ``"student-t+hall"`` (the union of the Student-t
+    interval and Hall's, from ``HALL_UNION_FROM`` values on), ``"student-t"`` (two values, or values
+    that agree to the image: no skewness to estimate),
     ``"none"`` (one value: the interval is that value) or ``"zero-variance"`` (all values equal and no
     resolution given: the interval is that value). ``std`` is the observed spread; the interval uses it
     floored at the rounding error of the resolution (``rounding_sd``).
@@ -47,14 +55,17 @@ class Summary:
     confidence: float
 
 
-def summarize(values: ArrayLike, confidence: float = 0.95, resolution: float = 0.0) -> Summary:
-    """Mean, sample std (ddof=1) and a confidence interval for the mean.
+def summarize(values: ArrayLike, confidence: float = 0.95, resolution: float = 0.0,
+              bounds: tuple[float, float] = (-math.inf, math.inf)) -> Summary:
+    """Mean, sample std (ddof=1) and a confidence interval for the mean, within ``bounds``: the range
+    the values can take (accuracies: [0, 1]), which Hall's lopsided interval can otherwise leave.
 
-    The interval is Student's t, from ``HALL_FROM`` values on widened to cover Hall's (1992)
-    transformation of the t statistic that removes the sample's skewness, which accuracies near their
-    ceiling and one-shot accuracies have. Every sd is floored at the rounding error of ``resolution``
-    (one test image / sqrt(12): a floor of a whole image made the interval cover 99.8 % at 3 seeds on
-    the grid). Simulated coverage of the 95 % interval is in docs/audit.md (Calibration).
+    The interval is Hall's (1992) transformation of the t statistic, which removes the sample's
+    skewness: accuracies near their ceiling and one-shot accuracies are skewed, and under an
+    exponential's skew Student's t alone covers 88-90 % at every n below 10. Every sd is floored at
+    the rounding error of ``resolution`` (one test image / sqrt(12): a floor of a whole image made the
+    interval cover 99.8 % at 3 seeds on the grid). Simulated coverage of the 95 % interval is in
+    docs/audit.md (Calibration).
     """
     sample = as_sample(values, "values")
     check_probability(confidence, "confidence")
@@ -70,10 +81,15 @@ def summarize(values: ArrayLike, confidence: float = 0.95, resolution: float = 0
     sd = floored(std, rounding_sd(resolution))
     quantile = _t_quantile(n - 1, 1 - confidence)
     half = quantile * (sd / math.sqrt(n))
-    if n < HALL_FROM or constant:
-        return Summary(mean, std, n, mean - half, mean + half, "student-t", confidence)
-    low, high = _hall(mean, sd, _skewness(sample, sd), n, quantile)
-    return Summary(mean, std, n, min(low, mean - half), max(high, mean + half), "student-t+hall", confidence)
+    if n == 2 or constant:
+        low, high, method = mean - half, mean + half, "student-t"
+    elif n < HALL_UNION_FROM:
+        strict = _t_quantile(n - 1, (1 - confidence) * SMALL_SAMPLE_MISS_FACTORS[n])
+        (low, high), method = _hall(mean, sd, _skewness(sample, sd), n, strict), "hall-t"
+    else:
+        low, high = _hall(mean, sd, _skewness(sample, sd), n, quantile)
+        low, high, method = min(low, mean - half), max(high, mean + half), "student-t+hall"
+    return Summary(mean, std, n, max(low, bounds[0]), min(high, bounds[1]), method, confidence)
 
 
 def _t_quantile(df: int, miss: float) -> float:
