@@ -31,6 +31,7 @@ from calibration import DATA, N_TEST, true_mean  # noqa: E402
 
 from harness.audit import AuditConfig  # noqa: E402
 from harness.stats.samples import rounding_sd  # noqa: E402
+from harness.stats.summary import hall_interval, sample_skewness  # noqa: E402
 
 GRID_SHAPES = {"grid", "grid-0.5", "binomial"}
 STRICT_MISS = {3: 0.0125, 4: 0.025, 5: 0.03, 6: 0.035, 7: 0.05, 10: 0.05}
@@ -41,29 +42,21 @@ def draw(kind: str, n: int, draws: int, rng: np.random.Generator) -> np.ndarray:
     return np.asarray(DATA[kind](rng, n * draws)).reshape(draws, n)
 
 
-def hall(mean, sd, skew, n, quantile):
-    def centred(t):
-        u = t / np.sqrt(n) - skew / (6 * n)
-        c = np.cbrt(1 + skew * u)
-        return 3 * u / (c * c + c + 1)
-    return mean - sd * centred(quantile), mean - sd * centred(-quantile)
-
-
 def intervals(x: np.ndarray, floor: float, rule: str) -> tuple[np.ndarray, np.ndarray]:
     n = x.shape[1]
     mean, raw_sd = x.mean(axis=1), x.std(axis=1, ddof=1)
     sd = np.maximum(raw_sd, floor)
     constant = raw_sd == 0
-    skew = np.where(constant, 0.0, ((x - mean[:, None]) ** 3).sum(axis=1) * n / ((n - 1) * (n - 2)) / sd**3)
+    skew = np.where(constant, 0.0, sample_skewness(x, sd))
     quantile = stats.t.isf(0.025, n - 1)
     t_low, t_high = mean - quantile * sd / np.sqrt(n), mean + quantile * sd / np.sqrt(n)
     if rule == "t":
         return t_low, t_high
     if rule == "t+hall":
-        low, high = hall(mean, sd, skew, n, quantile)
+        low, high = hall_interval(mean, sd, skew, n, quantile)
         return np.minimum(low, t_low), np.maximum(high, t_high)
     strict = np.where(constant, quantile, stats.t.isf(STRICT_MISS[n] / 2, n - 1))
-    return hall(mean, sd, skew, n, strict)
+    return hall_interval(mean, sd, skew, n, strict)
 
 
 def main() -> None:

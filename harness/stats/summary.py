@@ -19,18 +19,18 @@ from harness.stats.samples import (
 )
 
 SMALL_SAMPLE_MISS_FACTORS = {3: 0.25, 4: 0.5, 5: 0.6}
-"""Below ``HALL_UNION_FROM`` values the sample skewness is too noisy to correct the interval at the
-stated level (at three values it cannot exceed 1.73 in size, where an exponential's is 2), so Hall's
+"""Below six values the sample skewness is too noisy to correct the interval at the stated level
+(at three values it cannot exceed 1.73 in size, where an exponential's is 2), so Hall's
 interval is built at this fraction of the stated miss rate: at 95 % its tails are 0.625 % for 3
 values, 1.25 % for 4 and 1.5 % for 5. They are the largest factors that keep simulated coverage at
 93 % or more on every data shape of ``tests/calibration.py``; the price is width, 1.6-1.8 times the
 t-interval's on normal data (``scripts/interval_alternatives.py``, docs/audit.md, Calibration)."""
 
-HALL_UNION_FROM = 6
-"""From this many values the interval is the union of Student's t and Hall's at the stated level:
-Hall's corrects the skew, and the t-interval's width keeps a rare bad seed, which few seeds show as
-skew, covered (93.7 % at 10 seeds where Hall's alone covers 91.6 %); 1.17 times the t-interval's
-width at 6 seeds on normal data, 1.07 at 10."""
+HALL_UNION_FROM = max(SMALL_SAMPLE_MISS_FACTORS) + 1
+"""From this many values (six: the first without a stricter level) the interval is the union of
+Student's t and Hall's at the stated level: Hall's corrects the skew, and the t-interval's width
+keeps a rare bad seed, which few seeds show as skew, covered (93.7 % at 10 seeds where Hall's alone
+covers 91.6 %); 1.17 times the t-interval's width at 6 seeds on normal data, 1.07 at 10."""
 
 
 @dataclass(frozen=True)
@@ -83,13 +83,13 @@ def summarize(values: ArrayLike, confidence: float = 0.95, resolution: float = 0
     half = quantile * (sd / math.sqrt(n))
     if n == 2 or constant:
         low, high, method = mean - half, mean + half, "student-t"
-    elif n < HALL_UNION_FROM:
+    elif n in SMALL_SAMPLE_MISS_FACTORS:
         strict = _t_quantile(n - 1, (1 - confidence) * SMALL_SAMPLE_MISS_FACTORS[n])
-        (low, high), method = _hall(mean, sd, _skewness(sample, sd), n, strict), "hall-t"
+        (low, high), method = hall_interval(mean, sd, sample_skewness(sample, sd), n, strict), "hall-t"
     else:
-        low, high = _hall(mean, sd, _skewness(sample, sd), n, quantile)
+        low, high = hall_interval(mean, sd, sample_skewness(sample, sd), n, quantile)
         low, high, method = min(low, mean - half), max(high, mean + half), "student-t+hall"
-    return Summary(mean, std, n, max(low, bounds[0]), min(high, bounds[1]), method, confidence)
+    return Summary(mean, std, n, float(max(low, bounds[0])), float(min(high, bounds[1])), method, confidence)
 
 
 def _t_quantile(df: int, miss: float) -> float:
@@ -98,24 +98,27 @@ def _t_quantile(df: int, miss: float) -> float:
     return float(-special.stdtrit(df, miss / 2))  # scipy.stats.t.isf(miss / 2, df), bit for bit
 
 
-def _skewness(sample: np.ndarray, sd: float) -> float:
-    """The sample skewness with the third central moment's unbiased factor n / ((n - 1)(n - 2)),
-    over the (floored) sd cubed: the estimate Hall's interval is defined with."""
-    n = sample.size
-    third = float(np.sum((sample - np.mean(sample)) ** 3)) * n / ((n - 1) * (n - 2))
-    return third / sd**3
+def sample_skewness(samples: np.ndarray, sd: ArrayLike) -> np.ndarray:
+    """The skewness of each sample along the last axis, the third central moment with its unbiased
+    factor n / ((n - 1)(n - 2)) over the (floored) sd cubed: the estimate Hall's interval is defined with.
+    Vectorised, so ``scripts/interval_alternatives.py`` simulates with the audit's own formula."""
+    n = samples.shape[-1]
+    centred = samples - np.mean(samples, axis=-1, keepdims=True)
+    return np.sum(centred**3, axis=-1) * n / ((n - 1) * (n - 2)) / np.asarray(sd) ** 3
 
 
-def _hall(mean: float, sd: float, skewness: float, n: int, quantile: float) -> tuple[float, float]:
+def hall_interval(mean: ArrayLike, sd: ArrayLike, skewness: ArrayLike, n: int, quantile: ArrayLike
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """Hall's interval: the t statistic's quantiles mapped back through the inverse of
     g(w) = w + γw²/3 + γ²w³/27 + γ/(6n), monotone in w, so the interval is skewed like the data.
+    Element-wise over arrays of cells.
 
     The inverse, 3((1 + γu)^(1/3) - 1)/γ with u = t/sqrt(n) - γ/(6n), is written as 3u/(c² + c + 1)
     with c = (1 + γu)^(1/3), exact at γ = 0 (the Student-t interval) and free of cancellation near it."""
 
-    def centred(t: float) -> float:
+    def centred(t):
         u = t / math.sqrt(n) - skewness / (6 * n)
-        c = float(np.cbrt(1 + skewness * u))
+        c = np.cbrt(1 + skewness * u)
         return 3 * u / (c * c + c + 1)
 
-    return mean - sd * centred(quantile), mean - sd * centred(-quantile)
+    return mean - sd * centred(quantile), mean - sd * centred(-np.asarray(quantile))
